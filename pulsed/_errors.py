@@ -1,0 +1,80 @@
+"""The one error tree of pulsed.
+
+Every failure that leaves a module of this package is a :class:`PulsedError`.
+Errors of httpx, aiogram and the OS are caught at the edge that calls them and
+re-raised as one of these with ``raise ... from exc``, so callers never handle a
+dependency's exception type. Messages never carry a secret: the edges build them
+from status codes, error kinds and redacted text only.
+"""
+
+from __future__ import annotations
+
+EX_OK = 0
+EX_SOFTWARE = 70
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
+
+class PulsedError(Exception):
+    """Root of every error pulsed raises."""
+
+
+class ConfigError(PulsedError):
+    """A setting that cannot work. ``setting`` names it as ``section.key``."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+class CollectError(PulsedError):
+    """One field of the heartbeat could not be had; the heartbeat still goes."""
+
+
+class IdentityError(PulsedError):
+    """The bot identity could not be fetched (``kind``: unauthorized, network, ...)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+class StateError(PulsedError):
+    """The state file could not be read or written."""
+
+
+class LockHeldError(PulsedError):
+    """Another process holds the state directory."""
+
+    def __init__(self, lock_path: str, holder: str) -> None:
+        super().__init__(f"state directory is held by {holder} (lock {lock_path})")
+        self.lock_path = lock_path
+        self.holder = holder
+
+
+class DeliveryError(PulsedError):
+    """A delivery ended without a 2xx.
+
+    ``reason`` is a short stable word (``timeout``, ``connect``, ``status``,
+    ``redirect``, ``tls``, ``protocol``); ``status`` is the last HTTP status seen,
+    ``retry_after`` a server's ``Retry-After`` in seconds when it did not fit the
+    budget, ``attempts`` how many requests were made.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+        self.attempts = attempts

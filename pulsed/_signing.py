@@ -1,0 +1,60 @@
+"""The heartbeat body and its signature: the exact bytes that are sent and signed.
+
+Pure functions. The body is compact JSON with the seven contract keys in a fixed
+order, UTF-8; the signature is computed over those bytes and nothing else, so a
+retry re-sends the identical body and signature.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pulsed._version import __version__
+from pulsed.verify import FIELDS, SIGNATURE_HEADER, signature
+
+USER_AGENT = f"pulsed/{__version__}"
+VERSION_HEADER = "X-MEGAPAY-VERSION"
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What was collected for one heartbeat; ``None`` where a value could not be had."""
+
+    domain: str
+    bot_username: str | None
+    php_version: str | None
+    module_version: str | None
+    ecommerce_version: str | None
+    ecommerce_core_version: str | None
+    timestamp: str
+
+
+def rfc3339(moment: float) -> str:
+    """UTC, whole seconds, ``Z``: ``2026-11-29T05:42:28Z``."""
+    return datetime.fromtimestamp(int(moment), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode_body(beat: Heartbeat) -> bytes:
+    obj = {name: getattr(beat, name) for name in FIELDS}
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def module_version_of(body: bytes) -> str | None:
+    value = json.loads(body)["module_version"]
+    return value if isinstance(value, str) else None
+
+
+def headers_for(body: bytes, secret: str) -> Mapping[str, str]:
+    """Every header of the POST; ``X-MEGAPAY-VERSION`` only when the module version is known."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: signature(secret, body),
+    }
+    version = module_version_of(body)
+    if version is not None:
+        headers[VERSION_HEADER] = version
+    return headers
