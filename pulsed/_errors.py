@@ -60,7 +60,8 @@ class DeliveryError(PulsedError):
     ``reason`` is a short stable word (``timeout``, ``connect``, ``status``,
     ``redirect``, ``tls``, ``protocol``); ``status`` is the last HTTP status seen,
     ``retry_after`` a server's ``Retry-After`` in seconds when it did not fit the
-    budget, ``attempts`` how many requests were made.
+    budget, ``attempts`` how many requests were made and ``elapsed`` how long
+    the delivery took, in seconds.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class DeliveryError(PulsedError):
         status: int | None = None,
         retry_after: float | None = None,
         attempts: int = 0,
+        elapsed: float = 0.0,
     ) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
@@ -78,3 +80,8 @@ class DeliveryError(PulsedError):
         self.status = status
         self.retry_after = retry_after
         self.attempts = attempts
+        self.elapsed = elapsed
+
+
+class SubprocessError(PulsedError):
+    """A child process (``php``, the identity child) could not be run to completion."""

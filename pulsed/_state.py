@@ -1,0 +1,330 @@
+"""The persisted state (``<state_dir>/state.json``) and the one-daemon-per-dir lock.
+
+:class:`State` is an immutable value; the transitions a cycle makes are pure
+functions here too. :class:`StateStore` is the file edge: it writes atomically
+(temp file in the same folder, fsync, rename, fsync of the folder) so a kill at
+any instant leaves the old or the new file, and it moves a file it cannot parse
+aside instead of failing. :class:`StateLock` is a ``flock`` on the state folder
+itself, so it works on a read-only folder too and needs no pid file; the holder
+is named from ``/proc/locks``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pulsed._errors import LockHeldError, StateError
+
+log = logging.getLogger("pulsed.state")
+
+STATE_VERSION = 1
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The bot identity as last fetched. ``token_fingerprint`` is never the token."""
+
+    username: str | None
+    fetched_at: float
+    token_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A body whose delivery started and whose outcome is not yet known."""
+
+    body: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    last_success: float | None = None
+    last_attempt: float | None = None
+    last_error: str | None = None
+    last_status: int | None = None
+    consecutive_failures: int = 0
+    next_due: float | None = None
+    identity: Identity | None = None
+    pending: Pending | None = None
+
+
+# --- pure transitions -------------------------------------------------------
+
+
+def with_pending(state: State, body: bytes, timestamp: float) -> State:
+    return replace(state, pending=Pending(body=body.decode("utf-8"), timestamp=timestamp))
+
+
+def succeeded(state: State, now: float, status: int, next_due: float) -> State:
+    return replace(
+        state,
+        last_success=now,
+        last_attempt=now,
+        last_error=None,
+        last_status=status,
+        consecutive_failures=0,
+        next_due=next_due,
+        pending=None,
+    )
+
+
+def failed(state: State, now: float, error: str, status: int | None, next_due: float) -> State:
+    return replace(
+        state,
+        last_attempt=now,
+        last_error=error,
+        last_status=status,
+        consecutive_failures=state.consecutive_failures + 1,
+        next_due=next_due,
+        pending=None,
+    )
+
+
+# --- serialisation ----------------------------------------------------------
+
+
+def _stamp(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_stamp(value: object, field: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field} is not a time string")
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{field} has no time zone")
+    return moment.timestamp()
+
+
+def to_json(state: State) -> dict[str, Any]:
+    identity = state.identity
+    pending = state.pending
+    return {
+        "version": STATE_VERSION,
+        "last_success": _stamp(state.last_success),
+        "last_attempt": _stamp(state.last_attempt),
+        "last_error": state.last_error,
+        "last_status": state.last_status,
+        "consecutive_failures": state.consecutive_failures,
+        "next_due": _stamp(state.next_due),
+        "identity": None
+        if identity is None
+        else {
+            "username": identity.username,
+            "fetched_at": _stamp(identity.fetched_at),
+            "token_fingerprint": identity.token_fingerprint,
+        },
+        "pending": None
+        if pending is None
+        else {"body": pending.body, "timestamp": _stamp(pending.timestamp)},
+    }
+
+
+def _opt_str(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value
+
+
+def from_json(raw: object) -> State:
+    """Parse a state document; ``ValueError`` names what is wrong."""
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    if raw.get("version") != STATE_VERSION:
+        raise ValueError(f"unknown version {raw.get('version')!r}")
+    failures = raw.get("consecutive_failures", 0)
+    if not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
+        raise ValueError("consecutive_failures is not a count")
+    status = raw.get("last_status")
+    if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+        raise ValueError("last_status is not a number")
+    identity = None
+    if (ident := raw.get("identity")) is not None:
+        if not isinstance(ident, dict):
+            raise ValueError("identity is not an object")
+        fetched = parse_stamp(ident.get("fetched_at"), "identity.fetched_at")
+        fingerprint = _opt_str(ident, "token_fingerprint")
+        if fetched is None or fingerprint is None:
+            raise ValueError("identity lacks fetched_at or token_fingerprint")
+        identity = Identity(_opt_str(ident, "username"), fetched, fingerprint)
+    pending = None
+    if (pend := raw.get("pending")) is not None:
+        if not isinstance(pend, dict):
+            raise ValueError("pending is not an object")
+        body = _opt_str(pend, "body")
+        stamp = parse_stamp(pend.get("timestamp"), "pending.timestamp")
+        if body is None or stamp is None:
+            raise ValueError("pending lacks body or timestamp")
+        pending = Pending(body, stamp)
+    return State(
+        last_success=parse_stamp(raw.get("last_success"), "last_success"),
+        last_attempt=parse_stamp(raw.get("last_attempt"), "last_attempt"),
+        last_error=_opt_str(raw, "last_error"),
+        last_status=status,
+        consecutive_failures=failures,
+        next_due=parse_stamp(raw.get("next_due"), "next_due"),
+        identity=identity,
+        pending=pending,
+    )
+
+
+# --- the file edge ----------------------------------------------------------
+
+
+class StateStore:
+    """``state.json`` in one folder."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / STATE_FILE
+
+    def read(self) -> State | None:
+        """The state as it is on disk, or ``None`` when there is none; never changes a file.
+
+        Raises :class:`StateError` when the file exists but cannot be read or parsed.
+        """
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"{self.path}: {exc.strerror}") from exc
+        try:
+            return from_json(json.loads(text))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StateError(f"{self.path}: cannot be parsed ({exc})") from exc
+
+    def load(self, now: float) -> State:
+        """The state to run with; never raises.
+
+        A file that cannot be parsed is moved aside with a warning; one that cannot
+        be read at all is warned about and left alone. Either way the daemon goes on
+        as with no state.
+        """
+        try:
+            return self.read() or State()
+        except StateError as exc:
+            if not isinstance(exc.__cause__, ValueError | UnicodeDecodeError):
+                log.warning(
+                    "state cannot be read; starting without state",
+                    extra={"event": "state.unreadable", "error": str(exc)},
+                )
+                return State()
+            aside = self.path.with_name(
+                f"{STATE_FILE}.corrupt-{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%SZ}"
+            )
+            try:
+                self.path.replace(aside)
+            except OSError as move_exc:
+                log.warning(
+                    "state file cannot be parsed and cannot be moved aside; starting without state",
+                    extra={
+                        "event": "state.corrupt",
+                        "error": str(exc),
+                        "move_error": move_exc.strerror,
+                    },
+                )
+            else:
+                log.warning(
+                    "state file cannot be parsed; moved aside, starting without state",
+                    extra={"event": "state.corrupt", "error": str(exc), "moved_to": str(aside)},
+                )
+            return State()
+
+    def save(self, state: State) -> None:
+        """Write atomically; :class:`StateError` when the folder or disk refuses."""
+        data = json.dumps(to_json(state), indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        tmp = self.path.with_name(f".{STATE_FILE}.tmp-{os.getpid()}")
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(self.path)
+            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StateError(f"{self.path}: cannot be written ({exc.strerror})") from exc
+
+
+def _lock_holder(directory_fd: int) -> str:
+    """Name the process holding an flock on the folder, from ``/proc/locks``."""
+    st = os.fstat(directory_fd)
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return "another process"
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 00:2d:5678 0 EOF"; a blocked waiter has "->".
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK" or fields[5] != wanted:
+            continue
+        pid = fields[4]
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            name = " ".join(part.decode(errors="replace") for part in cmd[:4] if part)
+        except OSError:
+            name = ""
+        return f"pid {pid} ({name})" if name else f"pid {pid}"
+    return "another process"
+
+
+class StateLock:
+    """An exclusive, non-blocking ``flock`` on the state folder, held until :meth:`release`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            if not self.directory.is_dir():
+                raise StateError(f"{self.directory}: cannot be created ({exc.strerror})") from exc
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StateError(f"{self.directory}: cannot be opened ({exc.strerror})") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _lock_holder(fd) if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else ""
+            os.close(fd)
+            if holder:
+                raise LockHeldError(str(self.directory), holder) from exc
+            raise StateError(f"{self.directory}: cannot be locked ({exc.strerror})") from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
