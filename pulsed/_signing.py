@@ -42,8 +42,20 @@ def encode_body(beat: Heartbeat) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def decode_body(body: bytes) -> dict[str, object] | None:
+    """A body as sent, or ``None`` when it is not one (e.g. a hand-edited state file)."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or list(obj) != list(FIELDS):
+        return None
+    return obj
+
+
 def module_version_of(body: bytes) -> str | None:
-    value = json.loads(body)["module_version"]
+    obj = decode_body(body)
+    value = obj.get("module_version") if obj is not None else None
     return value if isinstance(value, str) else None
 
 

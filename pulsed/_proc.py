@@ -1,0 +1,118 @@
+"""Running a child process with a deadline, a capped output and a clean environment.
+
+The one place pulsed starts processes (``php -r``, the identity child). Children
+never inherit a secret: :func:`child_environ` drops every variable that holds
+one, and the systemd variables that belong to the daemon alone. Input goes
+through a pipe, never the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from anyio.abc import ByteReceiveStream, Process
+
+from pulsed._errors import SubprocessError
+
+MAX_OUTPUT = 64 * 1024
+_DAEMON_ONLY = frozenset(
+    {
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "CREDENTIALS_DIRECTORY",
+        "PULSE_HEARTBEAT_SECRET",
+        "PULSE_API_KEY",
+        "TELEGRAM_BOT_TOKEN",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def child_environ(environ: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
+    """``environ`` without the daemon's own variables and without any value holding a secret."""
+    needles = [s for s in secrets if s]
+    return {
+        key: value
+        for key, value in environ.items()
+        if key not in _DAEMON_ONLY and not any(n in value or n in key for n in needles)
+    }
+
+
+async def _drain(stream: ByteReceiveStream | None, into: bytearray) -> None:
+    if stream is None:
+        return
+    async for chunk in stream:
+        # Keep reading past the cap so a chatty child never blocks on a full pipe.
+        room = MAX_OUTPUT - len(into)
+        if room > 0:
+            into += chunk[:room]
+
+
+async def _reap(process: Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    with anyio.CancelScope(shield=True):
+        await process.wait()
+
+
+async def run(
+    argv: list[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str],
+    stdin: bytes | None = None,
+    cwd: str = "/",
+) -> Completed:
+    """Run ``argv`` to completion within ``timeout`` s; :class:`SubprocessError` otherwise.
+
+    On timeout or cancellation the child is killed and reaped before this returns.
+    """
+    name = Path(argv[0]).name
+    try:
+        process = await anyio.open_process(
+            argv,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            # Its own session: a Ctrl-C at the terminal reaches the daemon, which then
+            # ends the child itself, instead of both printing tracebacks.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        reason = "not found" if isinstance(exc, FileNotFoundError) else exc.strerror
+        raise SubprocessError(f"{argv[0]}: {reason}") from exc
+    out, err = bytearray(), bytearray()
+    try:
+        with anyio.fail_after(timeout):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_drain, process.stdout, out)
+                tg.start_soon(_drain, process.stderr, err)
+                if process.stdin is not None:
+                    try:
+                        await process.stdin.send(stdin or b"")
+                        await process.stdin.aclose()
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        pass  # it exited without reading; its exit status tells why
+                await process.wait()
+    except TimeoutError as exc:
+        raise SubprocessError(f"{name}: no answer within {timeout:g} s") from exc
+    finally:
+        await _reap(process)
+    return Completed(process.returncode or 0, bytes(out), bytes(err))
