@@ -1,0 +1,393 @@
+"""The ``pulsed`` command: parse arguments, wire the edges, return an exit code.
+
+``main()`` never raises for an expected failure: a configuration that cannot work
+is one ``config.invalid`` line and exit 78, a held state folder is exit 75, and
+everything else the daemon meets is a warning inside the loop. This is the only
+module that touches ``os.environ``, signals and the real clock directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, NoReturn
+
+import anyio
+
+from pulsed import _config, _logging
+from pulsed import _state as st
+from pulsed._config import Config
+from pulsed._daemon import Heartbeater, Supervisor
+from pulsed._delivery import Sender
+from pulsed._errors import (
+    EX_CONFIG,
+    EX_OK,
+    EX_SOFTWARE,
+    EX_TEMPFAIL,
+    ConfigError,
+    LockHeldError,
+    StateError,
+)
+from pulsed._notify import Notifier
+from pulsed._signing import headers_for, rfc3339
+from pulsed._version import __version__
+
+log = logging.getLogger("pulsed")
+
+SECRET_FLAGS = {
+    "--heartbeat-secret": "pulse.heartbeat_secret",
+    "--secret": "pulse.heartbeat_secret",
+    "--api-key": "pulse.api_key",
+    "--bot-token": "telegram.bot_token",
+    "--token": "telegram.bot_token",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse echoes unknown arguments, values and all; a secret pasted on the
+        # command line must not be printed back, so only option names are kept.
+        if message.startswith("unrecognized arguments:"):
+            words = message.split(":", 1)[1].split()
+            names = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+            message = "unrecognized arguments: " + (" ".join(names) or "(values not shown)")
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (override environment and config file)")
+    group.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="TOML config file (default $PULSED_CONFIG or /etc/pulsed/pulsed.toml)",
+    )
+    for flag, name in _config.FLAG_SETTINGS.items():
+        group.add_argument(
+            f"--{flag}",
+            dest=f"flag_{flag}",
+            metavar="VALUE",
+            default=argparse.SUPPRESS,
+            help=f"{name}",
+        )
+    for flag in SECRET_FLAGS:
+        group.add_argument(
+            flag,
+            dest=f"secret_{flag[2:]}",
+            nargs="?",
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pulsed", description="Send the AcmeShop Pulse heartbeat of one shop.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    _add_setting_flags(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = sub.add_parser("run", help="the daemon, in the foreground")
+    once = sub.add_parser("once", help="one heartbeat now, if due")
+    once.add_argument("--force", action="store_true", help="send even if not due")
+    once.add_argument(
+        "--dry-run", action="store_true", help="print what would be sent; send and write nothing"
+    )
+    status = sub.add_parser("status", help="what the state says")
+    status.add_argument("--json", action="store_true", help="as one JSON object")
+    check = sub.add_parser("check", help="validate the configuration and show what would be sent")
+    for each in (run, once, status, check):
+        _add_setting_flags(each)
+    return parser
+
+
+def flags_of(args: argparse.Namespace) -> dict[str, str]:
+    values = vars(args)
+    for key in values:
+        if key.startswith("secret_"):
+            name = SECRET_FLAGS["--" + key.removeprefix("secret_")]
+            raise ConfigError(
+                name,
+                "is never taken from the command line; use a systemd "
+                "credential, the environment or the config file",
+            )
+    flags = {k.removeprefix("flag_"): v for k, v in values.items() if k.startswith("flag_")}
+    if "config" in values:
+        flags["config"] = values["config"]
+    return flags
+
+
+# --- shared wiring ----------------------------------------------------------
+
+
+def _configure(flags: Mapping[str, str]) -> Config:
+    cfg = _config.load(flags, os.environ)
+    _logging.set_level(cfg.log_level)
+    _logging.REDACT.register(cfg.secrets())
+    for warning in cfg.warnings:
+        log.warning(warning, extra={"event": "config.warning"})
+    return cfg
+
+
+def _lock(cfg: Config) -> st.StateLock | None:
+    lock = st.StateLock(cfg.state_dir)
+    try:
+        lock.acquire()
+    except StateError as exc:
+        log.warning(
+            "%s; running without the single-instance lock", exc, extra={"event": "state.unlocked"}
+        )
+        return None
+    return lock
+
+
+def _heartbeater(cfg: Config, sender: Any, *, read_only: bool = False) -> Heartbeater:
+    store = st.StateStore(cfg.state_dir)
+    if read_only:
+        try:
+            state = store.read() or st.State()
+        except StateError:
+            state = st.State()
+    else:
+        state = store.load(time.time())
+    return Heartbeater(cfg, store, state, sender, environ=os.environ)
+
+
+# --- commands ---------------------------------------------------------------
+
+
+async def _run(flags: Mapping[str, str], notifier: Notifier) -> int:
+    cfg = _configure(flags)
+    lock = _lock(cfg)
+    sender = Sender(cfg.heartbeat_url)
+    try:
+        beater = _heartbeater(cfg, sender)
+
+        def reload() -> Config | None:
+            try:
+                new = _config.load(flags, os.environ)
+            except ConfigError as exc:
+                log.warning(
+                    "configuration reload refused, keeping the running one: %s",
+                    exc,
+                    extra={"event": "config.reload_failed", "setting": exc.setting},
+                )
+                return None
+            if new.state_dir != beater.cfg.state_dir:
+                log.warning(
+                    "daemon.state_dir changes only on restart; keeping %s",
+                    beater.cfg.state_dir,
+                    extra={"event": "config.warning"},
+                )
+                new = replace(new, state_dir=beater.cfg.state_dir)
+            _logging.set_level(new.log_level)
+            _logging.REDACT.register(new.secrets())
+            for warning in new.warnings:
+                log.warning(warning, extra={"event": "config.warning"})
+            sender.url = new.heartbeat_url
+            log.info("configuration reloaded", extra={"event": "config.reloaded"})
+            return new
+
+        supervisor = Supervisor(beater, notifier, reload_config=reload)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, supervisor.request_stop)
+        loop.add_signal_handler(signal.SIGINT, supervisor.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, supervisor.request_reload)
+        log.info(
+            "pulsed %s started for %s",
+            __version__,
+            cfg.domain,
+            extra={
+                "event": "daemon.started",
+                "domain": cfg.domain,
+                "interval": cfg.interval,
+                "state_dir": str(cfg.state_dir),
+                "next_due": rfc3339(beater.due().at),
+            },
+        )
+        async with anyio.create_task_group() as tg:
+            if notifier.watchdog_interval:
+                tg.start_soon(supervisor.watchdog, notifier.watchdog_interval)
+            await supervisor.run()
+            tg.cancel_scope.cancel()
+        log.info("pulsed stopped", extra={"event": "daemon.stopped"})
+        return EX_OK
+    finally:
+        await sender.aclose()
+        if lock is not None:
+            lock.release()
+
+
+def _print_request(url: str, body: bytes, headers: Mapping[str, str]) -> None:
+    out = sys.stdout
+    out.write(f"POST {url}\n")
+    for name, value in headers.items():
+        out.write(f"{name}: {value}\n")
+    out.write("\n")
+    out.flush()
+    sys.stdout.buffer.write(body + b"\n")
+    sys.stdout.buffer.flush()
+
+
+async def _once(flags: Mapping[str, str], *, force: bool, dry_run: bool) -> int:
+    cfg = _configure(flags)
+    if dry_run:
+        beater = _heartbeater(cfg, None, read_only=True)
+        body, _ = await beater.build(keep_identity=False)
+        _print_request(cfg.heartbeat_url, body, headers_for(body, cfg.heartbeat_secret.reveal()))
+        return EX_OK
+    lock = _lock(cfg)
+    sender = Sender(cfg.heartbeat_url)
+    try:
+        beater = _heartbeater(cfg, sender)
+        due = beater.due()
+        if not force and beater.state.pending is None and due.at > beater.wall():
+            log.info(
+                "heartbeat not due yet",
+                extra={"event": "heartbeat.skipped", "next_due": rfc3339(due.at)},
+            )
+            return EX_OK
+        prepared = beater.resumable() or await beater.build()
+        outcome = await beater.deliver(*prepared)
+        return EX_OK if outcome.sent else EX_TEMPFAIL
+    finally:
+        await sender.aclose()
+        if lock is not None:
+            lock.release()
+
+
+def _describe(cfg: Config) -> list[tuple[str, str, str]]:
+    rows = []
+    for setting in _config.SETTINGS:
+        source = cfg.sources.get(setting.name, "default")
+        if setting.name in _config.SECRETS:
+            value = "(not set)" if source == "default" else "(set, not shown)"
+        else:
+            attr = {
+                "pulse.api_host": cfg.api_host,
+                "pulse.timeout": cfg.timeout,
+                "telegram.api_base": cfg.telegram_api_base,
+                "shop.root": cfg.shop_root,
+                "shop.composer_json": cfg.composer_json,
+                "shop.domain": cfg.domain,
+                "shop.php_binary": cfg.php_binary,
+                "daemon.state_dir": cfg.state_dir,
+                "daemon.interval": cfg.interval,
+                "daemon.log_level": cfg.log_level,
+            }[setting.name]
+            value = "(not set)" if attr is None else str(attr)
+        if setting.name == "shop.domain" and source == "default":
+            source = "config.php"
+        rows.append((setting.name, value, source))
+    return rows
+
+
+async def _check(flags: Mapping[str, str]) -> int:
+    cfg = _configure(flags)
+    print(f"configuration: ok ({cfg.config_file or 'no config file'})")
+    for name, value, source in _describe(cfg):
+        print(f"  {name:24} {value}  [{source}]")
+    beater = _heartbeater(cfg, None, read_only=True)
+    body, _ = await beater.build(keep_identity=False)
+    print("would send:")
+    print(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
+    return EX_OK
+
+
+def _status(flags: Mapping[str, str], as_json: bool) -> int:
+    directory = _config.load_state_dir(flags, os.environ)
+    store = st.StateStore(directory)
+    try:
+        state = store.read()
+        problem = None
+    except StateError as exc:
+        state, problem = None, str(exc)
+    iso = rfc3339
+    doc: dict[str, Any] = {"state_file": str(store.path), "error": problem}
+    if state is not None:
+        ident = state.identity
+        doc.update(
+            last_success=iso(state.last_success) if state.last_success else None,
+            last_attempt=iso(state.last_attempt) if state.last_attempt else None,
+            last_error=state.last_error,
+            last_status=state.last_status,
+            failures_in_a_row=state.consecutive_failures,
+            next_due=iso(state.next_due) if state.next_due else None,
+            bot_username=ident.username if ident else None,
+            identity_fetched=iso(ident.fetched_at) if ident else None,
+            delivery_interrupted=state.pending is not None,
+        )
+    if as_json:
+        print(json.dumps(doc, ensure_ascii=False))
+        return EX_OK
+    if problem:
+        print(f"state: {problem}")
+        return EX_OK
+    if state is None:
+        print(f"no heartbeat yet (no {store.path})")
+        return EX_OK
+    labels = (
+        ("last success", doc["last_success"] or "never"),
+        ("last attempt", doc["last_attempt"] or "never"),
+        ("last error", doc["last_error"] or "none"),
+        ("failures in a row", doc["failures_in_a_row"]),
+        ("next due", doc["next_due"] or "now"),
+        (
+            "bot",
+            f"@{doc['bot_username']} (fetched {doc['identity_fetched']})"
+            if doc["bot_username"]
+            else "unknown",
+        ),
+        ("state file", doc["state_file"]),
+    )
+    for label, value in labels:
+        print(f"{label + ':':19}{value}")
+    return EX_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"pulsed {__version__}")
+        return EX_OK
+    if args.command is None:
+        build_parser().print_usage(sys.stderr)
+        return 2
+    # Taken before anything can start a child, so no child inherits NOTIFY_SOCKET.
+    notifier = Notifier.from_environ(os.environ) if args.command == "run" else None
+    _logging.setup("info")
+    _logging.REDACT.register(
+        os.environ.get(s.env, "") for s in _config.SETTINGS if s.name in _config.SECRETS
+    )
+    try:
+        flags = flags_of(args)
+        if args.command == "run":
+            return anyio.run(_run, flags, notifier or Notifier())
+        if args.command == "once":
+            return anyio.run(lambda: _once(flags, force=args.force, dry_run=args.dry_run))
+        if args.command == "check":
+            return anyio.run(_check, flags)
+        return _status(flags, args.json)
+    except ConfigError as exc:
+        log.error(
+            "configuration refused: %s",
+            exc,
+            extra={"event": "config.invalid", "setting": exc.setting},
+        )
+        return EX_CONFIG
+    except LockHeldError as exc:
+        log.error(
+            "%s; refusing to run a second instance",
+            exc,
+            extra={"event": "state.locked", "holder": exc.holder},
+        )
+        return EX_TEMPFAIL
+    except Exception:  # last resort: one redacted log line, never a raw traceback
+        log.exception("pulsed failed unexpectedly", extra={"event": "daemon.crashed"})
+        return EX_SOFTWARE

@@ -1,0 +1,98 @@
+"""The bot's identity (``getMe``): when to fetch it, and fetching it in a child.
+
+aiogram costs ~170 MB resident and seconds of CPU to import, and the daemon
+sleeps for most of every hour, so aiogram is never imported here: a short-lived
+child (:mod:`pulsed._identity_child`) does the call and exits, and the result is
+kept in the state for 24 hours, keyed by a fingerprint of the token. The token
+reaches the child through its stdin pipe, never its command line or environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from pulsed._errors import IdentityError, SubprocessError
+from pulsed._proc import run
+from pulsed._state import Identity
+
+MAX_AGE = 24 * 3600.0
+# The child imports aiogram (seconds of CPU on a small host) before it can even
+# start the request; its whole life is bounded by the request timeout plus this.
+IMPORT_ALLOWANCE = 30.0
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+def fingerprint(token: str) -> str:
+    """A stable, non-reversible name for a token, safe to keep in the state file."""
+    digest = hmac.new(b"pulsed token fingerprint v1", token.encode(), hashlib.sha256)
+    return "hmac-sha256:" + digest.hexdigest()[:32]
+
+
+def needs_refresh(kept: Identity | None, token_fp: str | None, now: float) -> bool:
+    """Whether to call ``getMe``: never without a token; else if unknown, other, stale, future."""
+    if token_fp is None:
+        return False
+    if kept is None or kept.token_fingerprint != token_fp:
+        return True
+    return kept.fetched_at > now or now - kept.fetched_at >= MAX_AGE
+
+
+def usable(kept: Identity | None, token_fp: str | None) -> str | None:
+    """The kept username, when it belongs to the configured token."""
+    if kept is None or token_fp is None or kept.token_fingerprint != token_fp:
+        return None
+    return kept.username
+
+
+def redact(text: str, token: str) -> str:
+    if not token:
+        return text
+    _, _, key = token.partition(":")
+    text = text.replace(token, "[redacted]")
+    # aiogram and aiohttp also print the URL-quoted token, or the key alone.
+    return text.replace(token.replace(":", "%3A"), "[redacted]").replace(key, "[redacted]")
+
+
+async def fetch_username(
+    token: str,
+    api_base: str,
+    timeout: float,
+    env: Mapping[str, str],
+    *,
+    python: str = sys.executable,
+    allowance: float = IMPORT_ALLOWANCE,
+) -> str | None:
+    """``getMe``'s username through the child; :class:`IdentityError` on any failure."""
+    request = json.dumps({"token": token, "api_base": api_base, "timeout": timeout}).encode()
+    child_env = dict(env)
+    child_env["PYTHONPATH"] = _PACKAGE_PARENT + (
+        ":" + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else ""
+    )
+    try:
+        done = await run(
+            [python, "-m", "pulsed._identity_child"],
+            timeout=timeout + allowance,
+            env=child_env,
+            stdin=request,
+        )
+    except SubprocessError as exc:
+        raise IdentityError("child", redact(str(exc), token)) from exc
+    lines = done.stdout.decode("utf-8", errors="replace").strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        tail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
+        detail = f"identity child exited {done.returncode}" + (f": {tail[0]}" if tail else "")
+        raise IdentityError("child", redact(detail, token)[:300])
+    if answer.get("ok") is True:
+        username = answer.get("username")
+        return username if isinstance(username, str) and username else None
+    kind = str(answer.get("kind", "unknown"))
+    raise IdentityError(kind, redact(str(answer.get("detail", "")), token)[:300])

@@ -1,0 +1,81 @@
+"""The identity child: imports aiogram, calls ``getMe`` once, prints one JSON line, exits.
+
+Run as ``python -m pulsed._identity_child`` with ``{"token", "api_base",
+"timeout"}`` as JSON on stdin. It answers ``{"ok": true, "username": ...}`` or
+``{"ok": false, "kind": ..., "detail": ...}`` on stdout and exits 0 either way;
+aiogram's errors are mapped to a few stable kinds here, and the token is
+scrubbed from every detail before it is printed, because aiogram's URLs carry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+
+def _scrub(text: str, token: str) -> str:
+    _, _, key = token.partition(":")
+    for needle in (token, token.replace(":", "%3A"), key):
+        if needle:
+            text = text.replace(needle, "[redacted]")
+    return text[:300]
+
+
+async def _get_me(token: str, api_base: str, timeout: float) -> dict[str, Any]:
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.exceptions import (
+        ClientDecodeError,
+        TelegramAPIError,
+        TelegramNetworkError,
+        TelegramServerError,
+        TelegramUnauthorizedError,
+    )
+    from aiogram.utils.token import TokenValidationError
+
+    kind: str
+    try:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout)
+        bot = Bot(token, session=session)
+    except TokenValidationError as exc:
+        return {"ok": False, "kind": "bad_token", "detail": _scrub(str(exc), token)}
+    try:
+        me = await asyncio.wait_for(bot.get_me(), timeout=timeout)
+    except TelegramUnauthorizedError as exc:
+        kind, detail = "unauthorized", str(exc)
+    except TelegramServerError as exc:
+        kind, detail = "server", str(exc)
+    except TelegramNetworkError as exc:
+        kind, detail = "network", str(exc)
+    except ClientDecodeError as exc:
+        kind, detail = "bad_response", exc.message
+    except TelegramAPIError as exc:
+        kind, detail = "api", str(exc)
+    except TimeoutError:
+        kind, detail = "timeout", f"no answer within {timeout:g} s"
+    except Exception as exc:  # noqa: BLE001 -- the parent must get an answer, never a traceback with the token
+        kind, detail = "unexpected", f"{type(exc).__name__}: {exc}"
+    else:
+        return {"ok": True, "username": me.username}
+    finally:
+        await bot.session.close()
+    return {"ok": False, "kind": kind, "detail": _scrub(detail, token)}
+
+
+def main() -> int:
+    try:
+        request = json.loads(sys.stdin.buffer.read(65536))
+        token, api_base, timeout = request["token"], request["api_base"], float(request["timeout"])
+    except (ValueError, KeyError, TypeError) as exc:
+        print(json.dumps({"ok": False, "kind": "bad_request", "detail": type(exc).__name__}))
+        return 0
+    answer = asyncio.run(_get_me(str(token), str(api_base), timeout))
+    print(json.dumps(answer), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
