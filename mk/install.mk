@@ -1,0 +1,101 @@
+# make install / make uninstall: pulsed as a systemd service (docs/systemd.md).
+#
+# Included from the top Makefile. Honours PREFIX (default /usr/local) and DESTDIR
+# (a staging root, for packaging or a dry run: nothing outside it is touched, and
+# systemctl is not called). What goes where, with PREFIX=/usr/local:
+#
+#   /usr/local/lib/pulsed/venv/            a venv of its own, `pip install .` (non-editable)
+#   /usr/local/bin/pulsed                  symlink to the venv's console script
+#   /usr/local/share/doc/pulsed/           systemd.md, credentials.md
+#   $(UNITDIR)/pulsed.service, pulsed@.service   (ExecStart= rewritten to $(PREFIX))
+#   /etc/pulsed/pulsed.toml.example        always refreshed; /etc/pulsed/pulsed.toml is never written
+#   /etc/pulsed/credentials/               created 0700 if absent; never filled
+#   /etc/default/pulsed                    only if absent
+#
+# uninstall removes what install put there and keeps what the operator made: the
+# config, the credentials, /etc/default/pulsed and the state in /var/lib/pulsed.
+
+PYTHON     ?= python3
+# The service's interpreter. The unit hides /root and /home (ProtectHome=yes), so a
+# venv built on a pyenv or ~/.local Python would not even start: the system one.
+PULSED_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) $(PYTHON))
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+UNITDIR    ?= /etc/systemd/system
+SYSCONFDIR ?= /etc
+
+PULSED_LIBDIR := $(PREFIX)/lib/pulsed
+PULSED_VENV   := $(PULSED_LIBDIR)/venv
+PULSED_DOCDIR := $(PREFIX)/share/doc/pulsed
+PULSED_UNITS  := pulsed.service pulsed@.service
+# systemctl only for a real install on a host that runs systemd.
+PULSED_SYSTEMCTL := $(if $(DESTDIR),,$(if $(wildcard /run/systemd/system),systemctl))
+
+.PHONY: install uninstall
+
+install:
+	@test -f pyproject.toml || { echo "make install: run it from the source tree" >&2; exit 1; }
+# The package, in a venv of its own.
+	install -d -m 0755 '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PREFIX)/bin'
+	@$(PULSED_PYTHON) -c 'import os, sys; exe = os.path.realpath(sys.executable); \
+	    hidden = exe.startswith(("/root/", "/home/", "/run/user/")); \
+	    hidden and print(f"make install: {exe} is under a directory the service cannot see" \
+	                     " (ProtectHome=yes); set PULSED_PYTHON=/usr/bin/python3", file=sys.stderr); \
+	    sys.exit(hidden or sys.version_info < (3, 11))'
+	$(PULSED_PYTHON) -m venv --clear '$(DESTDIR)$(PULSED_VENV)'
+	'$(DESTDIR)$(PULSED_VENV)/bin/python' -m pip install --quiet --disable-pip-version-check \
+	    --no-compile .
+ifneq ($(DESTDIR),)
+# Staged: the venv must work from $(PULSED_VENV), not from the staging root.
+	grep -rlIF -- '$(DESTDIR)$(PULSED_VENV)' '$(DESTDIR)$(PULSED_VENV)/bin' \
+	    '$(DESTDIR)$(PULSED_VENV)/pyvenv.cfg' \
+	    | xargs -r sed -i -e 's|$(DESTDIR)$(PULSED_VENV)|$(PULSED_VENV)|g'
+endif
+	'$(DESTDIR)$(PULSED_VENV)/bin/python' -m compileall -q -f -j 0 \
+	    $(if $(DESTDIR),-s '$(DESTDIR)' -p /) '$(DESTDIR)$(PULSED_VENV)/lib'
+	ln -sfn '$(PULSED_VENV)/bin/pulsed' '$(DESTDIR)$(PREFIX)/bin/pulsed'
+# Documentation.
+	install -d -m 0755 '$(DESTDIR)$(PULSED_DOCDIR)'
+	install -m 0644 docs/systemd.md '$(DESTDIR)$(PULSED_DOCDIR)/systemd.md'
+	install -m 0644 systemd/credentials.example/README.md '$(DESTDIR)$(PULSED_DOCDIR)/credentials.md'
+# Units, pointed at this PREFIX.
+	install -d -m 0755 '$(DESTDIR)$(UNITDIR)'
+	for unit in $(PULSED_UNITS); do \
+	    sed -e 's|/usr/local/|$(PREFIX)/|g' "systemd/$$unit" > '$(DESTDIR)$(UNITDIR)'/"$$unit.tmp" && \
+	    chmod 0644 '$(DESTDIR)$(UNITDIR)'/"$$unit.tmp" && \
+	    mv -f '$(DESTDIR)$(UNITDIR)'/"$$unit.tmp" '$(DESTDIR)$(UNITDIR)'/"$$unit" || exit 1; \
+	done
+# Configuration: the example always, the rest only when absent.
+	install -d -m 0755 '$(DESTDIR)$(SYSCONFDIR)/pulsed' '$(DESTDIR)$(SYSCONFDIR)/default'
+	install -m 0644 systemd/pulsed.toml.example '$(DESTDIR)$(SYSCONFDIR)/pulsed/pulsed.toml.example'
+	test -d '$(DESTDIR)$(SYSCONFDIR)/pulsed/credentials' || \
+	    install -d -m 0700 '$(DESTDIR)$(SYSCONFDIR)/pulsed/credentials'
+	test -e '$(DESTDIR)$(SYSCONFDIR)/default/pulsed' || \
+	    install -m 0644 systemd/pulsed.default '$(DESTDIR)$(SYSCONFDIR)/default/pulsed'
+ifneq ($(PULSED_SYSTEMCTL),)
+	systemctl daemon-reload
+endif
+	@echo
+	@echo "pulsed installed under $(DESTDIR)$(PREFIX). Next (docs/systemd.md):"
+	@test -e '$(DESTDIR)$(SYSCONFDIR)/pulsed/pulsed.toml' || \
+	    echo "  cp $(SYSCONFDIR)/pulsed/pulsed.toml.example $(SYSCONFDIR)/pulsed/pulsed.toml  # then edit it"
+	@echo "  put the heartbeat secret in $(SYSCONFDIR)/pulsed/credentials/pulse_heartbeat_secret (0600)"
+	@echo "  $(PREFIX)/bin/pulsed check && systemctl enable --now pulsed"
+	@echo "  (already running? systemctl restart pulsed)"
+
+uninstall:
+ifneq ($(PULSED_SYSTEMCTL),)
+	-systemctl disable --now pulsed.service
+	-for link in $(UNITDIR)/*.wants/pulsed@*.service; do \
+	    test -L "$$link" && systemctl disable --now "$${link##*/}"; \
+	done; true
+endif
+	for unit in $(PULSED_UNITS); do rm -f '$(DESTDIR)$(UNITDIR)'/"$$unit"; done
+	if [ -L '$(DESTDIR)$(PREFIX)/bin/pulsed' ]; then rm -f '$(DESTDIR)$(PREFIX)/bin/pulsed'; fi
+	rm -rf '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PULSED_DOCDIR)'
+	rm -f '$(DESTDIR)$(SYSCONFDIR)/pulsed/pulsed.toml.example'
+ifneq ($(PULSED_SYSTEMCTL),)
+	systemctl daemon-reload
+endif
+	@echo "pulsed uninstalled. Kept: $(SYSCONFDIR)/pulsed/ (config, credentials)," \
+	    "$(SYSCONFDIR)/default/pulsed and the state in /var/lib/pulsed."

@@ -1,0 +1,170 @@
+"""A cheap guard on systemd/: the directives the contract relies on are there.
+
+The heavy checks (systemd-analyze verify and the security score) are in
+.ci/check-units; this runs everywhere, without systemd.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
+UNITS = ("pulsed.service", "pulsed@.service")
+
+Unit = dict[str, list[tuple[str, str]]]
+
+
+def parse_unit(path: Path) -> Unit:
+    """Sections -> (key, value) in order; repeated keys kept; `\\` continues a line."""
+    sections: Unit = {}
+    current: list[tuple[str, str]] | None = None
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if not line or line[0] in "#;":
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: not a key=value line: {line!r}"
+        assert current is not None, f"{path.name}: {key} outside a section"
+        current.append((key.strip(), value.strip()))
+    return sections
+
+
+def values(unit: Unit, key: str, section: str = "Service") -> list[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def single(unit: Unit, key: str, section: str = "Service") -> str:
+    found = values(unit, key, section)
+    assert len(found) == 1, f"{key}= wanted once in [{section}], found {found}"
+    return found[0]
+
+
+@pytest.fixture(params=UNITS)
+def unit(request: pytest.FixtureRequest) -> tuple[str, Unit]:
+    name: str = request.param
+    return name, parse_unit(SYSTEMD / name)
+
+
+def test_notify_service_contract(unit: tuple[str, Unit]) -> None:
+    _name, u = unit
+    assert single(u, "Type") == "notify"
+    assert single(u, "NotifyAccess") == "main"
+    assert re.fullmatch(r"\d+(s|min)", single(u, "WatchdogSec"))
+    assert single(u, "Restart") == "on-failure"
+    assert "78" in single(u, "RestartPreventExitStatus").split()
+    assert single(u, "ExecStart") == "/usr/local/bin/pulsed run"
+    assert single(u, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert "-/etc/default/pulsed" in values(u, "EnvironmentFile")
+    assert single(u, "WantedBy", "Install") == "multi-user.target"
+
+
+def test_credentials_and_state(unit: tuple[str, Unit]) -> None:
+    name, u = unit
+    base = "/etc/pulsed/credentials/%i/" if "@" in name else "/etc/pulsed/credentials/"
+    loaded = dict(v.split(":", 1) for v in values(u, "LoadCredential"))
+    assert loaded == {
+        "pulse_heartbeat_secret": base + "pulse_heartbeat_secret",
+        "telegram_bot_token": base + "telegram_bot_token",
+    }
+    # An empty fallback per credential: a missing file reaches the daemon (exit 78,
+    # one clear line) instead of failing systemd's CREDENTIALS step.
+    fallbacks = {v.split(":", 1)[0] for v in values(u, "SetCredential")}
+    assert fallbacks == set(loaded)
+    assert single(u, "StateDirectory") == ("pulsed/%i" if "@" in name else "pulsed")
+    assert single(u, "DynamicUser") == "yes"
+    # No secret travels through the environment the unit sets.
+    for value in values(u, "Environment"):
+        assert not re.search(r"SECRET|TOKEN", value), value
+
+
+def test_sandbox(unit: tuple[str, Unit]) -> None:
+    _name, u = unit
+    assert single(u, "ProtectSystem") == "strict"
+    assert single(u, "CapabilityBoundingSet") == ""
+    assert single(u, "RestrictAddressFamilies").split() == ["AF_UNIX", "AF_INET", "AF_INET6"]
+    assert values(u, "SystemCallFilter") == ["@system-service", "~@privileged @resources"]
+    for key in ("NoNewPrivileges", "PrivateUsers", "PrivateDevices", "RestrictNamespaces"):
+        assert single(u, key) == "yes", key
+
+
+def test_template_differs_only_where_it_must() -> None:
+    single_unit = parse_unit(SYSTEMD / "pulsed.service")
+    template = parse_unit(SYSTEMD / "pulsed@.service")
+    assert "PULSED_CONFIG=/etc/pulsed/%i.toml" in values(template, "Environment")
+    assert single(template, "User") == "pulsed-%i"
+    assert "-/etc/default/pulsed-%i" in values(template, "EnvironmentFile")
+    per_instance = {"LoadCredential", "StateDirectory", "User", "Environment", "EnvironmentFile"}
+
+    def shared(u: Unit) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in u["Service"] if k not in per_instance]
+
+    # Hardening and behaviour stay identical: a change to one unit must go to both.
+    assert shared(template) == shared(single_unit)
+    assert template["Install"] == single_unit["Install"]
+
+
+SETTINGS = {
+    "pulse": ["api_host", "heartbeat_secret", "timeout", "api_key"],
+    "telegram": ["bot_token", "api_base"],
+    "shop": ["root", "composer_json", "domain", "php_binary"],
+    "daemon": ["state_dir", "interval", "log_level"],
+}
+VARIABLES = [
+    "PULSE_API_HOST",
+    "PULSE_HEARTBEAT_SECRET",
+    "PULSE_TIMEOUT",
+    "PULSE_API_KEY",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_API_BASE",
+    "OPENCART_ROOT",
+    "PULSED_COMPOSER_JSON",
+    "PULSED_DOMAIN",
+    "PULSED_PHP",
+    "PULSED_STATE_DIR",
+    "PULSED_INTERVAL",
+    "PULSED_LOG_LEVEL",
+]
+
+
+def test_example_config_documents_every_setting_and_holds_no_secret() -> None:
+    text = (SYSTEMD / "pulsed.toml.example").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert set(config) == set(SETTINGS)
+    for section, keys in SETTINGS.items():
+        block = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
+        for key in keys:
+            assert re.search(rf"^#?{key} = ", block, re.MULTILINE), f"{section}.{key}"
+    for variable in VARIABLES:
+        assert variable in text, variable
+    assert "heartbeat_secret" not in config["pulse"]
+    assert "api_key" not in config["pulse"]
+    assert "bot_token" not in config["telegram"]
+    assert config["daemon"]["interval"] == 3600
+    assert config["pulse"]["api_host"].startswith("https://")
+
+
+def test_default_file_is_an_environment_file_without_secrets() -> None:
+    lines = (SYSTEMD / "pulsed.default").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        if line and not line.startswith("#"):
+            assert re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", line), line
+            assert not re.search(r"SECRET|TOKEN", line), line
+
+
+def test_credentials_layout_names_both_credentials() -> None:
+    text = (SYSTEMD / "credentials.example" / "README.md").read_text(encoding="utf-8")
+    for name in ("pulse_heartbeat_secret", "telegram_bot_token"):
+        assert f"/etc/pulsed/credentials/{name}" in text
+    assert "/etc/pulsed/credentials/shop1/" in text
