@@ -1,0 +1,145 @@
+"""The bot identity: when to refresh it, and the aiogram child against a stand-in Bot API."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devtools.fake_telegram import FakeTelegram
+from pulsed import _identity as ident
+from pulsed._errors import IdentityError
+from pulsed._state import Identity
+
+NOW = 1_800_000_000.0
+TOKEN = "123456:ABC-secret"
+FP = ident.fingerprint(TOKEN)
+
+
+def test_fingerprint_is_stable_and_not_the_token() -> None:
+    assert ident.fingerprint(TOKEN) == FP
+    assert TOKEN not in FP and "ABC-secret" not in FP
+    assert ident.fingerprint("123456:other") != FP
+
+
+@pytest.mark.parametrize(
+    ("kept", "fp", "refresh"),
+    [
+        (None, None, False),  # no token: nothing to fetch
+        (None, FP, True),
+        (Identity("bot", NOW - 3600, FP), FP, False),
+        (Identity("bot", NOW - 86399, FP), FP, False),
+        (Identity("bot", NOW - 86400, FP), FP, True),  # 24 h old
+        (Identity("bot", NOW + 60, FP), FP, True),  # dated in the future
+        (Identity("bot", NOW - 10, "hmac-sha256:other"), FP, True),  # token changed
+    ],
+)
+def test_needs_refresh(kept: Identity | None, fp: str | None, refresh: bool) -> None:
+    assert ident.needs_refresh(kept, fp, NOW) is refresh
+
+
+def test_redact_removes_token_in_every_spelling() -> None:
+    text = f"GET /bot{TOKEN}/getMe and /bot123456%3AABC-secret/x and ABC-secret"
+    assert "ABC-secret" not in ident.redact(text, TOKEN)
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def fetch(telegram: FakeTelegram, token: str = TOKEN, limit: float = 5.0) -> str | None:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return await ident.fetch_username(token, telegram.url, limit, env)
+
+
+async def test_child_fetches_the_username_through_aiogram(telegram: FakeTelegram) -> None:
+    assert await fetch(telegram) == "acme_shop_bot"
+    assert telegram.calls == [TOKEN]
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [("unauthorized", "unauthorized"), ("server_error", "server"), ("malformed", "bad_response")],
+)
+async def test_child_maps_bot_api_failures(telegram: FakeTelegram, mode: str, kind: str) -> None:
+    telegram.set_mode(mode)  # type: ignore[arg-type]
+    with pytest.raises(IdentityError) as info:
+        await fetch(telegram)
+    assert info.value.kind == kind
+    assert "ABC-secret" not in str(info.value)
+
+
+async def test_wrong_token_is_unauthorized_and_not_echoed(telegram: FakeTelegram) -> None:
+    with pytest.raises(IdentityError) as info:
+        await fetch(telegram, token="654321:WRONG-key")
+    assert info.value.kind == "unauthorized"
+    assert "WRONG-key" not in str(info.value)
+
+
+async def test_bot_api_that_never_answers_times_out(telegram: FakeTelegram) -> None:
+    telegram.set_mode("hang")
+    with pytest.raises(IdentityError) as info:
+        await fetch(telegram, limit=1.0)
+    assert info.value.kind in ("timeout", "network")
+
+
+async def test_unreachable_bot_api_is_a_network_failure(free_tcp_port: int) -> None:
+    env = {"PATH": os.environ["PATH"]}
+    with pytest.raises(IdentityError) as info:
+        await ident.fetch_username(TOKEN, f"http://127.0.0.1:{free_tcp_port}", 2.0, env)
+    assert info.value.kind == "network"
+    assert "ABC-secret" not in str(info.value)
+
+
+def fake_python(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "python"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+async def test_a_hanging_child_is_killed_at_its_deadline(tmp_path: Path) -> None:
+    python = fake_python(tmp_path, "exec sleep 60")
+    start = time.monotonic()
+    with pytest.raises(IdentityError) as info:
+        await ident.fetch_username(
+            TOKEN, "http://127.0.0.1:9", 0.5, {}, python=python, allowance=0.5
+        )
+    assert info.value.kind == "child"
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"echo 'Traceback: boom {TOKEN}' >&2; exit 1",
+        "echo 'not json'; exit 0",
+        "kill -9 $$",
+        'echo \'{"ok": "maybe"}\'',
+    ],
+    ids=["crash", "garbage", "killed", "odd-answer"],
+)
+async def test_a_child_that_dies_or_babbles_is_an_identity_error(tmp_path: Path, body: str) -> None:
+    python = fake_python(tmp_path, body)
+    with pytest.raises(IdentityError) as info:
+        await ident.fetch_username(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=python)
+    assert "ABC-secret" not in str(info.value)
+
+
+async def test_token_reaches_the_child_by_pipe_only(tmp_path: Path, telegram: FakeTelegram) -> None:
+    seen = tmp_path / "seen.json"
+    dump = (
+        "import json, os, sys; "
+        f"json.dump({{'argv': open('/proc/self/cmdline','rb').read().decode(), "
+        f"'env': dict(os.environ)}}, open({str(seen)!r}, 'w'))"
+    )
+    python = fake_python(tmp_path, f'{sys.executable} -c "{dump}"\nexec {sys.executable} "$@"')
+    env = {"PATH": os.environ["PATH"], "HOME": "/root"}
+    assert await ident.fetch_username(TOKEN, telegram.url, 5.0, env, python=python) == (
+        "acme_shop_bot"
+    )
+    record = json.loads(seen.read_text())
+    assert TOKEN not in json.dumps(record) and "ABC-secret" not in json.dumps(record)

@@ -1,0 +1,110 @@
+"""The schedule, on an injected clock and a seeded random source (contract §4, §5)."""
+
+from __future__ import annotations
+
+import random
+from itertools import pairwise
+
+import pytest
+
+from pulsed import _schedule as sch
+
+HOUR = 3600.0
+NOW = 1_800_000_000.0
+
+
+def test_no_state_is_due_now() -> None:
+    assert sch.due_at(None, None, NOW, HOUR).at == NOW
+
+
+def test_due_is_last_success_plus_interval() -> None:
+    assert sch.due_at(NOW - 10, NOW - 10 + HOUR, NOW, HOUR).at == NOW - 10 + HOUR
+
+
+def test_a_short_persisted_next_due_never_pulls_the_heartbeat_forward() -> None:
+    # e.g. written by a build with a shorter interval, or edited by hand
+    assert sch.due_at(NOW - 10, NOW, NOW, HOUR).at == NOW - 10 + HOUR
+
+
+def test_backoff_next_due_pushes_later() -> None:
+    last = NOW - 2 * HOUR
+    assert sch.due_at(last, NOW + 300, NOW, HOUR).at == NOW + 300
+
+
+def test_last_success_slightly_in_future_is_trusted() -> None:
+    assert sch.due_at(NOW + 200, None, NOW, HOUR).at == NOW + 200 + HOUR
+
+
+def test_last_success_far_in_future_counts_as_none() -> None:
+    due = sch.due_at(NOW + 86400, NOW + 86400 + HOUR, NOW, HOUR)
+    assert due.at == NOW
+    assert due.clock_went_back
+
+
+def test_next_due_beyond_any_backoff_is_ignored() -> None:
+    last = NOW - 30
+    assert sch.due_at(last, NOW + 10 * HOUR, NOW, HOUR).at == last + HOUR
+
+
+def test_success_returns_to_the_interval() -> None:
+    assert sch.after_success(NOW, HOUR) == NOW + HOUR
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_first_failure_retries_after_2_to_10_minutes(seed: int) -> None:
+    delay = sch.after_failure(1, NOW, HOUR, random.Random(seed)) - NOW
+    assert 120 <= delay <= 600
+
+
+def test_first_retry_never_exceeds_one_interval() -> None:
+    for seed in range(100):
+        assert sch.after_failure(1, NOW, 60, random.Random(seed)) - NOW <= 60
+
+
+@pytest.mark.parametrize("failures", [2, 3, 10])
+def test_later_failures_wait_one_interval_plus_minus_ten_percent(failures: int) -> None:
+    delays = [sch.after_failure(failures, NOW, HOUR, random.Random(s)) - NOW for s in range(300)]
+    assert all(0.9 * HOUR <= d <= 1.1 * HOUR for d in delays)
+    # randomised, not a constant: the spread covers most of the ±10 % band
+    assert max(delays) - min(delays) > 0.15 * HOUR
+
+
+def test_the_random_source_decides() -> None:
+    a = sch.after_failure(1, NOW, HOUR, random.Random(1))
+    b = sch.after_failure(1, NOW, HOUR, random.Random(2))
+    assert a != b
+    assert a == sch.after_failure(1, NOW, HOUR, random.Random(1))
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [(30, 60), (120, 120), (7200, HOUR)],
+)
+def test_retry_after_sets_the_next_try_clamped(retry_after: float, expected: float) -> None:
+    got = sch.after_failure(1, NOW, HOUR, random.Random(0), retry_after=retry_after)
+    assert got - NOW == expected
+
+
+def test_retry_after_with_an_interval_under_a_minute_waits_one_interval() -> None:
+    assert sch.after_failure(1, NOW, 5, random.Random(0), retry_after=30) - NOW == 5
+
+
+def test_simulated_outage_never_silent_longer_than_interval_plus_backoff() -> None:
+    """A one-day outage then recovery: gaps between tries stay within the contract."""
+    rng = random.Random(7)
+    now, failures, tries = NOW, 0, []
+    while now < NOW + 86400:
+        tries.append(now)
+        failures += 1
+        now = sch.after_failure(failures, now, HOUR, rng)
+    gaps = [b - a for a, b in pairwise(tries)]
+    assert 120 <= gaps[0] <= 600
+    assert all(0.9 * HOUR <= g <= 1.1 * HOUR for g in gaps[1:])
+
+
+@pytest.mark.parametrize(
+    ("age", "resend"),
+    [(0, True), (239, True), (241, False), (-100, True), (-400, False)],
+)
+def test_interrupted_body_is_resent_only_while_fresh(age: float, resend: bool) -> None:
+    assert sch.should_resend(NOW - age, NOW) is resend

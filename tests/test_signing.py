@@ -1,0 +1,120 @@
+"""The body bytes, the signature, and the receiver's verify function (contract §3)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pulsed._signing import Heartbeat, encode_body, headers_for, rfc3339
+from pulsed.verify import FIELDS, VerificationError, signature, verify_heartbeat
+
+SECRET = "s3cret-heartbeat-key"
+BEAT = Heartbeat(
+    domain="shop.example.com",
+    bot_username="acme_shop_bot",
+    php_version="8.2.7",
+    module_version="1.4.0",
+    ecommerce_version="3.0.3.8",
+    ecommerce_core_version=None,
+    timestamp="2026-11-29T05:42:28Z",
+)
+# Published in docs/protocol.md; a change here is a change of the wire format.
+VECTOR_BODY = (
+    b'{"domain":"shop.example.com","bot_username":"acme_shop_bot","php_version":"8.2.7",'
+    b'"module_version":"1.4.0","ecommerce_version":"3.0.3.8","ecommerce_core_version":null,'
+    b'"timestamp":"2026-11-29T05:42:28Z"}'
+)
+VECTOR_SIGNATURE = "sha256=af5954c23df1336bf1c04d4dfc17707c7deca019d1c89f79254824fbf4a5f9ed"
+AT = datetime(2026, 11, 29, 5, 42, 30, tzinfo=UTC)
+
+
+def test_body_is_compact_json_with_exactly_the_seven_keys_in_order() -> None:
+    body = encode_body(BEAT)
+    assert body == VECTOR_BODY
+    assert list(json.loads(body)) == list(FIELDS)
+
+
+def test_signature_is_hmac_sha256_hex_over_the_exact_bytes() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(SECRET.encode(), VECTOR_BODY, hashlib.sha256).hexdigest()
+    assert signature(SECRET, VECTOR_BODY) == f"sha256={expected}"
+    assert expected == expected.lower()
+
+
+def test_published_vector() -> None:
+    assert signature(SECRET, VECTOR_BODY) == VECTOR_SIGNATURE
+
+
+def test_headers() -> None:
+    headers = headers_for(VECTOR_BODY, SECRET)
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-MEGAPAY-VERSION"] == "1.4.0"
+    assert headers["X-Pulse-Signature"] == signature(SECRET, VECTOR_BODY)
+    assert headers["User-Agent"].startswith("pulsed/")
+
+
+def test_version_header_left_out_when_module_version_is_null() -> None:
+    body = encode_body(
+        Heartbeat("shop.example.com", None, None, None, None, None, "2026-11-29T05:42:28Z")
+    )
+    assert "X-MEGAPAY-VERSION" not in headers_for(body, SECRET)
+    assert json.loads(body)["module_version"] is None
+
+
+def test_non_ascii_is_utf8_and_signed_as_sent() -> None:
+    beat = Heartbeat("xn--80ak6aa92e.com", "бот", None, None, None, None, "2026-11-29T05:42:28Z")
+    body = encode_body(beat)
+    assert "бот".encode() in body
+    assert verify_heartbeat(SECRET, body, signature(SECRET, body), now=AT)["bot_username"] == "бот"
+
+
+def test_rfc3339_is_utc_whole_seconds_with_z() -> None:
+    assert rfc3339(1_795_930_948.9) == "2026-11-29T05:42:28Z"
+
+
+def test_verify_accepts_and_returns_payload() -> None:
+    payload = verify_heartbeat(SECRET, VECTOR_BODY, signature(SECRET, VECTOR_BODY), now=AT)
+    assert payload["domain"] == "shop.example.com"
+
+
+@pytest.mark.parametrize(
+    ("body", "sig", "reason"),
+    [
+        (VECTOR_BODY, None, "unsigned"),
+        (VECTOR_BODY, "sha256=" + "0" * 64, "bad_signature"),
+        (VECTOR_BODY.replace(b"1.4.0", b"1.4.1"), "orig", "bad_signature"),
+        (VECTOR_BODY, signature("other", VECTOR_BODY), "bad_signature"),
+        (b"not json", "self", "malformed"),
+        (b'{"domain":"x"}', "self", "malformed"),
+    ],
+)
+def test_verify_rejects(body: bytes, sig: str | None, reason: str) -> None:
+    if sig == "orig":
+        sig = signature(SECRET, VECTOR_BODY)
+    elif sig == "self":
+        sig = signature(SECRET, body)
+    with pytest.raises(VerificationError) as info:
+        verify_heartbeat(SECRET, body, sig, now=AT)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("offset", [301, -301, 86400])
+def test_verify_rejects_timestamps_more_than_300_s_off(offset: int) -> None:
+    with pytest.raises(VerificationError) as info:
+        verify_heartbeat(
+            SECRET,
+            VECTOR_BODY,
+            signature(SECRET, VECTOR_BODY),
+            now=datetime(2026, 11, 29, 5, 42, 28, tzinfo=UTC) + timedelta(seconds=offset),
+        )
+    assert info.value.reason == "stale"
+
+
+@pytest.mark.parametrize("offset", [300, -300, 0])
+def test_verify_accepts_within_300_s(offset: int) -> None:
+    now = datetime(2026, 11, 29, 5, 42, 28, tzinfo=UTC) + timedelta(seconds=offset)
+    assert verify_heartbeat(SECRET, VECTOR_BODY, signature(SECRET, VECTOR_BODY), now=now)

@@ -1,0 +1,157 @@
+"""state.json and the state-folder lock, on real files (contract §5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pulsed import _state as st
+from pulsed._errors import LockHeldError, StateError
+
+NOW = 1_800_000_000.0
+
+
+def full_state() -> st.State:
+    return st.State(
+        last_success=NOW - 5.25,
+        last_attempt=NOW - 5.25,
+        last_error=None,
+        last_status=200,
+        consecutive_failures=0,
+        next_due=NOW + 3594.75,
+        identity=st.Identity("acme_shop_bot", NOW - 100, "hmac-sha256:abc"),
+        pending=st.Pending('{"domain":"x"}', NOW - 5),
+    )
+
+
+def test_round_trip_keeps_every_field_to_the_microsecond(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(full_state())
+    assert store.read() == full_state()
+
+
+def test_file_has_a_version_and_mode_0600(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(st.State(last_success=NOW))
+    doc = json.loads(store.path.read_text())
+    assert doc["version"] == st.STATE_VERSION
+    assert doc["last_success"] == "2027-01-15T08:00:00.000000Z"
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
+
+
+def test_no_file_is_no_state(tmp_path: Path) -> None:
+    assert st.StateStore(tmp_path).read() is None
+    assert st.StateStore(tmp_path).load(NOW) == st.State()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"\x00\xff garbage",
+        b"[]",
+        b'{"version": 99}',
+        b'{"version": 1, "last_success": "yesterday"}',
+        b'{"version": 1, "consecutive_failures": -1}',
+        b'{"version": 1, "identity": {"username": "x"}}',
+        b'{"version": 1, "last_success": "2026-11-29T05:42:28"}',
+    ],
+)
+def test_unparseable_state_is_moved_aside_with_a_warning(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(content)
+    assert store.load(NOW) == st.State()
+    aside = list(tmp_path.glob("state.json.corrupt-*"))
+    assert len(aside) == 1
+    assert aside[0].read_bytes() == content  # nothing lost: the evidence is kept
+    assert aside[0].name == "state.json.corrupt-20270115T080000Z"
+    assert not store.path.exists()
+    assert [r.event for r in caplog.records] == ["state.corrupt"]  # type: ignore[attr-defined]
+
+
+def test_read_never_moves_anything(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(b"{")
+    with pytest.raises(StateError, match="cannot be parsed"):
+        store.read()
+    assert store.path.exists()
+
+
+def test_save_into_a_read_only_folder_is_a_state_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        target = tmp_path / "file-not-dir" / "sub"
+        (tmp_path / "file-not-dir").write_text("x")
+    else:
+        target = tmp_path / "ro"
+        target.mkdir(mode=0o500)
+    with pytest.raises(StateError, match="cannot be written"):
+        st.StateStore(target).save(st.State())
+
+
+def test_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(st.State(last_success=NOW))
+    before = store.path.read_bytes()
+    # A folder where the temp file should go makes the write fail midway.
+    (tmp_path / f".state.json.tmp-{os.getpid()}").mkdir()
+    with pytest.raises(StateError):
+        store.save(st.State(last_success=NOW + 1))
+    assert store.path.read_bytes() == before
+
+
+def test_transitions() -> None:
+    s = st.with_pending(st.State(consecutive_failures=2), b'{"a":1}', NOW)
+    assert s.pending == st.Pending('{"a":1}', NOW)
+    ok = st.succeeded(s, NOW + 1, 200, NOW + 3601)
+    assert (ok.consecutive_failures, ok.pending, ok.last_error) == (0, None, None)
+    assert ok.last_success == ok.last_attempt == NOW + 1
+    bad = st.failed(ok, NOW + 2, "timeout", None, NOW + 400)
+    assert (bad.consecutive_failures, bad.last_success, bad.last_error) == (1, NOW + 1, "timeout")
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from pulsed._state import StateLock
+lock = StateLock(Path(sys.argv[1]))
+lock.acquire()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_lock_is_exclusive_across_processes_and_names_the_holder(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockHeldError) as info:
+            st.StateLock(tmp_path).acquire()
+        assert f"pid {holder.pid}" in str(info.value)
+    finally:
+        holder.communicate("")
+    lock = st.StateLock(tmp_path)
+    lock.acquire()  # free again once the holder is gone
+    lock.release()
+
+
+def test_lock_works_on_a_folder_that_is_created(tmp_path: Path) -> None:
+    lock = st.StateLock(tmp_path / "new" / "state")
+    lock.acquire()
+    assert (tmp_path / "new" / "state").is_dir()
+    lock.release()

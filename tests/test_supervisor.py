@@ -1,0 +1,303 @@
+"""The supervisor loop on an injected clock: schedule, back-off, stop and reload.
+
+The sender, the collector and the sleep are stand-ins; the loop, the schedule,
+the state transitions and the state file are the real ones. Time only moves
+when the loop sleeps, so a day of heartbeats runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from pulsed import _state as st
+from pulsed._collect import ShopFacts
+from pulsed._config import Config, Secret
+from pulsed._daemon import Heartbeater, Supervisor
+from pulsed._delivery import Delivered
+from pulsed._errors import DeliveryError
+from pulsed._notify import Notifier
+
+pytestmark = pytest.mark.anyio
+
+HOUR = 3600.0
+START = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.wall = START
+        self.mono = 0.0
+
+    def now(self) -> float:
+        return self.wall
+
+
+class ScriptedSender:
+    """Answers from a script: ``"ok"``, or a :class:`DeliveryError`; records send times."""
+
+    def __init__(self, clock: Clock, script: list[Any]) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.sent_at: list[float] = []
+        self.bodies: list[bytes] = []
+        self.sent = anyio.Event()
+
+    async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
+        self.sent_at.append(self.clock.wall)
+        self.bodies.append(body)
+        self.sent.set()
+        outcome = self.script.pop(0) if self.script else "ok"
+        if isinstance(outcome, DeliveryError):
+            raise outcome
+        return Delivered(status=200, attempts=1, elapsed=0.01)
+
+
+class RecordingNotifier(Notifier):
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.messages: list[str] = []
+
+    def notify(self, *lines: str) -> None:
+        self.messages.append("\n".join(lines))
+
+
+async def no_facts(*_: object) -> ShopFacts:
+    return ShopFacts("8.2.7", "1.4.0", "4.0.2.3", None)
+
+
+def config(tmp_path: Path, interval: float = HOUR) -> Config:
+    return Config(
+        api_host="https://pulse.example",
+        heartbeat_secret=Secret("s"),
+        timeout=5.0,
+        api_key=None,
+        bot_token=None,
+        telegram_api_base="https://api.telegram.org",
+        shop_root=None,
+        composer_json=None,
+        domain="shop.example",
+        php_binary="php",
+        state_dir=tmp_path,
+        interval=interval,
+        log_level="info",
+        config_file=None,
+    )
+
+
+def make(
+    tmp_path: Path,
+    script: list[Any],
+    *,
+    until: float,
+    state: st.State | None = None,
+    interval: float = HOUR,
+    jump: dict[int, float] | None = None,
+) -> tuple[Supervisor, ScriptedSender, Clock, RecordingNotifier]:
+    clock = Clock()
+    sender = ScriptedSender(clock, script)
+    store = st.StateStore(tmp_path)
+    beater = Heartbeater(
+        config(tmp_path, interval),
+        store,
+        state or st.State(),
+        sender,
+        environ={},
+        wall=clock.now,
+        rng=random.Random(42),
+        collect=no_facts,
+    )
+    notifier = RecordingNotifier()
+    sleeps = 0
+
+    async def wait(delay: float, wake: anyio.Event) -> bool:
+        nonlocal sleeps
+        sleeps += 1
+        clock.wall += delay
+        clock.mono += delay
+        if jump and sleeps in jump:
+            clock.wall += jump[sleeps]  # the wall clock is set while we sleep
+        if clock.mono >= until:
+            supervisor.request_stop()
+            return True
+        return False
+
+    supervisor = Supervisor(
+        beater, notifier, reload_config=lambda: None, wait=wait, monotonic=lambda: clock.mono
+    )
+    return supervisor, sender, clock, notifier
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in pairwise(times)]
+
+
+async def test_a_day_of_success_is_one_heartbeat_an_interval(tmp_path: Path) -> None:
+    sup, sender, _, notifier = make(tmp_path, [], until=24 * HOUR + 1)
+    await sup.run()
+    assert len(sender.sent_at) == 25
+    assert all(g == HOUR for g in gaps(sender.sent_at))
+    assert notifier.messages[0] == "READY=1"
+    assert notifier.messages[-1] == "STOPPING=1"
+    assert any(m.startswith("STATUS=last heartbeat") for m in notifier.messages)
+
+
+async def test_failure_backs_off_then_recovers(tmp_path: Path) -> None:
+    down = DeliveryError("connect", "refused", attempts=3)
+    sup, sender, _, _ = make(tmp_path, ["ok", down, down, down, "ok"], until=6 * HOUR)
+    await sup.run()
+    g = gaps(sender.sent_at)
+    assert g[0] == HOUR  # success → interval
+    assert 120 <= g[1] <= 600  # first failure → 2–10 min
+    assert 0.9 * HOUR <= g[2] <= 1.1 * HOUR  # then interval ±10 %
+    assert 0.9 * HOUR <= g[3] <= 1.1 * HOUR
+    assert g[4] == HOUR  # success → back to the interval
+    state = st.StateStore(tmp_path).read()
+    assert state is not None and state.consecutive_failures == 0
+
+
+async def test_retry_after_longer_than_budget_sets_next_try(tmp_path: Path) -> None:
+    shed = DeliveryError("status", "HTTP 503", status=503, retry_after=900.0, attempts=1)
+    sup, sender, _, _ = make(tmp_path, [shed, "ok"], until=HOUR / 2)
+    await sup.run()
+    assert gaps(sender.sent_at) == [900.0]
+
+
+async def test_wall_clock_jumping_back_while_asleep_never_doubles_a_ping(tmp_path: Path) -> None:
+    # The loop sleeps on the monotonic clock; a day's jump back must neither
+    # silence the shop nor send twice within an interval of real time.
+    sup, sender, _, _ = make(tmp_path, [], until=5 * HOUR + 1, jump={2: -86400.0})
+    await sup.run()
+    assert len(sender.sent_at) == 6
+
+
+async def test_wall_clock_jumping_forward_does_not_burst(tmp_path: Path) -> None:
+    sup, sender, _, _ = make(tmp_path, [], until=3 * HOUR + 1, jump={1: 7 * 86400.0})
+    await sup.run()
+    assert len(sender.sent_at) == 4
+
+
+async def test_state_from_before_a_restart_is_respected(tmp_path: Path) -> None:
+    earlier = st.State(last_success=START - 600, next_due=START - 600 + HOUR)
+    sup, sender, _, _ = make(tmp_path, [], until=HOUR, state=earlier)
+    await sup.run()
+    assert sender.sent_at == [START - 600 + HOUR]
+
+
+BODY = (
+    b'{"domain":"shop.example","bot_username":null,"php_version":null,"module_version":"1.0",'
+    b'"ecommerce_version":null,"ecommerce_core_version":null,"timestamp":"2027-01-15T07:59:57Z"}'
+)
+
+
+async def test_interrupted_delivery_is_resent_with_the_identical_body(tmp_path: Path) -> None:
+    body = BODY
+    earlier = st.State(last_success=START - HOUR - 5, pending=st.Pending(body.decode(), START - 3))
+    sup, sender, _, _ = make(tmp_path, [], until=10, state=earlier)
+    await sup.run()
+    assert sender.bodies[0] == body
+
+
+@pytest.mark.parametrize(
+    ("body", "age"),
+    [(BODY, 900), (BODY.replace(b"shop.example", b"other.example"), 3), (b"{junk", 3)],
+    ids=["stale", "other-domain", "junk"],
+)
+async def test_unusable_interrupted_delivery_is_replaced_by_a_fresh_one(
+    tmp_path: Path, body: bytes, age: float
+) -> None:
+    earlier = st.State(
+        last_success=START - 2 * HOUR, pending=st.Pending(body.decode(), START - age)
+    )
+    sup, sender, _, _ = make(tmp_path, [], until=10, state=earlier)
+    await sup.run()
+    assert sender.bodies[0] != body and b'"timestamp":"' in sender.bodies[0]
+
+
+async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None:
+    clock = Clock()
+    sender = ScriptedSender(clock, [])
+    beater = Heartbeater(
+        config(tmp_path),
+        st.StateStore(tmp_path),
+        st.State(),
+        sender,
+        environ={},
+        wall=clock.now,
+        collect=no_facts,
+    )
+    sup = Supervisor(beater, RecordingNotifier(), reload_config=lambda: None)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await sender.sent.wait()
+            sup.request_stop()  # the loop is now asleep for an hour, on the real clock
+    assert len(sender.sent_at) == 1
+    assert st.StateStore(tmp_path).read() is not None
+
+
+async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Path) -> None:
+    clock = Clock()
+    sender = ScriptedSender(clock, [])
+    beater = Heartbeater(
+        config(tmp_path),
+        st.StateStore(tmp_path),
+        st.State(),
+        sender,
+        environ={},
+        wall=clock.now,
+        collect=no_facts,
+    )
+    offered: list[Config | None] = [None, config(tmp_path, interval=60.0)]
+    asked = [anyio.Event(), anyio.Event()]
+
+    def reload() -> Config | None:
+        asked[len(asked) - len(offered)].set()
+        return offered.pop(0)
+
+    notifier = RecordingNotifier()
+    sup = Supervisor(beater, notifier, reload_config=reload)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await sender.sent.wait()
+            sup.request_reload()
+            await asked[0].wait()
+            assert beater.cfg.interval == HOUR  # the refused reload kept the old config
+            sup.request_reload()
+            await asked[1].wait()
+            sup.request_stop()
+    assert beater.cfg.interval == 60.0
+    assert any(m.startswith("RELOADING=1") for m in notifier.messages)
+
+
+async def test_watchdog_pings_only_while_the_loop_is_healthy(tmp_path: Path) -> None:
+    clock = Clock()
+    beater = Heartbeater(
+        config(tmp_path),
+        st.StateStore(tmp_path),
+        st.State(),
+        ScriptedSender(clock, []),
+        environ={},
+        wall=clock.now,
+        collect=no_facts,
+    )
+    notifier = RecordingNotifier()
+    sup = Supervisor(beater, notifier, reload_config=lambda: None, monotonic=lambda: clock.mono)
+    assert sup.healthy()
+    sup.busy_until = 10.0
+    clock.mono = 11.0
+    assert not sup.healthy()  # a cycle past its own deadline is a stuck loop
+    with anyio.move_on_after(0.05):
+        await sup.watchdog(0.01)
+    assert "WATCHDOG=1" not in notifier.messages
+    sup.busy_until = None
+    with anyio.move_on_after(0.05):
+        await sup.watchdog(0.01)
+    assert "WATCHDOG=1" in notifier.messages
