@@ -26,7 +26,10 @@ from pulsed._signing import headers_for
 pytestmark = pytest.mark.anyio
 
 SECRET = "delivery-secret"
-BODY = b'{"domain":"shop.example","module_version":"1.4.0","timestamp":"2026-11-29T05:42:28Z"}'
+BODY = (
+    b'{"domain":"shop.example","bot_username":null,"php_version":"8.2.7","module_version":"1.4.0",'
+    b'"ecommerce_version":"4.0.2.3","ecommerce_core_version":null,"timestamp":"2026-11-29T05:42:28Z"}'
+)
 LIMIT = 2.0 + 0.15
 
 

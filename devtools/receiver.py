@@ -1,0 +1,258 @@
+"""The demo heartbeat receiver: verifies what pulsed sends, as a real receiver must.
+
+This module owns the receiving side that ``make run`` starts and tests may use:
+``POST /heartbeat`` is checked with :func:`pulsed.verify.verify_heartbeat` over
+the raw body bytes and answered 200 ``{"ok":true}``, 401 (unsigned or bad
+signature), 400 (malformed or stale) or 404 (any other path). Accepted
+heartbeats are kept, and duplicates (same ``domain`` and ``timestamp``, as a
+retry produces) are dropped from :attr:`Receiver.unique_accepted`.
+
+As a script it serves until SIGINT/SIGTERM and prints one line per heartbeat::
+
+    python devtools/receiver.py --port 8765 --secret-file PATH [--port-file PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+if __package__ in (None, ""):
+    # Run as `python devtools/receiver.py`: make the repository root importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devtools.faultserver import FaultServer, Reply, Request, status
+from pulsed.verify import (
+    MAX_SKEW_SECONDS,
+    SIGNATURE_HEADER,
+    VerificationError,
+    verify_heartbeat,
+)
+
+__all__ = ["Receiver", "main"]
+
+HEARTBEAT_PATH = "/heartbeat"
+_STATUS_FOR_REASON = {"unsigned": 401, "bad_signature": 401, "malformed": 400, "stale": 400}
+
+
+def _json_reply(code: int, payload: dict[str, Any]) -> Reply:
+    return status(code, {"Content-Type": "application/json"}, json.dumps(payload).encode("utf-8"))
+
+
+def describe(beat: dict[str, Any], *, duplicate: bool = False) -> str:
+    """The one human-readable line printed for an accepted heartbeat."""
+
+    def show(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    bot = beat.get("bot_username")
+    line = (
+        f"accepted {beat.get('domain')} bot={'@' + bot if bot else '-'}"
+        f" php={show(beat.get('php_version'))} module={show(beat.get('module_version'))}"
+        f" oc={show(beat.get('ecommerce_version'))}"
+    )
+    if beat.get("ecommerce_core_version") is not None:
+        line += f" core={beat['ecommerce_core_version']}"
+    line += f" at {beat.get('timestamp')} sig ok"
+    if duplicate:
+        line += " (duplicate of an earlier attempt, dropped)"
+    return line
+
+
+class Receiver:
+    """A heartbeat receiver on a :class:`FaultServer`.
+
+    ``out``, when given, gets one line per request to ``/heartbeat`` (flushed).
+    ``now`` stands in for the receiver's clock, for tests of clock skew.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        out: TextIO | None = None,
+        now: Callable[[], datetime] | None = None,
+        max_skew: float = MAX_SKEW_SECONDS,
+    ) -> None:
+        self.secret = secret
+        self._out = out
+        self._now = now
+        self._max_skew = max_skew
+        self._cond = threading.Condition()
+        self._accepted: list[dict[str, Any]] = []
+        self._rejected: list[tuple[str, Request]] = []
+        self.server = FaultServer(
+            ssl_context=ssl_context, handler=self._handle, host=host, port=port
+        )
+
+    def start(self) -> Receiver:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """The ``api_host`` to configure; heartbeats go to ``url + "/heartbeat"``."""
+        return self.server.url
+
+    @property
+    def accepted(self) -> list[dict[str, Any]]:
+        """Every verified heartbeat, duplicates included, in arrival order."""
+        with self._cond:
+            return list(self._accepted)
+
+    @property
+    def unique_accepted(self) -> list[dict[str, Any]]:
+        """The first of each (``domain``, ``timestamp``): what a receiver would store."""
+        with self._cond:
+            return self._unique()
+
+    @property
+    def rejected(self) -> list[tuple[str, Request]]:
+        """(reason, request) for every refused request; reasons are verify's words or
+        ``not_found`` / ``method_not_allowed``."""
+        with self._cond:
+            return list(self._rejected)
+
+    def wait_for_accepted(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until ``n`` heartbeats (duplicates included) were accepted; return them."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._accepted) >= n, timeout):
+                reasons = [reason for reason, _ in self._rejected]
+                raise TimeoutError(
+                    f"expected {n} accepted heartbeat(s) on {self.url} within {timeout} s, "
+                    f"got {len(self._accepted)}; rejected: {reasons}"
+                )
+            return list(self._accepted)
+
+    def _unique(self) -> list[dict[str, Any]]:
+        seen: set[tuple[Any, Any]] = set()
+        unique = []
+        for beat in self._accepted:
+            key = (beat["domain"], beat["timestamp"])
+            if key not in seen:
+                seen.add(key)
+                unique.append(beat)
+        return unique
+
+    def _emit(self, line: str) -> None:
+        if self._out is not None:
+            print(line, file=self._out, flush=True)
+
+    def _reject(self, reason: str, request: Request, code: int, detail: str) -> Reply:
+        with self._cond:
+            self._rejected.append((reason, request))
+            self._cond.notify_all()
+        if request.path.split("?", 1)[0] == HEARTBEAT_PATH:
+            self._emit(f"rejected: {reason} {request.method} {request.path} ({detail})")
+        return _json_reply(code, {"ok": False, "error": reason, "detail": detail})
+
+    def _handle(self, request: Request) -> Reply:
+        if request.path.split("?", 1)[0] != HEARTBEAT_PATH:
+            return self._reject("not_found", request, 404, f"no such path {request.path}")
+        if request.method != "POST":
+            return self._reject("method_not_allowed", request, 405, "POST only")
+        try:
+            beat = verify_heartbeat(
+                self.secret,
+                request.body,
+                request.headers.get(SIGNATURE_HEADER.lower()),
+                now=self._now() if self._now is not None else None,
+                max_skew=self._max_skew,
+            )
+        except VerificationError as exc:
+            detail = str(exc).partition(": ")[2] or exc.reason
+            return self._reject(
+                exc.reason, request, _STATUS_FOR_REASON.get(exc.reason, 400), detail
+            )
+        with self._cond:
+            duplicate = any(
+                (b["domain"], b["timestamp"]) == (beat["domain"], beat["timestamp"])
+                for b in self._accepted
+            )
+            self._accepted.append(beat)
+            self._cond.notify_all()
+        self._emit(describe(beat, duplicate=duplicate))
+        # A duplicate is a retry whose first answer was lost: it must still look delivered.
+        return _json_reply(200, {"ok": True})
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    # Written whole and renamed, so a parent waiting for it never reads half a number.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{port}\n", encoding="ascii")
+    tmp.replace(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Demo heartbeat receiver for pulsed.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--secret-file", type=Path, required=True, help="the heartbeat secret")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    args = parser.parse_args(argv)
+
+    try:
+        secret = args.secret_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        parser.error(f"cannot read --secret-file: {exc.strerror}")
+    if not secret:
+        parser.error(f"--secret-file {args.secret_file} is empty")
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    receiver = Receiver(secret, host=args.host, port=args.port, out=sys.stdout)
+    try:
+        receiver.start()
+    except OSError as exc:
+        print(f"receiver: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.port_file is not None:
+            _write_port_file(args.port_file, receiver.port)
+        print(f"receiver listening on {receiver.url}{HEARTBEAT_PATH}", flush=True)
+        stop.wait()
+    finally:
+        receiver.stop()
+    print("receiver stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
