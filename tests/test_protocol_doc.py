@@ -1,0 +1,45 @@
+"""docs/protocol.md is for another team: its vectors must be what the code does."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pulsed.verify import VerificationError, signature, verify_heartbeat
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+VECTORS = re.findall(
+    r"- secret: `([^`]+)`\n- body[^\n]*\n  `([^`]+)`\n- `X-Pulse-Signature`: `([^`]+)`"
+    r"|- secret: `([^`]+)`\n- body: `([^`]+)`\n- `X-Pulse-Signature`: `([^`]+)`",
+    DOC,
+)
+
+
+def test_the_page_has_two_vectors() -> None:
+    assert len(VECTORS) == 2
+
+
+@pytest.mark.parametrize("groups", VECTORS)
+def test_vector_signatures(groups: tuple[str, ...]) -> None:
+    secret, body, sig = [g for g in groups if g]
+    assert signature(secret, body.encode()) == sig
+
+
+def test_vector_one_length_and_clock_rule() -> None:
+    secret, body, sig = [g for g in VECTORS[0] if g]
+    raw = body.encode()
+    assert f"{len(raw)} of them" in DOC
+    ok = datetime(2026, 11, 29, 5, 42, 30, tzinfo=UTC)
+    assert verify_heartbeat(secret, raw, sig, now=ok)["domain"] == "shop.example.com"
+    late = datetime(2026, 11, 29, 5, 47, 29, tzinfo=UTC)
+    with pytest.raises(VerificationError, match="stale"):
+        verify_heartbeat(secret, raw, sig, now=late)
+
+
+def test_the_example_request_is_vector_one() -> None:
+    _, body, sig = [g for g in VECTORS[0] if g]
+    assert f"X-Pulse-Signature: {sig}" in DOC
+    assert f"\n{body}\n```" in DOC
