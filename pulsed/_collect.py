@@ -22,7 +22,7 @@ log = logging.getLogger("pulsed.collect")
 
 # PHP_VERSION is echoed without a newline, so it ends the output; anything a php.ini
 # prints before it (startup warnings go to stdout on the CLI) is ignored.
-_PHP_VERSION = re.compile(r"(\d+\.\d+\.\d+(?:[-+~][0-9A-Za-z.+~-]*)?)\s*\Z")
+_PHP_VERSION = re.compile(r"(?<![\w.])(\d+\.\d+\.\d+[0-9A-Za-z.+~-]*)\s*\Z")
 
 
 @dataclass(frozen=True, slots=True)

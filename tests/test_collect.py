@@ -1,0 +1,213 @@
+"""Collecting from a shop tree: real files, a real or stub PHP, a warning for every null (§2)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pulsed import _collect
+from pulsed._collect import ShopFacts, collect, parse_php_version
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.anyio
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    root = tmp_path / "shop"
+    shutil.copytree(REPO / "examples" / "shop", root)
+    return root
+
+
+def stub_php(tmp_path: Path, script: str) -> str:
+    php = tmp_path / "php-stub"
+    php.write_text("#!/bin/sh\n" + script + "\n")
+    php.chmod(0o755)
+    return str(php)
+
+
+def unavailable(caplog: pytest.LogCaptureFixture) -> dict[str, str]:
+    return {
+        r.field: r.reason  # type: ignore[attr-defined]
+        for r in caplog.records
+        if getattr(r, "event", "") == "collect.unavailable"
+    }
+
+
+async def test_example_shop(shop: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    php = stub_php(tmp_path, "printf 8.3.14")
+    composer = shop / "system/library/oc_telegram_shop/composer.json"
+    facts = await collect(shop, composer, php, 5.0, ENV)
+    assert facts == ShopFacts("8.3.14", "1.4.0", "3.0.3.8", "ocStore 3.0.3.8")
+    assert unavailable(caplog) == {}
+
+
+async def test_plain_opencart_has_no_core_version_and_no_warning(
+    shop: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (shop / "index.php").write_text("<?php\n// Version\ndefine('VERSION', '4.0.2.3');\n")
+    facts = await collect(shop, None, stub_php(tmp_path, "printf 8.2.7"), 5.0, ENV)
+    assert (facts.ecommerce_version, facts.ecommerce_core_version) == ("4.0.2.3", None)
+    assert set(unavailable(caplog)) == {"module_version"}
+
+
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        ("exit 3", "exited 3"),
+        ("echo 'PHP Fatal error'; exit 255", "exited 255"),
+        ("printf 'not a version'", "not a PHP version"),
+        ("exec sleep 30", "no answer within"),
+    ],
+    ids=["exit", "fatal", "garbage", "hang"],
+)
+async def test_php_failures_are_null_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, script: str, words: str
+) -> None:
+    version = await _collect.php_version(stub_php(tmp_path, script), 0.5, ENV)
+    assert version is None
+    assert words in unavailable(caplog)["php_version"]
+
+
+async def test_missing_php_binary(caplog: pytest.LogCaptureFixture) -> None:
+    assert await _collect.php_version("/nonexistent/php", 1.0, ENV) is None
+    assert "not found" in unavailable(caplog)["php_version"]
+
+
+async def test_php_startup_noise_before_the_version_is_ignored(tmp_path: Path) -> None:
+    php = stub_php(
+        tmp_path,
+        "echo 'PHP Warning:  Module \"x\" already loaded in Unknown'; printf 8.1.2-1ubuntu2.14",
+    )
+    assert await _collect.php_version(php, 5.0, ENV) == "8.1.2-1ubuntu2.14"
+
+
+async def test_php_gets_the_clean_environment_only(tmp_path: Path) -> None:
+    seen = tmp_path / "env"
+    php = stub_php(tmp_path, f"env > {seen}; printf 8.2.7")
+    await _collect.php_version(php, 5.0, {"PATH": ENV["PATH"], "ONLY": "this"})
+    lines = seen.read_text().splitlines()
+    assert "ONLY=this" in lines
+    assert not [line for line in lines if line.startswith(("PULSE_", "TELEGRAM_", "NOTIFY"))]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"8.2.7", "8.2.7"),
+        (b"8.3.0RC1\n", "8.3.0RC1"),
+        (b"v8.2.7", None),
+        (b"x 1.2.3.4.5", "1.2.3.4.5"),
+        (b"7.4.33", "7.4.33"),
+        (b"8.2.7-1~deb12u1", "8.2.7-1~deb12u1"),
+        (b"", None),
+    ],
+)
+def test_parse_php_version(text: bytes, expected: str | None) -> None:
+    assert parse_php_version(text) == expected
+
+
+async def test_real_php(caplog: pytest.LogCaptureFixture) -> None:
+    """The contract's own command against Debian's php-cli (CI installs it)."""
+    php = shutil.which("php")
+    if php is None:
+        if os.environ.get("PULSED_REQUIRE_PHP"):
+            pytest.fail("PULSED_REQUIRE_PHP is set but there is no php on PATH")
+        pytest.skip("no php here; CI installs php-cli and sets PULSED_REQUIRE_PHP")
+    version = await _collect.php_version(php, 10.0, ENV)
+    assert version is not None and version[0].isdigit() and version.count(".") >= 2
+
+
+@pytest.mark.parametrize(
+    ("setup", "field", "words"),
+    [
+        (lambda s: (s / "index.php").unlink(), "ecommerce_version", "not found"),
+        (lambda s: (s / "index.php").write_bytes(b""), "ecommerce_version", "VERSION"),
+        (
+            lambda s: (s / "index.php").write_bytes(b"\x00\xff\xfe" * 1000),
+            "ecommerce_version",
+            "VERSION",
+        ),
+        (
+            lambda s: (
+                os.mkfifo(s / "index.php.fifo")
+                or (s / "index.php").unlink()
+                or (s / "index.php").symlink_to(s / "index.php.fifo")
+            ),
+            "ecommerce_version",
+            "regular",
+        ),
+        (
+            lambda s: (s / "index.php").unlink() or (s / "index.php").symlink_to(s / "index.php"),
+            "ecommerce_version",
+            "loop",
+        ),
+        (
+            lambda s: (s / "index.php").write_text("<?php define('VERSION', \"$v\");"),
+            "ecommerce_version",
+            "statically",
+        ),
+        (
+            lambda s: (s / "system/library/oc_telegram_shop/composer.json").write_text("{"),
+            "module_version",
+            "composer.json",
+        ),
+        (
+            lambda s: (s / "system/library/oc_telegram_shop/composer.json").write_text(
+                '{"name": "x"}'
+            ),
+            "module_version",
+            "version",
+        ),
+        (
+            lambda s: (s / "system/library/oc_telegram_shop/composer.json").write_text(
+                '{"version": "1.0\\r\\nX-Evil: 1"}'
+            ),
+            "module_version",
+            "plausible",
+        ),
+        (lambda s: shutil.rmtree(s / "system"), "module_version", "not found"),
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "binary",
+        "fifo",
+        "symlink-loop",
+        "interpolated",
+        "bad-json",
+        "no-version",
+        "header-injection",
+        "no-module",
+    ],
+)
+async def test_bad_shop_files_are_null_with_one_warning(
+    shop: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    setup: object,
+    field: str,
+    words: str,
+) -> None:
+    setup(shop)  # type: ignore[operator]
+    composer = shop / "system/library/oc_telegram_shop/composer.json"
+    with caplog.at_level(logging.WARNING):
+        facts = await collect(shop, composer, stub_php(tmp_path, "printf 8.2.7"), 5.0, ENV)
+    assert getattr(facts, field) is None
+    reasons = unavailable(caplog)
+    assert words in reasons[field], reasons
+    assert facts.php_version == "8.2.7"  # one bad file costs one field only
+    assert len([r for r in caplog.records if getattr(r, "field", "") == field]) == 1
+
+
+async def test_huge_index_php_is_read_only_up_to_the_cap(shop: Path, tmp_path: Path) -> None:
+    with (shop / "index.php").open("w") as fh:
+        fh.write("<?php\ndefine('VERSION', '3.0.3.8');\n")
+        fh.write("// padding\n" * 10_000_000)  # ~110 MB
+    facts = await collect(shop, None, stub_php(tmp_path, "printf 8.2.7"), 5.0, ENV)
+    assert facts.ecommerce_version == "3.0.3.8"
