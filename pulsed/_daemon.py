@@ -76,6 +76,7 @@ class Heartbeater:
         self.fetch_username = fetch_username
         self.collect = collect
         self.state_saved = True
+        self._warned_future: float | None = None
 
     # --- state --------------------------------------------------------------
 
@@ -95,7 +96,8 @@ class Heartbeater:
     def due(self) -> _schedule.Due:
         now = self.wall()
         due = _schedule.due_at(self.state.last_success, self.state.next_due, now, self.cfg.interval)
-        if due.clock_went_back:
+        if due.clock_went_back and self._warned_future != self.state.last_success:
+            self._warned_future = self.state.last_success  # once per state, not per look
             log.warning(
                 "last success %s is in the future: the clock went back; sending now",
                 _iso(self.state.last_success),
@@ -221,6 +223,15 @@ class Heartbeater:
             },
         )
         return Outcome(sent=True, next_due=next_due)
+
+    def broken_cycle(self, exc: Exception) -> Outcome:
+        """A cycle that failed in a way nothing mapped: logged, then backed off like a failure."""
+        log.error(
+            "heartbeat cycle failed unexpectedly",
+            exc_info=exc,
+            extra={"event": "heartbeat.error"},
+        )
+        return self._failed(DeliveryError("internal", type(exc).__name__))
 
     def _failed(self, exc: DeliveryError) -> Outcome:
         now = self.wall()
@@ -367,7 +378,10 @@ class Supervisor:
             if delay > 0 and not pending and await self.wait(delay, self._wake):
                 self._wake = anyio.Event()
                 continue
-            await self.run_cycle()
+            try:
+                await self.run_cycle()
+            except Exception as exc:  # noqa: BLE001 -- a bug in one cycle must not end the daemon
+                self.beater.broken_cycle(exc)
         self.notifier.stopping()
         self.beater.save()
 

@@ -301,3 +301,24 @@ async def test_watchdog_pings_only_while_the_loop_is_healthy(tmp_path: Path) -> 
     with anyio.move_on_after(0.05):
         await sup.watchdog(0.01)
     assert "WATCHDOG=1" in notifier.messages
+
+
+async def test_an_unexpected_error_in_a_cycle_is_logged_and_backed_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    async def flaky_facts(*_: object) -> ShopFacts:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return await no_facts()
+
+    sup, sender, _, _ = make(tmp_path, [], until=HOUR)
+    sup.beater.collect = flaky_facts
+    await sup.run()
+    (error,) = [r for r in caplog.records if getattr(r, "event", "") == "heartbeat.error"]
+    assert error.levelname == "ERROR"
+    assert len(sender.sent_at) == 1
+    assert 120 <= sender.sent_at[0] - START <= 600  # the failure back-off, not a spin
