@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -341,3 +342,19 @@ def test_bot_identity_through_a_child_and_kept(
         assert warning["kind"] == "unauthorized" and warning["kept"] == "acme_shop_bot"
         assert receiver.accepted[2]["bot_username"] == "acme_shop_bot"
         no_secret_anywhere(err, state_text, (shop.state / "state.json").read_text())
+
+
+def test_log_lines_are_json_with_time_level_message_event(shop: Shop, receiver: Receiver) -> None:
+    code, _, err = run_pulsed(["once"], shop.env)
+    assert code == 0
+    for event in events_of(err):
+        assert {"time", "level", "message", "event"} <= set(event)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["time"])
+        assert event["level"] in ("debug", "info", "warning", "error")
+    assert len(err.strip().splitlines()) == len(events_of(err))
+
+
+def test_log_level_filters(shop: Shop, receiver: Receiver) -> None:
+    code, _, err = run_pulsed(["once"], dict(shop.env, PULSED_LOG_LEVEL="warning"))
+    assert code == 0 and len(receiver.accepted) == 1
+    assert [e["event"] for e in events_of(err)] == ["identity.missing"]
