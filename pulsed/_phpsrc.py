@@ -371,7 +371,8 @@ _SIMPLE_ESCAPES = {
 # from reaching Python's recursion limit.
 _MAX_NESTING = 32
 
-# (kind, text, start, end, literal): kind is ws-free "name", "var", "num", "op" or "str".
+# (kind, text, start, end, literal); kind is "name", "var", "num", "op", "str" or, when
+# stepping over code in bulk, "braces" (a run of "{" and "}").
 _Tok = tuple[str, str, int, int, "_Lit | None"]
 
 
