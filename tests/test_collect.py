@@ -123,6 +123,16 @@ async def test_real_php(caplog: pytest.LogCaptureFixture) -> None:
     assert version is not None and version[0].isdigit() and version.count(".") >= 2
 
 
+def replace_with_link(path: Path, *, fifo: bool) -> None:
+    """``path`` becomes a symlink to a FIFO, or to itself (a loop)."""
+    path.unlink()
+    if fifo:
+        os.mkfifo(path.with_suffix(".fifo"))
+        path.symlink_to(path.with_suffix(".fifo"))
+    else:
+        path.symlink_to(path)
+
+
 @pytest.mark.parametrize(
     ("setup", "field", "words"),
     [
@@ -133,20 +143,8 @@ async def test_real_php(caplog: pytest.LogCaptureFixture) -> None:
             "ecommerce_version",
             "VERSION",
         ),
-        (
-            lambda s: (
-                os.mkfifo(s / "index.php.fifo")
-                or (s / "index.php").unlink()
-                or (s / "index.php").symlink_to(s / "index.php.fifo")
-            ),
-            "ecommerce_version",
-            "regular",
-        ),
-        (
-            lambda s: (s / "index.php").unlink() or (s / "index.php").symlink_to(s / "index.php"),
-            "ecommerce_version",
-            "loop",
-        ),
+        (lambda s: replace_with_link(s / "index.php", fifo=True), "ecommerce_version", "regular"),
+        (lambda s: replace_with_link(s / "index.php", fifo=False), "ecommerce_version", "loop"),
         (
             lambda s: (s / "index.php").write_text("<?php define('VERSION', \"$v\");"),
             "ecommerce_version",
