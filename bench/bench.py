@@ -1,0 +1,1256 @@
+"""``make bench``: pulsed's footprint and speed, side by side with baselines (issue 4).
+
+One run measures six figures on this machine, each against a baseline run in the
+same invocation, prints one table (figure, pulsed, baseline, ratio, target,
+verdict) and writes ``bench/results.md`` with the machine, the versions, the
+table and how each figure was taken:
+
+1. idle memory (RSS, PSS) of ``pulsed run`` after its first heartbeat, identity
+   fetched, against the floor process (``bench/floor.py``) and the naive design;
+2. idle wake-ups (context switches of every thread) without and with a watchdog;
+3. CPU per heartbeat with the identity cached, against ``curl`` sending the same
+   signed bytes; and the CPU of one identity refresh;
+4. the delivery deadline under six receiver faults, at the receiver and at the
+   client, against ``curl -m 2 --retry 2``;
+5. start-up to ``READY=1`` and to the first accepted heartbeat, against the floor;
+6. the memory of 1, 10 and 50 daemons on one host, against as many floors.
+
+Everything runs on 127.0.0.1 against the devtools servers. Nothing here asserts a
+timing in ``make test``; a missed target is a FAIL row and a note, never an
+exception. ``--tree DIR`` measures another checkout of pulsed (e.g. one with a
+proposed fix) with the same harness; ``--quick`` shortens every window for
+working on the harness itself (its numbers are not the benchmark's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from devtools.fake_telegram import FakeTelegram  # noqa: E402 -- needs the repo on sys.path
+from devtools.faultserver import FaultServer, Reply, reset, silent, status, trickle  # noqa: E402
+from devtools.receiver import Receiver  # noqa: E402
+
+SECRET = "bench-heartbeat-secret-0001"  # noqa: S105 -- known only to the local receiver
+TOKEN = "123456:ABC-secret"  # noqa: S105 -- the token FakeTelegram accepts
+PYTHON = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEADLINE_TARGET = 2.05
+MEMORY_TARGET = 1.25
+CPU_TARGET = 3.0
+START_SLACK = 0.100
+WATCHDOG_USEC = 10_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How long and how often; ``--quick`` shrinks it, the real run never does."""
+
+    idle_seconds: float = 60.0
+    watchdog_seconds: float = 10.0
+    cpu_cycles: int = 20
+    curl_runs: int = 20
+    identity_runs: int = 3
+    deliveries: int = 30
+    concurrency: int = 10
+    start_runs: int = 9
+    scale: tuple[int, ...] = (1, 10, 50)
+    settle: float = 2.0
+
+
+QUICK = Plan(
+    idle_seconds=10.0,
+    watchdog_seconds=10.0,
+    cpu_cycles=5,
+    curl_runs=5,
+    identity_runs=1,
+    deliveries=5,
+    concurrency=5,
+    start_runs=2,
+    scale=(1, 3),
+    settle=1.0,
+)
+
+
+@dataclasses.dataclass
+class Row:
+    figure: str
+    pulsed: str
+    baseline: str
+    ratio: str
+    target: str
+    verdict: str  # PASS, FAIL or "info" (a figure the issue asks for without a target)
+
+
+@dataclasses.dataclass
+class Section:
+    """One figure's rows and the notes that say how it was measured and what it means."""
+
+    title: str
+    rows: list[Row] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+# --- /proc ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """KiB from ``smaps_rollup``. RSS counts every resident page; PSS divides a shared
+    page among the processes mapping it; USS is the private part alone, which no other
+    process on the host can change."""
+
+    rss: int
+    pss: int
+    uss: int
+
+
+def memory_kib(pid: int) -> Memory:
+    found: dict[str, int] = {}
+    with Path(f"/proc/{pid}/smaps_rollup").open() as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+                found[key] = int(rest.split()[0])
+    return Memory(found["Rss"], found["Pss"], found["Private_Clean"] + found["Private_Dirty"])
+
+
+def context_switches(pid: int) -> dict[int, int]:
+    """Voluntary + involuntary switches per live thread (a sleeping thread's wake-ups)."""
+    out: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total = 0
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches" in line:
+                    total += int(line.split()[1])
+            out[int(task.name)] = total
+    return out
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own utime+stime, reaped children's utime+stime) of a process, in seconds."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # After "pid (comm) ": state is field 3, so utime..cstime (14..17) sit at 11..14.
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) / CLK_TCK, (cutime + cstime) / CLK_TCK
+
+
+def children_of(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def run_measured(argv: Sequence[str], **popen: Any) -> tuple[int, float, float]:
+    """Run to completion; (exit code, CPU seconds of that child alone, wall seconds).
+
+    ``wait4`` gives the rusage of exactly this child, so a benchmark thread reaping
+    something else at the same moment cannot leak into the number.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(list(argv), **popen)
+    _, wait_status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(wait_status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime, wall
+
+
+# --- the processes under test ---------------------------------------------------
+
+
+class NotifySocket:
+    """The service manager's end of ``NOTIFY_SOCKET``: every datagram, timestamped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        # A timeout only so that close() ends the reader; the bench's own wake-ups
+        # are not measured.
+        self._sock.settimeout(0.2)
+        self._cond = threading.Condition()
+        self.messages: list[tuple[float, str]] = []
+        self._open = True
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while self._open:
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            with self._cond:
+                self.messages += [(now, line) for line in data.decode().splitlines()]
+                self._cond.notify_all()
+
+    def wait_for(self, message: str, after: float = 0.0, timeout: float = 60.0) -> float:
+        """The arrival time of the first ``message`` that came after ``after``."""
+
+        def first() -> float | None:
+            return next((t for t, m in self.messages if m == message and t > after), None)
+
+        with self._cond:
+            self._cond.wait_for(lambda: first() is not None, timeout)
+            found = first()
+        if found is None:
+            raise TimeoutError(f"no {message} on {self.path} within {timeout} s")
+        return found
+
+    def count(self, message: str, start: float, end: float) -> int:
+        with self._cond:
+            return sum(1 for t, m in self.messages if m == message and start <= t <= end)
+
+    def close(self) -> None:
+        self._open = False
+        self._thread.join(2)
+        self._sock.close()
+
+
+class Child:
+    """A long-lived process under test; one reader thread timestamps its log lines."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, *, logs: str) -> None:
+        self.started = time.monotonic()
+        self.started_wall = time.time()
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE if logs == "stdout" else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if logs == "stderr" else subprocess.DEVNULL,
+        )
+        self.pid = self.proc.pid
+        self.lines: list[tuple[float, str]] = []
+        self._cond = threading.Condition()
+        stream = self.proc.stdout if logs == "stdout" else self.proc.stderr
+        if stream is None:
+            raise ValueError(f"logs must be 'stdout' or 'stderr', not {logs!r}")
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            now = time.monotonic()
+            with self._cond:
+                self.lines.append((now, raw.decode("utf-8", "replace").rstrip("\n")))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def feed(self, data: bytes) -> None:
+        if self.proc.stdin is None:
+            raise RuntimeError("stdin is not a pipe")
+        self.proc.stdin.write(data)
+        self.proc.stdin.close()
+
+    def wait_line(
+        self, match: Callable[[str], bool], count: int = 1, timeout: float = 60.0
+    ) -> float:
+        """The arrival time of the ``count``-th line that ``match`` accepts."""
+
+        def hits() -> list[float]:
+            return [t for t, line in self.lines if match(line)]
+
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: len(hits()) >= count or self.proc.poll() is not None, timeout
+            )
+            found = hits()
+        if len(found) < count:
+            tail = "\n".join(line for _, line in self.lines[-15:])
+            raise RuntimeError(
+                f"{self.proc.args!r}: expected {count} matching line(s) within {timeout} s "
+                f"(ok={ok}, exit={self.proc.poll()}); last lines:\n{tail}"
+            )
+        return found[count - 1]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def event_is(name: str) -> Callable[[str], bool]:
+    needle = f'"event": "{name}"'
+    return lambda line: needle in line
+
+
+def wait_idle(child: Child, timeout: float = 30.0) -> None:
+    """Until the process has no child (the identity child or php has been reaped)."""
+    deadline = time.monotonic() + timeout
+    while children_of(child.pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pid {child.pid} still has children after {timeout} s")
+        time.sleep(0.1)
+
+
+# --- the harness --------------------------------------------------------------
+
+
+class Bench:
+    """The local servers, the scratch folder and the helpers every figure shares."""
+
+    def __init__(self, tree: Path, plan: Plan, work: Path) -> None:
+        self.tree = tree
+        self.plan = plan
+        self.work = work
+        self.php = shutil.which("php") or self._stub_php()
+        self.receiver = Receiver(SECRET).start()
+        self.telegram = FakeTelegram(valid_token=TOKEN).start()
+        self._serial = 0
+        # The state of a daemon that fetched its identity: later daemons start from it
+        # so that only figure 1 pays for aiogram.
+        self.identity_state: dict[str, Any] | None = None
+        # The 1-minute load average before the run and before each figure: how much
+        # else the machine was doing, for whoever reads a wall-clock figure.
+        self.loads: dict[str, float] = {"run": load_average()}
+        self.children: list[Child] = []
+
+    def close(self) -> None:
+        # A figure that failed half-way may have left its processes running.
+        for child in self.children:
+            child.stop()
+        self.receiver.stop()
+        self.telegram.stop()
+
+    def _stub_php(self) -> str:
+        stub = self.work / "php"
+        stub.write_text("#!/bin/sh\nprintf '%s' '8.2.7'\n")
+        stub.chmod(0o755)
+        return str(stub)
+
+    def fresh_dir(self, name: str) -> Path:
+        self._serial += 1
+        path = self.work / f"{self._serial:03d}-{name}"
+        path.mkdir()
+        return path
+
+    def site(
+        self, name: str, *, state: dict[str, Any] | None = None, interval: float = 3600
+    ) -> tuple[Path, dict[str, str]]:
+        """A shop copy, a state folder (optionally pre-filled) and the daemon's environment."""
+        root = self.fresh_dir(name)
+        shutil.copytree(self.tree / "examples" / "shop", root / "shop")
+        state_dir = root / "state"
+        state_dir.mkdir(mode=0o700)
+        if state is not None:
+            path = state_dir / "state.json"
+            path.write_text(json.dumps(state))
+            path.chmod(0o600)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "PULSE_API_HOST": self.receiver.url,
+            "PULSE_HEARTBEAT_SECRET": SECRET,
+            "OPENCART_ROOT": str(root / "shop"),
+            "PULSED_PHP": self.php,
+            "PULSED_STATE_DIR": str(state_dir),
+            "PULSED_INTERVAL": f"{interval:g}",
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE": self.telegram.url,
+        }
+        return root, env
+
+    def cached_state(self, *, due_now: bool) -> dict[str, Any]:
+        """Figure 1's state: identity fetched; ``due_now`` forgets the last success."""
+        if self.identity_state is None:
+            raise RuntimeError("figure 1 must run first: it fetches the identity")
+        state = dict(self.identity_state)
+        if due_now:
+            for key in ("last_success", "last_attempt", "last_error", "last_status", "next_due"):
+                state[key] = None
+            state["consecutive_failures"] = 0
+            state["pending"] = None
+        return state
+
+    def daemon(
+        self, env: dict[str, str], notify: NotifySocket | None = None, **extra: str
+    ) -> Child:
+        env = dict(env, **extra)
+        if notify is not None:
+            env["NOTIFY_SOCKET"] = str(notify.path)
+        child = Child([PYTHON, "-m", "pulsed", "run"], env, self.tree, logs="stderr")
+        self.children.append(child)
+        return child
+
+    def signed_request(self) -> dict[str, Any]:
+        """A heartbeat signed now, as the floor processes and curl send it."""
+        from pulsed._signing import Heartbeat, encode_body, headers_for, rfc3339
+
+        beat = Heartbeat(
+            domain="demo-shop.example",
+            bot_username="acme_shop_bot",
+            php_version="8.2.7",
+            module_version="1.4.0",
+            ecommerce_version="3.0.3.8",
+            ecommerce_core_version="ocStore 3.0.3.8",
+            timestamp=rfc3339(time.time()),
+        )
+        body = encode_body(beat)
+        return {
+            "url": self.receiver.url + "/heartbeat",
+            "body": body.decode("utf-8"),
+            "headers": dict(headers_for(body, SECRET)),
+            "api_base": self.telegram.url,
+            "token": TOKEN,
+        }
+
+    def floor(self, mode: str = "floor", notify: NotifySocket | None = None) -> Child:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        if notify is not None:
+            env["NOTIFY_SOCKET"] = str(notify.path)
+        child = Child(
+            [PYTHON, str(REPO / "bench" / "floor.py"), mode], env, self.tree, logs="stdout"
+        )
+        self.children.append(child)
+        child.feed(json.dumps(self.signed_request()).encode())
+        return child
+
+    def notify_socket(self, name: str) -> NotifySocket:
+        return NotifySocket(self.fresh_dir(name) / "notify")
+
+    def warm_up(self) -> None:
+        """Compile and cache every module once, so no figure pays for a cold disk or .pyc."""
+        # The processes under test get a minimal environment; so does this, lest an
+        # inherited PYTHONDONTWRITEBYTECODE keep the .pyc files from being written.
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        for code in (
+            "import pulsed._cli, pulsed._delivery, pulsed._identity_child",
+            "import anyio, httpx, tenacity, pythonjsonlogger.json",
+        ):
+            subprocess.run([PYTHON, "-c", code], cwd=self.tree, env=env, check=True)
+
+
+def fmt_mib(kib: float) -> str:
+    return f"{kib / 1024:.1f} MiB"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "—"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+# --- 1 and 2: idle memory and wake-ups ------------------------------------------
+
+
+def idle_memory_and_wakeups(bench: Bench) -> tuple[Section, Section]:
+    plan = bench.plan
+    mem = Section("1. Idle memory")
+    wake = Section("2. Idle wake-ups")
+
+    # The three run side by side and are read at the same moment: PSS depends on who
+    # else maps the same files (libpython, libssl), and on a shared machine that set
+    # changes from minute to minute, so only a simultaneous reading is a fair ratio.
+    floor = bench.floor("floor")
+    naive = bench.floor("naive")
+    notify = bench.notify_socket("idle")
+    _, env = bench.site("idle")
+    daemon = bench.daemon(env, notify)
+    for child in (floor, naive):
+        child.wait_line(lambda line: line.startswith("sent 200"), timeout=180)
+    daemon.wait_line(event_is("heartbeat.sent"), timeout=180)
+    refreshed = any(event_is("identity.refreshed")(line) for _, line in daemon.lines)
+    wait_idle(daemon)
+    time.sleep(plan.settle)
+    samples: dict[str, list[Memory]] = {"pulsed": [], "floor": [], "naive": []}
+    for _ in range(3):
+        for name, child in (("pulsed", daemon), ("floor", floor), ("naive", naive)):
+            samples[name].append(memory_kib(child.pid))
+        time.sleep(0.5)
+    naive.stop()
+    state_file = Path(env["PULSED_STATE_DIR"]) / "state.json"
+    bench.identity_state = json.loads(state_file.read_text())
+
+    def median(name: str) -> Memory:
+        got = samples[name]
+        return Memory(
+            int(statistics.median(m.rss for m in got)),
+            int(statistics.median(m.pss for m in got)),
+            int(statistics.median(m.uss for m in got)),
+        )
+
+    p, f, n = median("pulsed"), median("floor"), median("naive")
+    mem.rows += [
+        Row(
+            "1 idle PSS",
+            fmt_mib(p.pss),
+            fmt_mib(f.pss),
+            ratio(p.pss, f.pss),
+            f"≤ {MEMORY_TARGET}× floor",
+            verdict(p.pss <= MEMORY_TARGET * f.pss),
+        ),
+        Row(
+            "1 idle RSS",
+            fmt_mib(p.rss),
+            fmt_mib(f.rss),
+            ratio(p.rss, f.rss),
+            f"≤ {MEMORY_TARGET}× floor",
+            verdict(p.rss <= MEMORY_TARGET * f.rss),
+        ),
+        Row(
+            "1 naive design (aiogram in-process) PSS",
+            fmt_mib(n.pss),
+            fmt_mib(f.pss),
+            ratio(n.pss, f.pss),
+            "contrast",
+            "info",
+        ),
+    ]
+
+    def show(m: Memory) -> str:
+        return f"RSS {fmt_mib(m.rss)}, PSS {fmt_mib(m.pss)}, USS {fmt_mib(m.uss)}"
+
+    mem.notes += [
+        f"`pulsed run` (interval 3600 s, token set, empty state, `NOTIFY_SOCKET` set) "
+        f"read {plan.settle:g} s after its first `heartbeat.sent`, once its children "
+        f"had exited (identity fetched by the child in this run: {refreshed}): {show(p)}.",
+        f"Floor: `bench/floor.py floor` imports anyio, httpx, tenacity and "
+        f"python-json-logger, opens one `httpx.AsyncClient`, POSTs one signed heartbeat "
+        f"to the same receiver and idles: {show(f)}.",
+        f"Naive: the same plus `import aiogram` and one `getMe` through it: {show(n)}; "
+        f"what the short-lived child spares the daemon from keeping.",
+        "The three processes run side by side and are read together, three times 0.5 s "
+        "apart (medians shown): PSS splits shared pages among whoever maps them, which on "
+        "a shared host changes with other processes, so only a simultaneous reading gives "
+        "a fair ratio. USS (private pages) does not depend on other processes: "
+        f"pulsed/floor USS = {ratio(p.uss, f.uss)}.",
+    ]
+
+    # 2a: the same daemon, idle, no watchdog; the floor idles next to it as the baseline.
+    before = (context_switches(daemon.pid), context_switches(floor.pid))
+    time.sleep(plan.idle_seconds)
+    after = (context_switches(daemon.pid), context_switches(floor.pid))
+    floor.stop()
+    woke = sum(after[0].get(t, 0) - n for t, n in before[0].items())
+    floor_woke = sum(after[1].get(t, 0) - n for t, n in before[1].items())
+    threads = len(after[0])
+    wake.rows.append(
+        Row(
+            f"2 wake-ups in {plan.idle_seconds:g} s idle",
+            str(woke),
+            str(floor_woke),
+            "—" if floor_woke == 0 else ratio(woke, floor_woke),
+            "0",
+            verdict(woke == 0),
+        )
+    )
+    wake.notes.append(
+        f"Sum of `voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches` over "
+        f"`/proc/<pid>/task/*/status` (threads in the daemon at the end: {threads}) across "
+        f"{plan.idle_seconds:g} s, starting {plan.settle:g} s after the first heartbeat "
+        f"(interval 3600 s, `NOTIFY_SOCKET` set, no `WATCHDOG_USEC`). Baseline: the "
+        f"idle floor process over the same window."
+    )
+    if woke:
+        wake.notes += [
+            "Where the wake-ups come from: `strace -f -tt -p <pid>` for 10 s, first lines:",
+            "```\n" + strace_excerpt(daemon.pid) + "\n```",
+        ]
+    daemon.stop()
+    notify.close()
+
+    # 2b: a daemon that is not due, with the watchdog at 10 s (a ping every 5 s).
+    notify = bench.notify_socket("watchdog")
+    _, env = bench.site("watchdog", state=bench.cached_state(due_now=False))
+    daemon = bench.daemon(env, notify, WATCHDOG_USEC=str(WATCHDOG_USEC))
+    ready = notify.wait_for("READY=1", timeout=30)
+    period = WATCHDOG_USEC / 2e6
+    # Start half a period after a ping, so the window's edges never cut one in two.
+    ping = notify.wait_for("WATCHDOG=1", after=ready, timeout=3 * period)
+    time.sleep(max(0.0, ping + period / 2 - time.monotonic()))
+    start = time.monotonic()
+    counts = context_switches(daemon.pid)
+    time.sleep(plan.watchdog_seconds)
+    later = context_switches(daemon.pid)
+    end = time.monotonic()
+    pings = notify.count("WATCHDOG=1", start, end)
+    daemon.stop()
+    notify.close()
+    woke = sum(later.get(t, 0) - n for t, n in counts.items())
+    expected = plan.watchdog_seconds / period
+    wake.rows.append(
+        Row(
+            f"2 wake-ups in {plan.watchdog_seconds:g} s, watchdog {WATCHDOG_USEC // 10**6} s",
+            f"{woke} ({pings} pings)",
+            f"{expected:g} pings",
+            ratio(woke, expected),
+            f"≈ 1 per {period:g} s, nothing else",
+            verdict(woke <= pings and abs(pings - expected) <= 1),
+        )
+    )
+    wake.notes.append(
+        f"A daemon started with the identity cached and not due, `WATCHDOG_USEC="
+        f"{WATCHDOG_USEC}`; the window opens half a period after a `WATCHDOG=1`. "
+        f"PASS when the wake-ups are no more than the pings received in the window."
+    )
+    return mem, wake
+
+
+def strace_excerpt(pid: int, seconds: float = 10.0) -> str:
+    """A few lines of what the daemon does while it should sleep, for the report."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return "(strace is not installed: `apt-get install -y strace` to see the source)"
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
+        tracer = subprocess.Popen(
+            [strace, "-f", "-tt", "-o", out.name, "-p", str(pid)], stderr=subprocess.DEVNULL
+        )
+        time.sleep(seconds)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(10)
+        lines = out.read().splitlines()
+    return "\n".join(lines[:20]) or "(nothing traced)"
+
+
+# --- 3: CPU per cycle -------------------------------------------------------------
+
+
+def cpu_per_cycle(bench: Bench) -> Section:
+    plan = bench.plan
+    section = Section("3. CPU per heartbeat")
+    _, env = bench.site("cpu", state=bench.cached_state(due_now=True), interval=1)
+    daemon = bench.daemon(env)
+    # The first cycles import what is imported lazily and warm the caches.
+    warm = 3
+    daemon.wait_line(event_is("heartbeat.sent"), count=warm, timeout=120)
+    own0, kids0 = cpu_seconds(daemon.pid)
+    t0 = time.monotonic()
+    daemon.wait_line(event_is("heartbeat.sent"), count=warm + plan.cpu_cycles, timeout=300)
+    own1, kids1 = cpu_seconds(daemon.pid)
+    t1 = time.monotonic()
+    refreshed = any(event_is("identity.refreshed")(line) for _, line in daemon.lines)
+    daemon.stop()
+    own = (own1 - own0) / plan.cpu_cycles
+    kids = (kids1 - kids0) / plan.cpu_cycles
+
+    # curl sends the very bytes the daemon sent last, with the same headers.
+    sent = bench.receiver.server.requests[-1]
+    body = bench.fresh_dir("curl") / "body.json"
+    body.write_bytes(sent.body)
+    argv = ["curl", "-sS", "--fail", "-o", "/dev/null", "--data-binary", f"@{body}"]
+    for name in ("content-type", "user-agent", "x-pulse-signature", "x-megapay-version"):
+        if name in sent.headers:
+            argv += ["-H", f"{name}: {sent.headers[name]}"]
+    argv.append(bench.receiver.url + "/heartbeat")
+    costs = []
+    for i in range(plan.curl_runs + 2):
+        code, cpu, _ = run_measured(argv, stdin=subprocess.DEVNULL)
+        if code != 0:
+            raise RuntimeError(f"curl exited {code}: {argv}")
+        if i >= 2:  # two warm-up runs fill the page cache for curl's libraries
+            costs.append(cpu)
+    curl = statistics.mean(costs)
+
+    # One identity refresh: the child, run as the daemon runs it.
+    request = json.dumps({"token": TOKEN, "api_base": bench.telegram.url, "timeout": 5.0})
+    identity: list[float] = []
+    walls: list[float] = []
+    for _ in range(plan.identity_runs):
+        with tempfile.TemporaryFile() as stdin:
+            stdin.write(request.encode())
+            stdin.seek(0)
+            code, cpu, wall = run_measured(
+                [PYTHON, "-m", "pulsed._identity_child"],
+                cwd=bench.tree,
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+            )
+        identity.append(cpu)
+        walls.append(wall)
+
+    section.rows += [
+        Row(
+            "3 CPU per heartbeat, daemon process",
+            f"{own * 1000:.1f} ms",
+            f"{curl * 1000:.1f} ms (curl)",
+            ratio(own, curl),
+            f"≤ {CPU_TARGET:g}× curl",
+            verdict(own <= CPU_TARGET * curl),
+        ),
+        Row(
+            "3 … with its php child",
+            f"{(own + kids) * 1000:.1f} ms",
+            f"{curl * 1000:.1f} ms (curl)",
+            ratio(own + kids, curl),
+            "contrast",
+            "info",
+        ),
+        Row(
+            "3 CPU of one identity refresh (child)",
+            f"{statistics.median(identity):.2f} s",
+            "—",
+            "—",
+            "info",
+            "info",
+        ),
+    ]
+    section.notes += [
+        f"`pulsed run` with the identity cached and `PULSED_INTERVAL=1`: utime+stime "
+        f"from `/proc/<pid>/stat` read at `heartbeat.sent` #{warm} and "
+        f"#{warm + plan.cpu_cycles}, divided by {plan.cpu_cycles} ({t1 - t0:.1f} s wall; identity "
+        f"refreshed in this run: {refreshed}). The php child's CPU (`{bench.php} -r`, "
+        f"reaped, so in cutime+cstime) is {kids * 1000:.1f} ms per cycle on top.",
+        f"curl: `{' '.join(argv[:6])} -H … <receiver>/heartbeat` with the daemon's last "
+        f"body and headers, {plan.curl_runs} runs after 2 warm-ups, CPU of each from "
+        f"`wait4` (mean; runs in ms: {', '.join(f'{c * 1000:.1f}' for c in costs)}).",
+        f"Identity: `python -m pulsed._identity_child` against the Bot API stand-in, "
+        f"{plan.identity_runs} run(s): CPU {', '.join(f'{c:.2f}' for c in identity)} s, "
+        f"wall {', '.join(f'{w:.2f}' for w in walls)} s; paid once per 24 h or token change.",
+    ]
+    return section
+
+
+# --- 4: the deadline under faults ----------------------------------------------------
+
+FAULTS: tuple[tuple[str, Callable[[], Reply]], ...] = (
+    ("silent", silent),
+    ("byte-by-byte (0.1 s/byte)", lambda: trickle(0.1)),
+    ("reset", reset),
+    ("503", lambda: status(503)),
+    ("503 Retry-After: 1", lambda: status(503, {"Retry-After": "1"})),
+    ("429", lambda: status(429)),
+)
+
+
+@contextlib.contextmanager
+def fault_servers(n: int, reply: Callable[[], Reply]) -> Iterator[list[FaultServer]]:
+    servers = [FaultServer().start() for _ in range(n)]
+    try:
+        for server in servers:
+            server.plan(then=reply())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def receiver_span(server: FaultServer) -> float:
+    """First connection opened to last connection closed, as the server saw them."""
+    with contextlib.suppress(TimeoutError):
+        server.wait_for_closed(len(server.connections), timeout=10)
+    conns = server.connections
+    if not conns:
+        return 0.0
+    closed = [c.closed_at if c.closed_at is not None else math.inf for c in conns]
+    return max(closed) - min(c.opened_at for c in conns)
+
+
+def deadline(bench: Bench) -> Section:
+    plan = bench.plan
+    section = Section("4. Delivery deadline under faults")
+    request = bench.signed_request()
+    env = dict(os.environ, PYTHONPATH=str(bench.tree))
+    worker = subprocess.Popen(
+        [PYTHON, str(REPO / "bench" / "deliver.py")],
+        cwd=bench.tree,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if worker.stdin is None or worker.stdout is None:
+        raise RuntimeError("the delivery worker has no pipes")
+    body_file = bench.fresh_dir("curl-faults") / "body.json"
+    body_file.write_text(request["body"])
+    curl_head = ["curl", "-sS", "-o", "/dev/null", "-m", "2", "--retry", "2"]
+    curl_head += ["--data-binary", f"@{body_file}"]
+    for name, value in request["headers"].items():
+        curl_head += ["-H", f"{name}: {value}"]
+    try:
+        for label, reply in FAULTS:
+            server_spans: list[float] = []
+            client_spans: list[float] = []
+            outcomes: dict[str, int] = {}
+            for first in range(0, plan.deliveries, plan.concurrency):
+                n = min(plan.concurrency, plan.deliveries - first)
+                with fault_servers(n, reply) as servers:
+                    urls = [s.url for s in servers]
+                    line = {"urls": urls, "body": request["body"], "headers": request["headers"]}
+                    worker.stdin.write(json.dumps(line) + "\n")
+                    worker.stdin.flush()
+                    results = json.loads(worker.stdout.readline())["results"]
+                    for r in results:
+                        client_spans.append(r["end"] - r["start"])
+                        key = "ok" if r["ok"] else f"{r['reason']}×{r['attempts']}"
+                        outcomes[key] = outcomes.get(key, 0) + 1
+                    server_spans += [receiver_span(s) for s in servers]
+            curl_server, curl_client = curl_under_fault(curl_head, reply, plan.deliveries)
+            worst_server, worst_client = max(server_spans), max(client_spans)
+            section.rows.append(
+                Row(
+                    f"4 deadline, {label}: receiver / client",
+                    f"{worst_server:.3f} / {worst_client:.3f} s",
+                    f"{max(curl_server):.3f} / {max(curl_client):.3f} s (curl)",
+                    ratio(max(worst_server, worst_client), max(max(curl_server), max(curl_client))),
+                    f"≤ {DEADLINE_TARGET} s",
+                    verdict(max(worst_server, worst_client) <= DEADLINE_TARGET),
+                )
+            )
+            shown = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
+            section.notes.append(
+                f"{label}: pulsed worst of {len(client_spans)} — receiver "
+                f"{worst_server:.3f} s, client {worst_client:.3f} s; median client "
+                f"{statistics.median(client_spans):.3f} s; outcomes ({shown})."
+            )
+    finally:
+        worker.stdin.close()
+        worker.wait(30)
+    section.notes.insert(
+        0,
+        f"pulsed: `pulsed._delivery.Sender.send` (the daemon's delivery code), "
+        f"{plan.deliveries} deliveries per fault, {plan.concurrency} at a time in one "
+        f"event loop of a separate process (`bench/deliver.py`), each to its own "
+        f"`FaultServer` so the server's connection record belongs to one delivery. "
+        f"Receiver: first `opened_at` to last `closed_at` of that server; client: around "
+        f"`send()`. curl: `curl -m 2 --retry 2` on the same faults, "
+        f"{plan.deliveries} at once, its wall time from spawn to exit; `-m` bounds each "
+        f"try, not the whole, and `--retry` waits 1 s, then 2 s (or `Retry-After`) "
+        f"between tries, so it overruns 2 s on every retried fault, while it gives up "
+        f"on a reset at once (not a transient error to curl).",
+    )
+    return section
+
+
+def curl_under_fault(
+    head: list[str], reply: Callable[[], Reply], n: int
+) -> tuple[list[float], list[float]]:
+    """``n`` concurrent curls, each to its own faulty server; (receiver, client) spans."""
+    spans: list[float] = [0.0] * n
+    with fault_servers(n, reply) as servers:
+
+        def one(i: int) -> None:
+            start = time.monotonic()
+            subprocess.run(
+                [*head, servers[i].url + "/heartbeat"],
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+            spans[i] = time.monotonic() - start
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return [receiver_span(s) for s in servers], spans
+
+
+# --- 5: start-up ---------------------------------------------------------------------
+
+
+def start_up(bench: Bench) -> Section:
+    plan = bench.plan
+    section = Section("5. Start-up")
+    ready: dict[str, list[float]] = {"pulsed": [], "floor": []}
+    first: dict[str, list[float]] = {"pulsed": [], "floor": []}
+    for _ in range(plan.start_runs):
+        # Alternated, so a slow moment of the machine hits both alike.
+        for who in ("floor", "pulsed"):
+            notify = bench.notify_socket(f"start-{who}")
+            seen = len(bench.receiver.server.requests)
+            if who == "pulsed":
+                _, env = bench.site("start", state=bench.cached_state(due_now=True))
+                child = bench.daemon(env, notify)
+            else:
+                child = bench.floor(notify=notify)
+            at = notify.wait_for("READY=1", timeout=60)
+            request = bench.receiver.server.wait_for_requests(seen + 1, timeout=60)[seen]
+            ready[who].append(at - child.started)
+            first[who].append(request.received_at - child.started_wall)
+            if who == "pulsed":
+                child.wait_line(event_is("heartbeat.sent"), timeout=30)
+            child.stop()
+            notify.close()
+    p_ready, f_ready = statistics.median(ready["pulsed"]), statistics.median(ready["floor"])
+    p_first, f_first = statistics.median(first["pulsed"]), statistics.median(first["floor"])
+    section.rows += [
+        Row(
+            "5 start to READY=1",
+            f"{p_ready * 1000:.0f} ms",
+            f"{f_ready * 1000:.0f} ms (floor)",
+            ratio(p_ready, f_ready),
+            f"≤ floor + {START_SLACK * 1000:.0f} ms",
+            verdict(p_ready <= f_ready + START_SLACK),
+        ),
+        Row(
+            "5 start to first heartbeat accepted",
+            f"{p_first * 1000:.0f} ms",
+            f"{f_first * 1000:.0f} ms (floor's POST)",
+            ratio(p_first, f_first),
+            "info",
+            "info",
+        ),
+    ]
+
+    def runs(values: list[float]) -> str:
+        return ", ".join(f"{v * 1000:.0f}" for v in values)
+
+    section.notes += [
+        f"Medians of {plan.start_runs} runs each, floor and pulsed alternated. Start is "
+        f"just before `Popen`; READY=1 is the arrival of the datagram on the bound "
+        f"`NOTIFY_SOCKET`; the heartbeat is the receiver's `received_at`. pulsed starts "
+        f"with the identity cached and a heartbeat due. The floor says READY=1 once its "
+        f"imports are done and its client is open, then POSTs.",
+        f"READY ms — pulsed: {runs(ready['pulsed'])}; floor: {runs(ready['floor'])} "
+        f"(fastest: {min(ready['pulsed']) * 1000:.0f} vs {min(ready['floor']) * 1000:.0f}; "
+        f"load only ever adds, so the fastest runs are the least disturbed). "
+        f"First heartbeat ms — pulsed: {runs(first['pulsed'])}; floor: "
+        f"{runs(first['floor'])}.",
+    ]
+    if p_ready > f_ready + START_SLACK:
+        over = (p_ready - f_ready - START_SLACK) * 1000
+        section.notes += [
+            f"Missed by {over:.0f} ms. Slowest imports of `pulsed._cli` (self time, "
+            f"`-X importtime`): {slow_imports(bench)}.",
+            f"Where that time goes (cProfile of the import, top functions by own time): "
+            f"{import_profile(bench)}. Meeting the target takes removing at least "
+            f"{over:.0f} ms from what runs before READY=1: these are the places.",
+        ]
+    return section
+
+
+def slow_imports(bench: Bench, top: int = 4) -> str:
+    """``python -X importtime``'s biggest self times: which modules make a start slow."""
+    done = subprocess.run(
+        [PYTHON, "-X", "importtime", "-c", "import pulsed._cli"],
+        cwd=bench.tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found: list[tuple[int, str]] = []
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s+(\S.*)$", line)
+        if match:
+            found.append((int(match.group(1)), match.group(2).strip()))
+    found.sort(reverse=True)
+    return ", ".join(f"`{name}` {us / 1000:.0f} ms" for us, name in found[:top])
+
+
+_PROFILE_IMPORT = """
+import cProfile, pstats
+profile = cProfile.Profile()
+profile.enable()
+import pulsed._cli
+profile.disable()
+rows = sorted(pstats.Stats(profile).stats.items(), key=lambda kv: -kv[1][2])
+for (path, line, name), (_, _, own, _, _) in rows[:TOP]:
+    print(f"{own:.3f} {path.rsplit('/', 1)[-1]}:{line}({name})")
+"""
+
+
+def import_profile(bench: Bench, top: int = 3) -> str:
+    """The functions that spend the import's time: *why* a module is slow to import."""
+    done = subprocess.run(
+        [PYTHON, "-c", _PROFILE_IMPORT.replace("TOP", str(top))],
+        cwd=bench.tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = [line.split(" ", 1) for line in done.stdout.splitlines() if " " in line]
+    return ", ".join(f"`{where}` {float(own) * 1000:.0f} ms" for own, where in rows) or "?"
+
+
+# --- 6: many shops on one host --------------------------------------------------------
+
+
+def scale(bench: Bench) -> Section:
+    plan = bench.plan
+    section = Section("6. Many shops on one host")
+    curves: dict[str, list[tuple[int, int, int]]] = {"pulsed": [], "floor": []}
+    for who in ("pulsed", "floor"):
+        running: list[Child] = []
+        try:
+            for n in plan.scale:
+                new: list[Child] = []
+                while len(running) + len(new) < n:
+                    if who == "pulsed":
+                        _, env = bench.site("scale", state=bench.cached_state(due_now=True))
+                        new.append(bench.daemon(env))
+                    else:
+                        new.append(bench.floor())
+                for child in new:
+                    if who == "pulsed":
+                        child.wait_line(event_is("heartbeat.sent"), timeout=300)
+                        wait_idle(child)
+                    else:
+                        child.wait_line(lambda line: line.startswith("sent 200"), timeout=300)
+                running += new
+                time.sleep(plan.settle)
+                sizes = [memory_kib(c.pid) for c in running]
+                curves[who].append((n, sum(m.rss for m in sizes), sum(m.pss for m in sizes)))
+        finally:
+            for child in running:
+                child.stop()
+    for (n, _, p_pss), (_, _, f_pss) in zip(curves["pulsed"], curves["floor"], strict=True):
+        last = n == plan.scale[-1]
+        section.rows.append(
+            Row(
+                f"6 total PSS of {n} daemon(s)",
+                fmt_mib(p_pss),
+                f"{fmt_mib(f_pss)} ({n} floor)",
+                ratio(p_pss, f_pss),
+                f"≤ {MEMORY_TARGET}× floor" if last else "curve",
+                verdict(p_pss <= MEMORY_TARGET * f_pss) if last else "info",
+            )
+        )
+    (n0, _, p0), (n1, _, p1) = curves["pulsed"][0], curves["pulsed"][-1]
+    (_, _, f0), (_, _, f1) = curves["floor"][0], curves["floor"][-1]
+    each, floor_each = (p1 - p0) / (n1 - n0), (f1 - f0) / (n1 - n0)
+    section.rows.append(
+        Row(
+            "6 each further daemon (PSS)",
+            fmt_mib(each),
+            f"{fmt_mib(floor_each)} (floor)",
+            ratio(each, floor_each),
+            "info",
+            "info",
+        )
+    )
+    table = ["| N | pulsed RSS sum | pulsed PSS sum | floor RSS sum | floor PSS sum |"]
+    table.append("|---|---|---|---|---|")
+    for (n, p_rss, p_pss), (_, f_rss, f_pss) in zip(curves["pulsed"], curves["floor"], strict=True):
+        table.append(
+            f"| {n} | {fmt_mib(p_rss)} | {fmt_mib(p_pss)} | {fmt_mib(f_rss)} | {fmt_mib(f_pss)} |"
+        )
+    section.notes += [
+        f"N daemons, each with its own shop copy and state folder (identity cached, one "
+        f"heartbeat each to the one receiver, then idle), as the template unit "
+        f"`pulsed@<shop>` runs them; summed over `/proc/<pid>/smaps_rollup` "
+        f"{plan.settle:g} s after the last one's heartbeat. Then as many floor "
+        f"processes, measured the same way. RSS counts shared pages once per process; "
+        f"PSS, which sums to what the host really pays, splits them.",
+        "\n".join(table),
+        f"A host pays about {fmt_mib(p0)} for the first shop and {fmt_mib(each)} for each "
+        f"further one (the floor: {fmt_mib(floor_each)}): the interpreter and library "
+        f"code pages are shared, the heap of each process is not.",
+    ]
+    return section
+
+
+# --- report --------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    packages = []
+    for name in (
+        "pulsed",
+        "anyio",
+        "httpx",
+        "httpcore",
+        "tenacity",
+        "python-json-logger",
+        "aiogram",
+        "aiohttp",
+    ):
+        try:
+            packages.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            packages.append(f"{name} (not installed)")
+
+    def first_line(argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        except OSError:
+            return "not found"
+        return (done.stdout.splitlines() or ["?"])[0]
+
+    mem_total = "?"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        mem_total = f"{kib / 2**20:.1f} GiB"
+    return [
+        f"- CPU: {model}, {os.cpu_count()} cores; memory {mem_total}",
+        f"- Kernel: {platform.system()} {platform.release()}",
+        f"- Python: {platform.python_implementation()} {platform.python_version()} ({PYTHON})",
+        f"- Packages: {', '.join(packages)}",
+        f"- curl: {first_line(['curl', '--version'])}",
+        f"- php: {first_line([shutil.which('php') or 'php', '-v'])}",
+    ]
+
+
+def render_table(rows: list[Row], markdown: bool) -> str:
+    head = Row("figure", "pulsed", "baseline", "ratio", "target", "verdict")
+    cells = [dataclasses.astuple(r) for r in [head, *rows]]
+    if markdown:
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
+        lines += ["| " + " | ".join(c) + " |" for c in cells[1:]]
+        return "\n".join(lines)
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)) for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def load_average() -> float:
+    """The 1-minute load average: how busy the machine was with everything else too."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def busy_warning(loads: dict[str, float]) -> str | None:
+    """A warning when the machine was busy before the run or before the start-up figure.
+
+    Only those two readings count: a 1-minute load average read later is mostly the
+    benchmark's own doing (figure 4's curls, figure 6's hundred processes).
+    """
+    cores = os.cpu_count() or 1
+    busy = {k: v for k, v in loads.items() if k in ("run", "start") and v > cores}
+    if not busy:
+        return None
+    shown = ", ".join(f"{v:.1f} before {k}" for k, v in busy.items())
+    return (
+        f"The machine was busy ({shown}, on {cores} cores): wall-clock figures, start-up "
+        f"above all (a process waits for a core in proportion to the CPU it needs), are "
+        f"inflated. Run again on a quiet machine before trusting the start-up ratio; "
+        f"memory, wake-ups and CPU seconds are not affected."
+    )
+
+
+def report(sections: list[Section], bench: Bench, elapsed: float, quick: bool) -> str:
+    rows = [r for s in sections for r in s.rows]
+    warning = busy_warning(bench.loads)
+    loads = ", ".join(
+        f"{v:.2f} {'at the end' if k == 'end' else 'before ' + k}" for k, v in bench.loads.items()
+    )
+    failed = [r.figure for r in rows if r.verdict == "FAIL"]
+    out = [
+        "# pulsed benchmark results",
+        "",
+        f"Written by `make bench` (`bench/bench.py`) on "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {elapsed:.0f} s"
+        + (" — QUICK MODE, not the benchmark's numbers" if quick else "")
+        + f". Tree measured: `{bench.tree}`.",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        f"- Load average (1 min): {loads}",
+        "",
+        "## Results",
+        "",
+        render_table(rows, markdown=True),
+        "",
+        ("Every target met." if not failed else "Missed: " + "; ".join(failed) + "."),
+        *(["", f"**{warning}**"] if warning else []),
+        "",
+        "## How each figure was taken",
+    ]
+    for section in sections:
+        out += ["", f"### {section.title}", ""]
+        for note in section.notes:
+            # A table or a block stands apart; bullets follow each other.
+            out += ["", note, ""] if note.startswith(("|", "```")) else [f"- {note}"]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).rstrip() + "\n"
+
+
+FIGURES: dict[str, Callable[[Bench], list[Section]]] = {
+    "idle": lambda b: list(idle_memory_and_wakeups(b)),
+    "cpu": lambda b: [cpu_per_cycle(b)],
+    "deadline": lambda b: [deadline(b)],
+    "start": lambda b: [start_up(b)],
+    "scale": lambda b: [scale(b)],
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tree", type=Path, default=REPO, help="the pulsed checkout to measure")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.md")
+    parser.add_argument("--quick", action="store_true", help="short windows; not for the record")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(FIGURES),
+        help="run only these figures ('idle', figures 1 and 2, always runs: the others "
+        "start from the state it leaves)",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else Plan()
+    started = time.monotonic()
+    sections: list[Section] = []
+    with tempfile.TemporaryDirectory(prefix="pulsed-bench-") as scratch:
+        bench = Bench(args.tree.resolve(), plan, Path(scratch))
+        try:
+            bench.warm_up()
+            for name, run in FIGURES.items():
+                if args.only and name != "idle" and name not in args.only:
+                    continue
+                print(f"bench: {name} …", file=sys.stderr, flush=True)
+                bench.loads[name] = load_average()
+                try:
+                    sections += run(bench)
+                except Exception as exc:  # one broken figure must not cost the others
+                    if name == "idle":
+                        raise  # every other figure starts from its state
+                    failed = Section(f"{name}: could not be measured")
+                    failed.rows.append(Row(name, "error", "—", "—", "—", "FAIL"))
+                    failed.notes.append(f"{type(exc).__name__}: {exc}")
+                    sections.append(failed)
+        finally:
+            bench.close()
+    elapsed = time.monotonic() - started
+    rows = [r for s in sections for r in s.rows]
+    print(render_table(rows, markdown=False))
+    bench.loads["end"] = load_average()
+    args.out.write_text(report(sections, bench, elapsed, args.quick))
+    print(f"\n{len(rows)} rows in {elapsed:.0f} s; written to {args.out}")
+    warning = busy_warning(bench.loads)
+    if warning:
+        print(f"warning: {warning}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
