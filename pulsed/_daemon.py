@@ -24,6 +24,7 @@ from pulsed import _state as st
 from pulsed._config import Config
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError, IdentityError, StateError
+from pulsed._logging import Redactor
 from pulsed._notify import Notifier
 from pulsed._proc import child_environ
 from pulsed._signing import Heartbeat, decode_body, encode_body, headers_for, rfc3339
@@ -239,7 +240,11 @@ class Heartbeater:
         next_due = _schedule.after_failure(
             failures, now, self.cfg.interval, self.rng, exc.retry_after
         )
-        self.state = st.failed(self.state, now, str(exc), exc.status, next_due)
+        # The error keeps a snippet of the receiver's answer, and goes to state.json and
+        # systemd's STATUS=: an answer that echoes a secret must not carry it there (§7).
+        redact = Redactor()
+        redact.register(self.cfg.secrets())
+        self.state = st.failed(self.state, now, redact(str(exc)), exc.status, next_due)
         self.save()
         log.warning(
             "heartbeat failed: %s",

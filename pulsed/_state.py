@@ -109,7 +109,12 @@ def parse_stamp(value: object, field: str) -> float | None:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"{field} has no time zone")
-    return moment.timestamp()
+    seconds = moment.timestamp()
+    try:
+        _stamp(seconds)  # a time that cannot be written back (past 9999 in UTC) is corrupt too
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"{field} is out of range") from exc
+    return seconds
 
 
 def to_json(state: State) -> dict[str, Any]:
