@@ -30,6 +30,9 @@ DEFAULT_STATE_DIR = Path("/var/lib/pulsed")
 MODULE_COMPOSER = Path("system/library/oc_telegram_shop/composer.json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_CONFIG_BYTES = 1 << 20
+# Ten years. A next heartbeat much further away has no calendar date to be written as
+# (state.json, logs): such an interval is a mistake, not a schedule.
+MAX_INTERVAL = 10 * 365 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +363,10 @@ def load(
     interval = 3600.0
     if raw["daemon.interval"] is not None:
         interval = _number("daemon.interval", raw["daemon.interval"], 1.0, strict=False)
+        if interval > MAX_INTERVAL:
+            raise ConfigError(
+                "daemon.interval", f"must be at most {MAX_INTERVAL:.0f} seconds (10 years)"
+            )
     level = "info"
     if raw["daemon.log_level"] is not None:
         level = _text("daemon.log_level", raw["daemon.log_level"]).strip().lower()

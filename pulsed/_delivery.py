@@ -37,6 +37,9 @@ MAX_RESPONSE_BYTES = 64 * 1024
 SKEW_WARNING = 60.0
 # Below this, another attempt cannot even finish a TCP handshake on a slow link.
 MIN_ATTEMPT = 0.1
+# Cancelling the last attempt and closing its connection takes a few milliseconds after
+# the timer fires; the attempts' own deadline leaves that much room inside the budget.
+TEARDOWN = 0.05
 _BACKOFF = wait_random_exponential(multiplier=0.1, max=0.4)
 
 
@@ -154,7 +157,7 @@ class Sender:
     async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
         """Deliver ``body``; :class:`DeliveryError` when no attempt got a 2xx in budget."""
         start = self.clock()
-        deadline = start + self.budget
+        deadline = start + self.budget - TEARDOWN
         attempts = 0
 
         async def attempt() -> int:
@@ -192,8 +195,10 @@ class Sender:
         return Delivered(status=status, attempts=attempts, elapsed=self.clock() - start)
 
     def _final(self, exc: DeliveryError, attempts: int, start: float) -> DeliveryError:
-        # Only a Retry-After longer than the whole budget moves the schedule (contract §4).
-        retry_after = exc.retry_after if (exc.retry_after or 0.0) > self.budget else None
+        # Only a 429 or 503 whose Retry-After is longer than the whole budget moves the
+        # schedule (contract §4: the receiver sheds load); any other failure backs off.
+        sheds = exc.status in (429, 503) and (exc.retry_after or 0.0) > self.budget
+        retry_after = exc.retry_after if sheds else None
         return DeliveryError(
             exc.reason,
             exc.detail,
