@@ -24,8 +24,8 @@ run: $(STAMP)
 test: lint typecheck unit units
 
 lint: $(STAMP)
-	$(BIN)/ruff check pulsed tests devtools
-	$(BIN)/ruff format --check pulsed tests devtools
+	$(BIN)/ruff check pulsed tests devtools bench soak
+	$(BIN)/ruff format --check pulsed tests devtools bench soak
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,6 +37,14 @@ units:
 	@if command -v systemd-analyze >/dev/null; then bash .ci/check-units; \
 	elif [ -n "$$CI" ]; then echo "units: systemd-analyze is missing" >&2; exit 1; \
 	else echo "units: systemd-analyze not installed here; skipped (CI installs it)"; fi
+
+## bench: footprint and speed against baselines (issue 4); prints a table, writes bench/results.md
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
+
+## soak: issue 5's long reliability scenarios (< 15 min); prints figures, writes docs/reliability.md
+soak: $(STAMP)
+	$(BIN)/python soak/soak.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
