@@ -127,7 +127,11 @@ def flags_of(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _configure(flags: Mapping[str, str]) -> Config:
-    cfg = _config.load(flags, os.environ)
+    return _apply(_config.load(flags, os.environ))
+
+
+def _apply(cfg: Config) -> Config:
+    """Put a loaded configuration in force for logging: its level, its secrets, its warnings."""
     _logging.set_level(cfg.log_level)
     _logging.REDACT.register(cfg.secrets())
     for warning in cfg.warnings:
@@ -186,10 +190,7 @@ async def _run(flags: Mapping[str, str], notifier: Notifier) -> int:
                     extra={"event": "config.warning"},
                 )
                 new = replace(new, state_dir=beater.cfg.state_dir)
-            _logging.set_level(new.log_level)
-            _logging.REDACT.register(new.secrets())
-            for warning in new.warnings:
-                log.warning(warning, extra={"event": "config.warning"})
+            _apply(new)
             sender.url = new.heartbeat_url
             log.info("configuration reloaded", extra={"event": "config.reloaded"})
             return new
