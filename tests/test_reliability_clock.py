@@ -27,12 +27,11 @@ import anyio
 import pytest
 
 from pulsed import _state as st
-from pulsed._collect import ShopFacts
-from pulsed._config import Config, Secret
 from pulsed._daemon import Heartbeater, Supervisor
 from pulsed._delivery import Delivered
 from pulsed._notify import Notifier
 from pulsed._schedule import FUTURE_TOLERANCE
+from tests.loopkit import fixed_facts, loop_config
 from tests.test_reliability_harness import BOT, Lab
 
 HOUR = 3600.0
@@ -139,43 +138,20 @@ class Recorder:
         return Delivered(status=200, attempts=1, elapsed=0.01)
 
 
-async def _facts(*_: object) -> ShopFacts:
-    return ShopFacts("8.2.7", "1.4.0", "3.0.3.8", None)
-
-
-def _config(state_dir: Path) -> Config:
-    return Config(
-        api_host="https://pulse.example",
-        heartbeat_secret=Secret("s"),
-        timeout=5.0,
-        api_key=None,
-        bot_token=None,
-        telegram_api_base="https://api.telegram.org",
-        shop_root=None,
-        composer_json=None,
-        domain="shop.example",
-        php_binary="php",
-        state_dir=state_dir,
-        interval=HOUR,
-        log_level="info",
-        config_file=None,
-    )
-
-
 async def run_with_jumps(state_dir: Path, jumps: Mapping[int, float], until: float) -> list[float]:
     """Run the real loop until ``until`` monotonic seconds; at the n-th sleep, set the wall
     clock by ``jumps[n]`` seconds. Return the monotonic times of the heartbeats."""
     clocks = Clocks()
     sender = Recorder(clocks)
     beater = Heartbeater(
-        _config(state_dir),
+        loop_config(state_dir),
         st.StateStore(state_dir),
         st.State(),
         sender,
         environ={},
         wall=lambda: clocks.wall,
         rng=random.Random(5),
-        collect=_facts,
+        collect=fixed_facts,
     )
     sleeps = 0
 

@@ -18,11 +18,12 @@ import pytest
 
 from pulsed import _state as st
 from pulsed._collect import ShopFacts
-from pulsed._config import Config, Secret
+from pulsed._config import Config
 from pulsed._daemon import Heartbeater, Supervisor
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
+from tests.loopkit import fixed_facts, loop_config
 
 pytestmark = pytest.mark.anyio
 
@@ -68,29 +69,6 @@ class RecordingNotifier(Notifier):
         self.messages.append("\n".join(lines))
 
 
-async def no_facts(*_: object) -> ShopFacts:
-    return ShopFacts("8.2.7", "1.4.0", "4.0.2.3", None)
-
-
-def config(tmp_path: Path, interval: float = HOUR) -> Config:
-    return Config(
-        api_host="https://pulse.example",
-        heartbeat_secret=Secret("s"),
-        timeout=5.0,
-        api_key=None,
-        bot_token=None,
-        telegram_api_base="https://api.telegram.org",
-        shop_root=None,
-        composer_json=None,
-        domain="shop.example",
-        php_binary="php",
-        state_dir=tmp_path,
-        interval=interval,
-        log_level="info",
-        config_file=None,
-    )
-
-
 def make(
     tmp_path: Path,
     script: list[Any],
@@ -104,14 +82,14 @@ def make(
     sender = ScriptedSender(clock, script)
     store = st.StateStore(tmp_path)
     beater = Heartbeater(
-        config(tmp_path, interval),
+        loop_config(tmp_path, interval),
         store,
         state or st.State(),
         sender,
         environ={},
         wall=clock.now,
         rng=random.Random(42),
-        collect=no_facts,
+        collect=fixed_facts,
     )
     notifier = RecordingNotifier()
     sleeps = 0
@@ -224,13 +202,13 @@ async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None
     clock = Clock()
     sender = ScriptedSender(clock, [])
     beater = Heartbeater(
-        config(tmp_path),
+        loop_config(tmp_path),
         st.StateStore(tmp_path),
         st.State(),
         sender,
         environ={},
         wall=clock.now,
-        collect=no_facts,
+        collect=fixed_facts,
     )
     sup = Supervisor(beater, RecordingNotifier(), reload_config=lambda: None)
     with anyio.fail_after(5):
@@ -246,15 +224,15 @@ async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Pat
     clock = Clock()
     sender = ScriptedSender(clock, [])
     beater = Heartbeater(
-        config(tmp_path),
+        loop_config(tmp_path),
         st.StateStore(tmp_path),
         st.State(),
         sender,
         environ={},
         wall=clock.now,
-        collect=no_facts,
+        collect=fixed_facts,
     )
-    offered: list[Config | None] = [None, config(tmp_path, interval=60.0)]
+    offered: list[Config | None] = [None, loop_config(tmp_path, interval=60.0)]
     asked = [anyio.Event(), anyio.Event()]
 
     def reload() -> Config | None:
@@ -280,13 +258,13 @@ async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Pat
 async def test_watchdog_pings_only_while_the_loop_is_healthy(tmp_path: Path) -> None:
     clock = Clock()
     beater = Heartbeater(
-        config(tmp_path),
+        loop_config(tmp_path),
         st.StateStore(tmp_path),
         st.State(),
         ScriptedSender(clock, []),
         environ={},
         wall=clock.now,
-        collect=no_facts,
+        collect=fixed_facts,
     )
     notifier = RecordingNotifier()
     sup = Supervisor(beater, notifier, reload_config=lambda: None, monotonic=lambda: clock.mono)
@@ -313,7 +291,7 @@ async def test_an_unexpected_error_in_a_cycle_is_logged_and_backed_off(
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug")
-        return await no_facts()
+        return await fixed_facts()
 
     sup, sender, _, _ = make(tmp_path, [], until=HOUR)
     sup.beater.collect = flaky_facts
