@@ -416,7 +416,8 @@ class Bench:
 
     def signed_request(self) -> dict[str, Any]:
         """A heartbeat signed now, as the floor processes and curl send it."""
-        from pulsed._signing import Heartbeat, encode_body, headers_for, rfc3339
+        from pulsed._signing import Heartbeat, encode_body, headers_for
+        from pulsed._timefmt import rfc3339
 
         beat = Heartbeat(
             domain="demo-shop.example",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pulsed._errors import IdentityError, SubprocessError
 from pulsed._proc import run
+from pulsed._redact import Redactor
 from pulsed._state import Identity
 
 MAX_AGE = 24 * 3600.0
@@ -42,22 +43,6 @@ def needs_refresh(kept: Identity | None, token_fp: str | None, now: float) -> bo
     return kept.fetched_at > now or now - kept.fetched_at >= MAX_AGE
 
 
-def usable(kept: Identity | None, token_fp: str | None) -> str | None:
-    """The kept username, when it belongs to the configured token."""
-    if kept is None or token_fp is None or kept.token_fingerprint != token_fp:
-        return None
-    return kept.username
-
-
-def redact(text: str, token: str) -> str:
-    if not token:
-        return text
-    _, _, key = token.partition(":")
-    text = text.replace(token, "[redacted]")
-    # aiogram and aiohttp also print the URL-quoted token, or the key alone.
-    return text.replace(token.replace(":", "%3A"), "[redacted]").replace(key, "[redacted]")
-
-
 async def fetch_username(
     token: str,
     api_base: str,
@@ -68,6 +53,7 @@ async def fetch_username(
     allowance: float = IMPORT_ALLOWANCE,
 ) -> str | None:
     """``getMe``'s username through the child; :class:`IdentityError` on any failure."""
+    redact = Redactor([token])
     request = json.dumps({"token": token, "api_base": api_base, "timeout": timeout}).encode()
     child_env = dict(env)
     child_env["PYTHONPATH"] = _PACKAGE_PARENT + (
@@ -81,7 +67,7 @@ async def fetch_username(
             stdin=request,
         )
     except SubprocessError as exc:
-        raise IdentityError("child", redact(str(exc), token)) from exc
+        raise IdentityError("child", redact(str(exc))) from exc
     lines = done.stdout.decode("utf-8", errors="replace").strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if lines else None
@@ -90,9 +76,9 @@ async def fetch_username(
     if not isinstance(answer, dict):
         tail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
         detail = f"identity child exited {done.returncode}" + (f": {tail[0]}" if tail else "")
-        raise IdentityError("child", redact(detail, token)[:300])
+        raise IdentityError("child", redact(detail)[:300])
     if answer.get("ok") is True:
         username = answer.get("username")
         return username if isinstance(username, str) and username else None
     kind = str(answer.get("kind", "unknown"))
-    raise IdentityError(kind, redact(str(answer.get("detail", "")), token)[:300])
+    raise IdentityError(kind, redact(str(answer.get("detail", "")))[:300])

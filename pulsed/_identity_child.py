@@ -14,13 +14,11 @@ import json
 import sys
 from typing import Any
 
+from pulsed._redact import Redactor
+
 
 def _scrub(text: str, token: str) -> str:
-    _, _, key = token.partition(":")
-    for needle in (token, token.replace(":", "%3A"), key):
-        if needle:
-            text = text.replace(needle, "[redacted]")
-    return text[:300]
+    return Redactor([token])(text)[:300]
 
 
 async def _get_me(token: str, api_base: str, timeout: float) -> dict[str, Any]:

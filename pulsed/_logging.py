@@ -10,17 +10,17 @@ print a registered secret.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-REDACTED = "[redacted]"
+from pulsed._redact import REDACT, Redactor
+from pulsed._timefmt import rfc3339
+
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
 LEVELS = {
     "debug": logging.DEBUG,
@@ -28,32 +28,6 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-
-
-class Redactor:
-    """Replaces every registered secret, raw or JSON-escaped, in a string."""
-
-    def __init__(self) -> None:
-        self._needles: tuple[str, ...] = ()
-
-    def register(self, secrets: Iterable[str]) -> None:
-        needles = set(self._needles)
-        for secret in secrets:
-            if secret:
-                needles.add(secret)
-                needles.add(json.dumps(secret)[1:-1])
-                needles.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-        # Longest first, so a secret that contains another is replaced whole.
-        self._needles = tuple(sorted(needles, key=len, reverse=True))
-
-    def __call__(self, text: str) -> str:
-        for needle in self._needles:
-            if needle in text:
-                text = text.replace(needle, REDACTED)
-        return text
-
-
-REDACT = Redactor()
 
 
 def priority(levelno: int) -> int:
@@ -72,9 +46,7 @@ class _Formatter(JsonFormatter):
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        log_data["time"] = (
-            datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
-        )
+        log_data["time"] = rfc3339(record.created, "ms")
         log_data["level"] = record.levelname.lower()
         log_data["event"] = getattr(record, "event", "log")
         super().add_fields(log_data, record, message_dict)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pulsed._version import __version__
 from pulsed.verify import FIELDS, SIGNATURE_HEADER, signature
@@ -30,11 +29,6 @@ class Heartbeat:
     ecommerce_version: str | None
     ecommerce_core_version: str | None
     timestamp: str
-
-
-def rfc3339(moment: float) -> str:
-    """UTC, whole seconds, ``Z``: ``2026-11-29T05:42:28Z``."""
-    return datetime.fromtimestamp(int(moment), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def encode_body(beat: Heartbeat) -> bytes:

@@ -18,10 +18,10 @@ import json
 import logging
 import os
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pulsed import _timefmt
 from pulsed._errors import LockHeldError, StateError
 
 log = logging.getLogger("pulsed.state")
@@ -95,9 +95,7 @@ def failed(state: State, now: float, error: str, status: int | None, next_due: f
 
 
 def _stamp(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if moment is None else _timefmt.rfc3339(moment, "us")
 
 
 def parse_stamp(value: object, field: str) -> float | None:
@@ -105,11 +103,10 @@ def parse_stamp(value: object, field: str) -> float | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"{field} is not a time string")
-    text = value[:-1] + "+00:00" if value.endswith("Z") else value
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"{field} has no time zone")
-    seconds = moment.timestamp()
+    try:
+        seconds = _timefmt.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from exc
     try:
         _stamp(seconds)  # a time that cannot be written back (past 9999 in UTC) is corrupt too
     except (OverflowError, OSError, ValueError) as exc:
@@ -232,9 +229,7 @@ class StateStore:
                     extra={"event": "state.unreadable", "error": str(exc)},
                 )
                 return State()
-            aside = self.path.with_name(
-                f"{STATE_FILE}.corrupt-{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%SZ}"
-            )
+            aside = self.path.with_name(f"{STATE_FILE}.corrupt-{_timefmt.compact(now)}")
             try:
                 self.path.replace(aside)
             except OSError as move_exc:

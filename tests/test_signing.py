@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulsed._signing import Heartbeat, encode_body, headers_for, rfc3339
+from pulsed._signing import Heartbeat, encode_body, headers_for
+from pulsed._timefmt import rfc3339
 from pulsed.verify import FIELDS, VerificationError, signature, verify_heartbeat
 
 SECRET = "s3cret-heartbeat-key"

@@ -1,0 +1,58 @@
+"""The one redactor: every shape a secret takes in text is replaced."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+
+from pulsed._redact import REDACTED, Redactor
+
+TOKEN = "12345678:AAH-key_value-secret"
+SECRET = 'hb "secret" ä/1'
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        TOKEN,
+        "12345678%3AAAH-key_value-secret",
+        "AAH-key_value-secret",
+        "12345678",
+    ],
+    ids=["whole", "url-encoded", "key-half", "id-half"],
+)
+def test_a_bot_token_is_replaced_in_every_spelling(spelling: str) -> None:
+    out = Redactor([TOKEN])(f"GET /bot/{spelling}/getMe failed")
+    assert out == f"GET /bot/{REDACTED}/getMe failed"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [SECRET, json.dumps(SECRET)[1:-1], json.dumps(SECRET, ensure_ascii=False)[1:-1], quote(SECRET)],
+    ids=["raw", "json-ascii", "json-utf8", "url-encoded"],
+)
+def test_the_heartbeat_secret_is_replaced_raw_escaped_and_encoded(spelling: str) -> None:
+    assert Redactor([SECRET])(f"echo: {spelling}!") == f"echo: {REDACTED}!"
+
+
+def test_a_whole_token_is_replaced_once_not_half_by_half() -> None:
+    assert Redactor([TOKEN])(TOKEN) == REDACTED
+
+
+def test_halves_apply_only_to_a_token_and_not_to_short_pieces() -> None:
+    # A heartbeat secret that happens to hold a colon is not a token; and a short
+    # bot id would eat ordinary numbers in the text around it.
+    assert Redactor(["abc:defghij"])("abc and defghij") == "abc and defghij"
+    assert Redactor(["123:AAH-key_value"])("port 123 AAH-key_value") == f"port 123 {REDACTED}"
+
+
+def test_secrets_registered_later_are_added_to_the_earlier_ones() -> None:
+    redact = Redactor(["first-secret"])
+    redact.register(["second-secret", ""])
+    assert redact("first-secret second-secret") == f"{REDACTED} {REDACTED}"
+
+
+def test_text_without_a_secret_is_unchanged() -> None:
+    assert Redactor([TOKEN, SECRET])("heartbeat sent") == "heartbeat sent"
