@@ -9,15 +9,12 @@ module that touches ``os.environ``, signals and the real clock directly.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import logging
 import os
-import signal
 import sys
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NoReturn
 
 import anyio
@@ -25,7 +22,7 @@ import anyio
 from pulsed import _config, _logging
 from pulsed import _state as st
 from pulsed._config import Config
-from pulsed._daemon import Heartbeater, Supervisor
+from pulsed._cycle import Cycle
 from pulsed._delivery import Sender
 from pulsed._errors import (
     EX_CONFIG,
@@ -37,7 +34,10 @@ from pulsed._errors import (
     StateError,
 )
 from pulsed._notify import Notifier
-from pulsed._signing import headers_for, rfc3339
+from pulsed._redact import REDACT
+from pulsed._signing import headers_for
+from pulsed._supervisor import SIGNALS, Supervisor
+from pulsed._timefmt import maybe, rfc3339
 from pulsed._version import __version__
 
 log = logging.getLogger("pulsed")
@@ -133,7 +133,7 @@ def _configure(flags: Mapping[str, str]) -> Config:
 def _apply(cfg: Config) -> Config:
     """Put a loaded configuration in force for logging: its level, its secrets, its warnings."""
     _logging.set_level(cfg.log_level)
-    _logging.REDACT.register(cfg.secrets())
+    REDACT.register(cfg.secrets())
     for warning in cfg.warnings:
         log.warning(warning, extra={"event": "config.warning"})
     return cfg
@@ -151,78 +151,64 @@ def _lock(cfg: Config) -> st.StateLock | None:
     return lock
 
 
-def _heartbeater(cfg: Config, sender: Any, *, read_only: bool = False) -> Heartbeater:
-    store = st.StateStore(cfg.state_dir)
-    if read_only:
-        try:
-            state = store.read() or st.State()
-        except StateError:
-            state = st.State()
-    else:
-        state = store.load(time.time())
-    return Heartbeater(cfg, store, state, sender, environ=os.environ)
+@contextlib.asynccontextmanager
+async def _writable(cfg: Config) -> AsyncIterator[tuple[Cycle, Sender]]:
+    """The shop's cycle with the state folder locked, and a sender; both closed after."""
+    lock = _lock(cfg)
+    sender = Sender(cfg.heartbeat_url)
+    try:
+        yield Cycle.open(cfg, writable=True, environ=os.environ), sender
+    finally:
+        await sender.aclose()
+        if lock is not None:
+            lock.release()
 
 
 # --- commands ---------------------------------------------------------------
 
 
 async def _run(flags: Mapping[str, str], notifier: Notifier) -> int:
-    cfg = _configure(flags)
-    lock = _lock(cfg)
-    sender = Sender(cfg.heartbeat_url)
-    try:
-        beater = _heartbeater(cfg, sender)
+    # Signals are taken first: a stop that comes while the state loads is not lost.
+    with anyio.open_signal_receiver(*SIGNALS) as signals:
+        cfg = _configure(flags)
+        async with _writable(cfg) as (cycle, sender):
 
-        def reload() -> Config | None:
-            try:
-                new = _config.load(flags, os.environ)
-            except ConfigError as exc:
-                log.warning(
-                    "configuration reload refused, keeping the running one: %s",
-                    exc,
-                    extra={"event": "config.reload_failed", "setting": exc.setting},
-                )
-                return None
-            if new.state_dir != beater.cfg.state_dir:
-                log.warning(
-                    "daemon.state_dir changes only on restart; keeping %s",
-                    beater.cfg.state_dir,
-                    extra={"event": "config.warning"},
-                )
-                new = replace(new, state_dir=beater.cfg.state_dir)
-            _apply(new)
-            sender.url = new.heartbeat_url
-            log.info("configuration reloaded", extra={"event": "config.reloaded"})
-            return new
+            def reload() -> Config | None:
+                try:
+                    new = _config.load(flags, os.environ)
+                except ConfigError as exc:
+                    log.warning(
+                        "configuration reload refused, keeping the running one: %s",
+                        exc,
+                        extra={"event": "config.reload_failed", "setting": exc.setting},
+                    )
+                    return None
+                _apply(new)
+                sender.url = new.heartbeat_url
+                log.info("configuration reloaded", extra={"event": "config.reloaded"})
+                return new
 
-        supervisor = Supervisor(beater, notifier, reload_config=reload)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, supervisor.request_stop)
-        loop.add_signal_handler(signal.SIGINT, supervisor.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, supervisor.request_reload)
-        log.info(
-            "pulsed %s started for %s",
-            __version__,
-            cfg.domain,
-            extra={
-                "event": "daemon.started",
-                "domain": cfg.domain,
-                "interval": cfg.interval,
-                "state_dir": str(cfg.state_dir),
-                "next_due": rfc3339(beater.due().at),
-            },
-        )
-        async with anyio.create_task_group() as tg:
-            if notifier.watchdog_interval:
-                tg.start_soon(supervisor.watchdog, notifier.watchdog_interval)
-            await supervisor.run()
-            tg.cancel_scope.cancel()
-        log.info("pulsed stopped", extra={"event": "daemon.stopped"})
-        return EX_OK
-    finally:
-        await sender.aclose()
-        if lock is not None:
-            lock.release()
+            supervisor = Supervisor(cycle, sender, notifier, reload_config=reload)
+            log.info(
+                "pulsed %s started for %s",
+                __version__,
+                cfg.domain,
+                extra={
+                    "event": "daemon.started",
+                    "domain": cfg.domain,
+                    "interval": cfg.interval,
+                    "state_dir": str(cfg.state_dir),
+                    "next_due": rfc3339(cycle.due().at),
+                },
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(supervisor.handle_signals, signals)
+                if notifier.watchdog_interval:
+                    tg.start_soon(supervisor.watchdog, notifier.watchdog_interval)
+                await supervisor.run()
+                tg.cancel_scope.cancel()
+    log.info("pulsed stopped", extra={"event": "daemon.stopped"})
+    return EX_OK
 
 
 def _print_request(url: str, body: bytes, headers: Mapping[str, str]) -> None:
@@ -239,28 +225,19 @@ def _print_request(url: str, body: bytes, headers: Mapping[str, str]) -> None:
 async def _once(flags: Mapping[str, str], *, force: bool, dry_run: bool) -> int:
     cfg = _configure(flags)
     if dry_run:
-        beater = _heartbeater(cfg, None, read_only=True)
-        body, _ = await beater.build(keep_identity=False)
-        _print_request(cfg.heartbeat_url, body, headers_for(body, cfg.heartbeat_secret.reveal()))
+        prepared = await Cycle.open(cfg, writable=False, environ=os.environ).build()
+        headers = headers_for(prepared.body, cfg.heartbeat_secret.reveal())
+        _print_request(cfg.heartbeat_url, prepared.body, headers)
         return EX_OK
-    lock = _lock(cfg)
-    sender = Sender(cfg.heartbeat_url)
-    try:
-        beater = _heartbeater(cfg, sender)
-        due = beater.due()
-        if not force and beater.state.pending is None and due.at > beater.wall():
+    async with _writable(cfg) as (cycle, sender):
+        if not force and not cycle.is_due():
             log.info(
                 "heartbeat not due yet",
-                extra={"event": "heartbeat.skipped", "next_due": rfc3339(due.at)},
+                extra={"event": "heartbeat.skipped", "next_due": rfc3339(cycle.due().at)},
             )
             return EX_OK
-        prepared = beater.resumable() or await beater.build()
-        outcome = await beater.deliver(*prepared)
-        return EX_OK if outcome.sent else EX_TEMPFAIL
-    finally:
-        await sender.aclose()
-        if lock is not None:
-            lock.release()
+        sent = await cycle.deliver(await cycle.prepare(), sender)
+        return EX_OK if sent else EX_TEMPFAIL
 
 
 def _describe(cfg: Config) -> list[tuple[str, str, str]]:
@@ -294,10 +271,9 @@ async def _check(flags: Mapping[str, str]) -> int:
     print(f"configuration: ok ({cfg.config_file or 'no config file'})")
     for name, value, source in _describe(cfg):
         print(f"  {name:24} {value}  [{source}]")
-    beater = _heartbeater(cfg, None, read_only=True)
-    body, _ = await beater.build(keep_identity=False)
+    prepared = await Cycle.open(cfg, writable=False, environ=os.environ).build()
     print("would send:")
-    print(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
+    print(json.dumps(json.loads(prepared.body), indent=2, ensure_ascii=False))
     return EX_OK
 
 
@@ -309,19 +285,18 @@ def _status(flags: Mapping[str, str], as_json: bool) -> int:
         problem = None
     except StateError as exc:
         state, problem = None, str(exc)
-    iso = rfc3339
     doc: dict[str, Any] = {"state_file": str(store.path), "error": problem}
     if state is not None:
         ident = state.identity
         doc.update(
-            last_success=iso(state.last_success) if state.last_success else None,
-            last_attempt=iso(state.last_attempt) if state.last_attempt else None,
+            last_success=maybe(state.last_success),
+            last_attempt=maybe(state.last_attempt),
             last_error=state.last_error,
             last_status=state.last_status,
             failures_in_a_row=state.consecutive_failures,
-            next_due=iso(state.next_due) if state.next_due else None,
+            next_due=maybe(state.next_due),
             bot_username=ident.username if ident else None,
-            identity_fetched=iso(ident.fetched_at) if ident else None,
+            identity_fetched=maybe(ident.fetched_at) if ident else None,
             delivery_interrupted=state.pending is not None,
         )
     if as_json:
@@ -360,10 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_usage(sys.stderr)
         return 2
+    _logging.setup("info")
     # Taken before anything can start a child, so no child inherits NOTIFY_SOCKET.
     notifier = Notifier.from_environ(os.environ) if args.command == "run" else None
-    _logging.setup("info")
-    _logging.REDACT.register(
+    REDACT.register(
         os.environ.get(s.env, "") for s in _config.SETTINGS if s.name in _config.SECRETS
     )
     try:

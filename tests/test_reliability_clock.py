@@ -27,10 +27,11 @@ import anyio
 import pytest
 
 from pulsed import _state as st
-from pulsed._daemon import Heartbeater, Supervisor
+from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._notify import Notifier
 from pulsed._schedule import FUTURE_TOLERANCE
+from pulsed._supervisor import Supervisor
 from tests.loopkit import fixed_facts, loop_config
 from tests.test_reliability_harness import BOT, Lab
 
@@ -143,11 +144,11 @@ async def run_with_jumps(state_dir: Path, jumps: Mapping[int, float], until: flo
     clock by ``jumps[n]`` seconds. Return the monotonic times of the heartbeats."""
     clocks = Clocks()
     sender = Recorder(clocks)
-    beater = Heartbeater(
+    cycle = Cycle(
         loop_config(state_dir),
         st.StateStore(state_dir),
         st.State(),
-        sender,
+        writable=True,
         environ={},
         wall=lambda: clocks.wall,
         rng=random.Random(5),
@@ -166,7 +167,8 @@ async def run_with_jumps(state_dir: Path, jumps: Mapping[int, float], until: flo
         return False
 
     supervisor = Supervisor(
-        beater,
+        cycle,
+        sender,
         Notifier(None),
         reload_config=lambda: None,
         wait=wait,

@@ -7,7 +7,9 @@ when the loop sleeps, so a day of heartbeats runs in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
 from collections.abc import Mapping
 from itertools import pairwise
 from pathlib import Path
@@ -19,10 +21,11 @@ import pytest
 from pulsed import _state as st
 from pulsed._collect import ShopFacts
 from pulsed._config import Config
-from pulsed._daemon import Heartbeater, Supervisor
+from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
+from pulsed._supervisor import Supervisor
 from tests.loopkit import fixed_facts, loop_config
 
 pytestmark = pytest.mark.anyio
@@ -81,11 +84,11 @@ def make(
     clock = Clock()
     sender = ScriptedSender(clock, script)
     store = st.StateStore(tmp_path)
-    beater = Heartbeater(
+    cycle = Cycle(
         loop_config(tmp_path, interval),
         store,
         state or st.State(),
-        sender,
+        writable=True,
         environ={},
         wall=clock.now,
         rng=random.Random(42),
@@ -107,7 +110,7 @@ def make(
         return False
 
     supervisor = Supervisor(
-        beater, notifier, reload_config=lambda: None, wait=wait, monotonic=lambda: clock.mono
+        cycle, sender, notifier, reload_config=lambda: None, wait=wait, monotonic=lambda: clock.mono
     )
     return supervisor, sender, clock, notifier
 
@@ -201,16 +204,16 @@ async def test_unusable_interrupted_delivery_is_replaced_by_a_fresh_one(
 async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None:
     clock = Clock()
     sender = ScriptedSender(clock, [])
-    beater = Heartbeater(
+    cycle = Cycle(
         loop_config(tmp_path),
         st.StateStore(tmp_path),
         st.State(),
-        sender,
+        writable=True,
         environ={},
         wall=clock.now,
         collect=fixed_facts,
     )
-    sup = Supervisor(beater, RecordingNotifier(), reload_config=lambda: None)
+    sup = Supervisor(cycle, sender, RecordingNotifier(), reload_config=lambda: None)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
@@ -223,11 +226,11 @@ async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None
 async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Path) -> None:
     clock = Clock()
     sender = ScriptedSender(clock, [])
-    beater = Heartbeater(
+    cycle = Cycle(
         loop_config(tmp_path),
         st.StateStore(tmp_path),
         st.State(),
-        sender,
+        writable=True,
         environ={},
         wall=clock.now,
         collect=fixed_facts,
@@ -240,45 +243,92 @@ async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Pat
         return offered.pop(0)
 
     notifier = RecordingNotifier()
-    sup = Supervisor(beater, notifier, reload_config=reload)
+    sup = Supervisor(cycle, sender, notifier, reload_config=reload)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
             await sender.sent.wait()
             sup.request_reload()
             await asked[0].wait()
-            assert beater.cfg.interval == HOUR  # the refused reload kept the old config
+            assert cycle.cfg.interval == HOUR  # the refused reload kept the old config
             sup.request_reload()
             await asked[1].wait()
             sup.request_stop()
-    assert beater.cfg.interval == 60.0
+    assert cycle.cfg.interval == 60.0
     assert any(m.startswith("RELOADING=1") for m in notifier.messages)
 
 
-async def test_watchdog_pings_only_while_the_loop_is_healthy(tmp_path: Path) -> None:
+async def _next_datagram(sock: socket.socket) -> str:
+    while True:
+        await anyio.wait_readable(sock)
+        try:
+            return sock.recv(4096).decode()
+        except BlockingIOError:  # woken, but another reader was first
+            continue
+
+
+def _queued(sock: socket.socket) -> list[str]:
+    got = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            got.append(sock.recv(4096).decode())
+    return got
+
+
+async def test_a_cycle_stuck_past_its_allowance_silences_the_watchdog(tmp_path: Path) -> None:
+    # The whole wiring on a real notify socket: the loop sets the cycle's deadline
+    # from the cycle's own allowance, and the watchdog task pings only while it holds.
     clock = Clock()
-    beater = Heartbeater(
+    started, release = anyio.Event(), anyio.Event()
+
+    async def stuck_facts(*_: object) -> ShopFacts:
+        started.set()
+        await release.wait()
+        return await fixed_facts()
+
+    cycle = Cycle(
         loop_config(tmp_path),
         st.StateStore(tmp_path),
         st.State(),
-        ScriptedSender(clock, []),
+        writable=True,
         environ={},
         wall=clock.now,
-        collect=fixed_facts,
+        collect=stuck_facts,
     )
-    notifier = RecordingNotifier()
-    sup = Supervisor(beater, notifier, reload_config=lambda: None, monotonic=lambda: clock.mono)
-    assert sup.healthy()
-    sup.busy_until = 10.0
-    clock.mono = 11.0
-    assert not sup.healthy()  # a cycle past its own deadline is a stuck loop
-    with anyio.move_on_after(0.05):
-        await sup.watchdog(0.01)
-    assert "WATCHDOG=1" not in notifier.messages
-    sup.busy_until = None
-    with anyio.move_on_after(0.05):
-        await sup.watchdog(0.01)
-    assert "WATCHDOG=1" in notifier.messages
+    sender = ScriptedSender(clock, [])
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "notify"))
+        sock.setblocking(False)
+        notifier = Notifier(str(tmp_path / "notify"), watchdog_interval=0.01)
+        sup = Supervisor(
+            cycle, sender, notifier, reload_config=lambda: None, monotonic=lambda: clock.mono
+        )
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sup.run)
+                await started.wait()
+                tg.start_soon(sup.watchdog, 0.01)
+                clock.mono = cycle.allowance - 1  # slow, but within what a cycle may take
+                while await _next_datagram(sock) != "WATCHDOG=1":
+                    pass
+                clock.mono = cycle.allowance + 1  # stuck
+                _queued(sock)
+                await anyio.sleep(0.1)  # ten watchdog periods
+                assert "WATCHDOG=1" not in _queued(sock)
+                release.set()
+                await sender.sent.wait()
+                while await _next_datagram(sock) != "WATCHDOG=1":
+                    pass  # the cycle ended: the loop is healthy again
+                sup.request_stop()
+                tg.cancel_scope.cancel()
+        notifier.close()
+
+
+def test_a_cycle_is_allowed_getme_php_the_delivery_and_its_saves(tmp_path: Path) -> None:
+    cfg = loop_config(tmp_path)
+    cycle = Cycle(cfg, st.StateStore(tmp_path), st.State(), writable=True, environ={})
+    # The identity child's import allowance and request, php, 2 s of delivery, 5 s of fsyncs.
+    assert cycle.allowance == 30.0 + cfg.timeout + cfg.timeout + 2.0 + 5.0
 
 
 async def test_an_unexpected_error_in_a_cycle_is_logged_and_backed_off(
@@ -294,7 +344,7 @@ async def test_an_unexpected_error_in_a_cycle_is_logged_and_backed_off(
         return await fixed_facts()
 
     sup, sender, _, _ = make(tmp_path, [], until=HOUR)
-    sup.beater.collect = flaky_facts
+    sup.cycle.collect = flaky_facts
     await sup.run()
     (error,) = [r for r in caplog.records if getattr(r, "event", "") == "heartbeat.error"]
     assert error.levelname == "ERROR"
