@@ -10,21 +10,26 @@ The protocol: one ``AF_UNIX``/``SOCK_DGRAM`` datagram per notification, holding
 newline-separated ``KEY=VALUE`` assignments, sent to the path in ``NOTIFY_SOCKET``
 (``@name`` names a socket in the abstract namespace). See ``sd_notify(3)``.
 
-A notifier never raises once built: a failed send is swallowed and kept in
-:attr:`Notifier.last_error`, because losing a status line must never take the daemon
-down. Without ``NOTIFY_SOCKET`` (run by hand, in tests, under another supervisor)
-every method is a no-op.
+A notifier never raises once built: a failed send is kept in
+:attr:`Notifier.last_error` and logged as one ``notify.failed`` warning each time the
+error changes (not at every watchdog ping), because losing a status line must never
+take the daemon down, and a broken ``NOTIFY_SOCKET`` must not go unseen either.
+Without ``NOTIFY_SOCKET`` (run by hand, in tests, under another supervisor) every
+method is a no-op.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import time
 from collections.abc import MutableMapping
 
 __all__ = ["Notifier"]
+
+log = logging.getLogger("pulsed.notify")
 
 # systemd drops a notification datagram longer than its buffer (PIPE_BUF, 4096 bytes,
 # in the versions we target) as a whole; STATUS= text is cut well below that.
@@ -58,7 +63,7 @@ class Notifier:
             elif len(address) > 1 and address[0] == "/":
                 self._address = address
             else:
-                self.last_error = f"NOTIFY_SOCKET is neither a path nor @name: {address!r}"
+                self._failed(f"NOTIFY_SOCKET is neither a path nor @name: {address!r}")
         #: Seconds between ``WATCHDOG=1`` pings (half of ``WATCHDOG_USEC``), else ``None``.
         self.watchdog_interval: float | None = (
             watchdog_interval if self._address is not None else None
@@ -100,9 +105,16 @@ class Notifier:
                 self._sock = sock
             self._sock.sendto(data, self._address)
         except OSError as exc:
-            self.last_error = _describe(exc, self._address)
+            self._failed(_describe(exc, self._address))
         else:
             self.last_error = None
+
+    def _failed(self, error: str) -> None:
+        if error != self.last_error:
+            log.warning(
+                "%s; systemd does not hear from pulsed", error, extra={"event": "notify.failed"}
+            )
+        self.last_error = error
 
     def ready(self) -> None:
         """``READY=1``: started (config valid, state loaded), or done reloading."""

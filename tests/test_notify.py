@@ -226,6 +226,29 @@ def test_vanished_socket_does_not_raise_and_recovers(sock_path: Path) -> None:
     notifier.close()
 
 
+def test_a_broken_socket_is_one_warning_per_distinct_error(
+    sock_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier.from_environ({"NOTIFY_SOCKET": str(sock_path)})  # nobody bound it
+    for _ in range(5):
+        notifier.watchdog()
+    receiver = _receiver(str(sock_path))
+    notifier.watchdog()  # recovered: the next failure is news again
+    receiver.close()
+    sock_path.unlink()
+    notifier.watchdog()
+    warned = [r for r in caplog.records if getattr(r, "event", "") == "notify.failed"]
+    assert [r.levelname for r in warned] == ["WARNING", "WARNING"]
+    assert all(str(sock_path) in r.getMessage() for r in warned)
+    notifier.close()
+
+
+def test_a_malformed_notify_socket_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    Notifier.from_environ({"NOTIFY_SOCKET": "relative/path"})
+    (warned,) = [r for r in caplog.records if getattr(r, "event", "") == "notify.failed"]
+    assert "relative/path" in warned.getMessage()
+
+
 def test_bound_but_closed_socket_does_not_raise(sock_path: Path) -> None:
     receiver = _receiver(str(sock_path))
     receiver.close()  # the path stays, nobody listens: ECONNREFUSED
