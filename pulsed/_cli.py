@@ -154,7 +154,10 @@ def _lock(cfg: Config) -> st.StateLock | None:
 @contextlib.asynccontextmanager
 async def _writable(cfg: Config) -> AsyncIterator[tuple[Cycle, Sender]]:
     """The shop's cycle with the state folder locked, and a sender; both closed after."""
+    st.check_private(cfg.state_dir)
     lock = _lock(cfg)
+    if lock is not None:
+        st.StateStore(cfg.state_dir).sweep()
     sender = Sender(cfg.heartbeat_url)
     try:
         yield Cycle.open(cfg, writable=True, environ=os.environ), sender
@@ -323,8 +326,13 @@ def _status(flags: Mapping[str, str], as_json: bool) -> int:
         ("state file", doc["state_file"]),
     )
     for label, value in labels:
-        print(f"{label + ':':19}{value}")
+        print(f"{label + ':':19}{printable(str(value))}")
     return EX_OK
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: what is not printable is shown escaped, not obeyed."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ a cycle is tested on an injected clock with stand-in edges.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import random
 import time
@@ -27,6 +28,7 @@ from pulsed._proc import child_environ
 from pulsed._redact import REDACT
 from pulsed._signing import Heartbeat, decode_body, encode_body, headers_for
 from pulsed._timefmt import maybe, rfc3339
+from pulsed.verify import SIGNATURE_HEADER, signature
 
 log = logging.getLogger("pulsed.cycle")
 
@@ -256,6 +258,11 @@ class Cycle:
                 self.cfg.domain,
                 extra={"event": "heartbeat.interrupted", "timestamp": stamp},
             )
+        elif not self._signed_here(body, pending.signature):
+            log.warning(
+                "dropping an interrupted delivery that pulsed did not sign with this secret",
+                extra={"event": "heartbeat.interrupted", "timestamp": stamp},
+            )
         elif _schedule.should_resend(pending.timestamp, self.wall()):
             log.info(
                 "re-sending the interrupted heartbeat of %s",
@@ -272,13 +279,18 @@ class Cycle:
         self.state = replace(self.state, pending=None)
         return None
 
+    def _signed_here(self, body: bytes, kept: str | None) -> bool:
+        expected = signature(self.cfg.heartbeat_secret.reveal(), body)
+        return kept is not None and hmac.compare_digest(expected, kept)
+
     # --- delivering -----------------------------------------------------------------
 
     async def deliver(self, prepared: Prepared, sender: Sender) -> bool:
         """Send; the pending body is recorded first, the outcome after. ``True`` when sent."""
-        self.state = st.with_pending(self.state, prepared.body, prepared.timestamp)
-        self.save()
         headers = headers_for(prepared.body, self.cfg.heartbeat_secret.reveal())
+        signature = headers[SIGNATURE_HEADER]
+        self.state = st.with_pending(self.state, prepared.body, prepared.timestamp, signature)
+        self.save()
         try:
             done = await sender.send(prepared.body, headers)
         except DeliveryError as exc:

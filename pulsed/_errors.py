@@ -42,7 +42,12 @@ class IdentityError(PulsedError):
 
 
 class StateError(PulsedError):
-    """The state file could not be read or written."""
+    """The state file could not be read or written; ``corrupt`` when it was read but is
+    not a state pulsed wrote (unparsable, oversized, not a regular file)."""
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 class LockHeldError(PulsedError):

@@ -17,17 +17,23 @@ import fcntl
 import json
 import logging
 import os
+import secrets
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pulsed import _timefmt
-from pulsed._errors import LockHeldError, StateError
+from pulsed._errors import ConfigError, LockHeldError, StateError
 
 log = logging.getLogger("pulsed.state")
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
+TEMP_PREFIX = f".{STATE_FILE}.tmp-"
+# A real state file is under 2 KiB; one far larger was not written by pulsed, and
+# reading it whole would cost the daemon its memory.
+MAX_STATE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +47,16 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A body whose delivery started and whose outcome is not yet known."""
+    """A body whose delivery started and whose outcome is not yet known.
+
+    ``signature`` is the ``X-Pulse-Signature`` pulsed sent it with: only a body
+    that verifies against the secret is ever sent again, so a body planted in the
+    state file is never signed and sent.
+    """
 
     body: str
     timestamp: float
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +74,8 @@ class State:
 # --- pure transitions -------------------------------------------------------
 
 
-def with_pending(state: State, body: bytes, timestamp: float) -> State:
-    return replace(state, pending=Pending(body=body.decode("utf-8"), timestamp=timestamp))
+def with_pending(state: State, body: bytes, timestamp: float, signature: str) -> State:
+    return replace(state, pending=Pending(body.decode("utf-8"), timestamp, signature))
 
 
 def succeeded(state: State, now: float, status: int, next_due: float) -> State:
@@ -134,7 +146,11 @@ def to_json(state: State) -> dict[str, Any]:
         },
         "pending": None
         if pending is None
-        else {"body": pending.body, "timestamp": _stamp(pending.timestamp)},
+        else {
+            "body": pending.body,
+            "timestamp": _stamp(pending.timestamp),
+            "signature": pending.signature,
+        },
     }
 
 
@@ -174,7 +190,7 @@ def from_json(raw: object) -> State:
         stamp = parse_stamp(pend.get("timestamp"), "pending.timestamp")
         if body is None or stamp is None:
             raise ValueError("pending lacks body or timestamp")
-        pending = Pending(body, stamp)
+        pending = Pending(body, stamp, _opt_str(pend, "signature"))
     return State(
         last_success=parse_stamp(raw.get("last_success"), "last_success"),
         last_attempt=parse_stamp(raw.get("last_attempt"), "last_attempt"),
@@ -201,17 +217,34 @@ class StateStore:
         """The state as it is on disk, or ``None`` when there is none; never changes a file.
 
         Raises :class:`StateError` when the file exists but cannot be read or parsed.
+        A symlink, a FIFO or anything but a regular file is never read through, and a
+        file over :data:`MAX_STATE_BYTES` is corrupt without being read into memory.
         """
         try:
-            text = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._corrupt("a symlink") from exc
             raise StateError(f"{self.path}: {exc.strerror}") from exc
         try:
+            with os.fdopen(fd, "rb") as fh:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise self._corrupt("not a regular file")
+                text = fh.read(MAX_STATE_BYTES + 1)  # never more, even if it grows meanwhile
+        except OSError as exc:
+            raise StateError(f"{self.path}: {exc.strerror}") from exc
+        if len(text) > MAX_STATE_BYTES:
+            raise self._corrupt(f"over {MAX_STATE_BYTES} bytes")
+        try:
             return from_json(json.loads(text))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StateError(f"{self.path}: cannot be parsed ({exc})") from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise self._corrupt(str(exc)) from exc
+
+    def _corrupt(self, why: str) -> StateError:
+        return StateError(f"{self.path}: cannot be parsed ({why})", corrupt=True)
 
     def load(self, now: float) -> State:
         """The state to run with; never raises.
@@ -223,7 +256,7 @@ class StateStore:
         try:
             return self.read() or State()
         except StateError as exc:
-            if not isinstance(exc.__cause__, ValueError | UnicodeDecodeError):
+            if not exc.corrupt:
                 log.warning(
                     "state cannot be read; starting without state",
                     extra={"event": "state.unreadable", "error": str(exc)},
@@ -249,12 +282,17 @@ class StateStore:
             return State()
 
     def save(self, state: State) -> None:
-        """Write atomically; :class:`StateError` when the folder or disk refuses."""
+        """Write atomically; :class:`StateError` when the folder or disk refuses.
+
+        The temp file has an unpredictable name and is created exclusively, never
+        through a symlink: nothing planted in the folder can redirect the write.
+        """
         data = json.dumps(to_json(state), indent=2, sort_keys=True).encode("utf-8") + b"\n"
-        tmp = self.path.with_name(f".{STATE_FILE}.tmp-{os.getpid()}")
+        tmp = self.path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(tmp, flags, 0o600)
             try:
                 view = memoryview(data)
                 while view:
@@ -272,6 +310,41 @@ class StateStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise StateError(f"{self.path}: cannot be written ({exc.strerror})") from exc
+
+    def sweep(self) -> None:
+        """Remove temp files a killed writer left; call only while holding the lock."""
+        with contextlib.suppress(OSError):
+            for leftover in self.directory.glob(f"{TEMP_PREFIX}*"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()  # unlinks a planted symlink itself, never its target
+
+
+def check_private(directory: Path, euid: int | None = None) -> None:
+    """Refuse a state folder that anyone but pulsed's own user (or root) could write.
+
+    :class:`ConfigError` naming ``daemon.state_dir`` when the folder is owned by
+    another user or is writable by its group or by others. A folder that does not
+    exist yet is fine: pulsed creates it 0700.
+    """
+    uid = os.geteuid() if euid is None else euid
+    try:
+        info = directory.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError("daemon.state_dir", f"{directory}: {exc.strerror}") from exc
+    if info.st_uid not in (0, uid):
+        raise ConfigError(
+            "daemon.state_dir",
+            f"{directory} is owned by uid {info.st_uid}, not by pulsed's user or root; "
+            "refusing to keep state there",
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            "daemon.state_dir",
+            f"{directory} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
+            f"chmod go-w {directory}",
+        )
 
 
 def _lock_holder(directory_fd: int) -> str:

@@ -8,11 +8,12 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pulsed import _state as st
-from pulsed._errors import LockHeldError, StateError
+from pulsed._errors import ConfigError, LockHeldError, StateError
 
 NOW = 1_800_000_000.0
 
@@ -26,7 +27,7 @@ def full_state() -> st.State:
         consecutive_failures=0,
         next_due=NOW + 3594.75,
         identity=st.Identity("acme_shop_bot", NOW - 100, "hmac-sha256:abc"),
-        pending=st.Pending('{"domain":"x"}', NOW - 5),
+        pending=st.Pending('{"domain":"x"}', NOW - 5, "sha256=00ff"),
     )
 
 
@@ -98,20 +99,129 @@ def test_save_into_a_read_only_folder_is_a_state_error(tmp_path: Path) -> None:
         st.StateStore(target).save(st.State())
 
 
-def test_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
+SAVE_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from pulsed import _state as st
+from pulsed._errors import StateError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death, as root too
+resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+try:
+    st.StateStore(Path(sys.argv[1])).save(st.State(last_success=float(sys.argv[2])))
+except StateError as exc:
+    print(exc)
+"""
+
+
+def test_failed_save_keeps_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
     store = st.StateStore(tmp_path)
     store.save(st.State(last_success=NOW))
     before = store.path.read_bytes()
-    # A folder where the temp file should go makes the write fail midway.
-    (tmp_path / f".state.json.tmp-{os.getpid()}").mkdir()
-    with pytest.raises(StateError):
-        store.save(st.State(last_success=NOW + 1))
+    done = subprocess.run(
+        [sys.executable, "-c", SAVE_UNDER_A_FILE_SIZE_LIMIT, str(tmp_path), str(NOW + 1)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "cannot be written" in done.stdout  # the write failed midway
     assert store.path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_a_planted_symlink_is_never_written_through(tmp_path: Path) -> None:
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    victim.write_text("precious")
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    for guess in (f".state.json.tmp-{os.getpid()}", ".state.json.tmp", "state.json"):
+        (folder / guess).symlink_to(victim)
+    st.StateStore(folder).save(st.State(last_success=NOW))
+    assert victim.read_text() == "precious"
+    assert not (folder / "state.json").is_symlink()  # replaced by a real file
+    assert st.StateStore(folder).read() == st.State(last_success=NOW)
+
+
+def test_temp_names_are_unpredictable(tmp_path: Path) -> None:
+    seen: set[str] = set()
+    store = st.StateStore(tmp_path)
+    real_replace = Path.replace
+
+    def spy(self: Path, target: Any) -> Path:
+        seen.add(self.name)
+        return real_replace(self, target)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "replace", spy)
+        for _ in range(5):
+            store.save(st.State())
+    assert len(seen) == 5 and all(n.startswith(st.TEMP_PREFIX) for n in seen)
+
+
+def test_a_state_file_through_a_symlink_is_corrupt_and_moved_aside(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    st.StateStore(tmp_path).save(st.State(last_success=NOW))
+    (tmp_path / "state.json").rename(elsewhere)
+    (tmp_path / "state.json").symlink_to(elsewhere)
+    with pytest.raises(StateError, match="symlink"):
+        st.StateStore(tmp_path).read()
+    assert st.StateStore(tmp_path).load(NOW) == st.State()
+    assert elsewhere.exists() and not (tmp_path / "state.json").exists()
+
+
+def test_an_oversized_state_file_is_corrupt_without_being_read_whole(tmp_path: Path) -> None:
+    big = b'{"version": 1, "last_error": "' + b"x" * (st.MAX_STATE_BYTES + 10) + b'"}'
+    (tmp_path / "state.json").write_bytes(big)
+    with pytest.raises(StateError, match="over 1048576 bytes") as caught:
+        st.StateStore(tmp_path).read()
+    assert caught.value.corrupt
+    assert st.StateStore(tmp_path).load(NOW) == st.State()
+    assert list(tmp_path.glob("state.json.corrupt-*"))
+
+
+def test_sweep_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(st.State(last_success=NOW))
+    (tmp_path / f"{st.TEMP_PREFIX}dead").write_text("half")
+    store.sweep()
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "refused"),
+    [
+        (0o700, "self", None),
+        (0o755, "self", None),
+        (0o775, "self", "writable by others"),
+        (0o1777, "self", "writable by others"),
+        (0o700, "other", "owned by uid"),
+    ],
+)
+def test_only_a_private_state_folder_is_accepted(
+    tmp_path: Path, mode: int, owner: str, refused: str | None
+) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(mode)
+    euid = os.geteuid()
+    if owner == "other":
+        if euid == 0:
+            os.chown(folder, 4242, -1)  # root owns everything else: make it someone's
+        euid = 4343  # pulsed runs as neither root nor the folder's owner
+    if refused is None:
+        st.check_private(folder, euid)
+        return
+    with pytest.raises(ConfigError, match=refused) as caught:
+        st.check_private(folder, euid)
+    assert caught.value.setting == "daemon.state_dir"
+
+
+def test_a_missing_state_folder_is_private_enough(tmp_path: Path) -> None:
+    st.check_private(tmp_path / "not-yet")
 
 
 def test_transitions() -> None:
-    s = st.with_pending(st.State(consecutive_failures=2), b'{"a":1}', NOW)
-    assert s.pending == st.Pending('{"a":1}', NOW)
+    s = st.with_pending(st.State(consecutive_failures=2), b'{"a":1}', NOW, "sha256=ab")
+    assert s.pending == st.Pending('{"a":1}', NOW, "sha256=ab")
     ok = st.succeeded(s, NOW + 1, 200, NOW + 3601)
     assert (ok.consecutive_failures, ok.pending, ok.last_error) == (0, None, None)
     assert ok.last_success == ok.last_attempt == NOW + 1

@@ -11,6 +11,7 @@ import contextlib
 import random
 import socket
 from collections.abc import Mapping
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
 from pulsed._supervisor import Supervisor
+from pulsed.verify import signature
 from tests.loopkit import fixed_facts, loop_config
 
 pytestmark = pytest.mark.anyio
@@ -177,25 +179,34 @@ BODY = (
 )
 
 
+def pending(body: bytes, at: float, secret: str = "s") -> st.Pending:
+    """An interrupted delivery as pulsed records it, signed with the loop config's secret."""
+    return st.Pending(body.decode(), at, signature(secret, body))
+
+
 async def test_interrupted_delivery_is_resent_with_the_identical_body(tmp_path: Path) -> None:
-    body = BODY
-    earlier = st.State(last_success=START - HOUR - 5, pending=st.Pending(body.decode(), START - 3))
+    earlier = st.State(last_success=START - HOUR - 5, pending=pending(BODY, START - 3))
     sup, sender, _, _ = make(tmp_path, [], until=10, state=earlier)
     await sup.run()
-    assert sender.bodies[0] == body
+    assert sender.bodies[0] == BODY
 
 
 @pytest.mark.parametrize(
-    ("body", "age"),
-    [(BODY, 900), (BODY.replace(b"shop.example", b"other.example"), 3), (b"{junk", 3)],
-    ids=["stale", "other-domain", "junk"],
+    ("kept", "age"),
+    [
+        (pending(BODY, 0), 900),
+        (pending(BODY.replace(b"shop.example", b"other.example"), 0), 3),
+        (pending(b"{junk", 0), 3),
+        (st.Pending(BODY.decode(), 0, None), 3),
+        (pending(BODY, 0, secret="someone else's"), 3),
+    ],
+    ids=["stale", "other-domain", "junk", "unsigned", "signed-elsewhere"],
 )
 async def test_unusable_interrupted_delivery_is_replaced_by_a_fresh_one(
-    tmp_path: Path, body: bytes, age: float
+    tmp_path: Path, kept: st.Pending, age: float
 ) -> None:
-    earlier = st.State(
-        last_success=START - 2 * HOUR, pending=st.Pending(body.decode(), START - age)
-    )
+    body = kept.body.encode()
+    earlier = st.State(last_success=START - 2 * HOUR, pending=replace(kept, timestamp=START - age))
     sup, sender, _, _ = make(tmp_path, [], until=10, state=earlier)
     await sup.run()
     assert sender.bodies[0] != body and b'"timestamp":"' in sender.bodies[0]
