@@ -9,6 +9,8 @@ through a pipe, never the command line.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -63,11 +65,18 @@ async def _drain(stream: ByteReceiveStream | None, into: bytearray) -> None:
 
 
 async def _reap(process: Process) -> None:
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+    """Kill the child's whole process group, then close its pipes and reap it.
+
+    The child leads its own group (its own session), so this also ends whatever it
+    started: a wrapper script's grandchild must not outlive a timeout. The group id
+    stays reserved while any member lives, so the kill never reaches a stranger.
+    Closing the pipes here, not in a finaliser, keeps asyncio from printing a
+    traceback about a closed event loop.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     with anyio.CancelScope(shield=True):
-        await process.wait()
+        await process.aclose()
 
 
 async def run(
@@ -91,8 +100,8 @@ async def run(
             stderr=subprocess.PIPE,
             env=dict(env),
             cwd=cwd,
-            # Its own session: a Ctrl-C at the terminal reaches the daemon, which then
-            # ends the child itself, instead of both printing tracebacks.
+            # Its own session and process group: a Ctrl-C at the terminal reaches the
+            # daemon, which then ends the child and all it started (see _reap).
             start_new_session=True,
         )
     except OSError as exc:
