@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from pulsed._redact import Redactor
 from pulsed._state import Identity
 
 MAX_AGE = 24 * 3600.0
+USERNAME = re.compile(r"[A-Za-z0-9_]{5,32}")
 # The child imports aiogram (seconds of CPU on a small host) before it can even
 # start the request; its whole life is bounded by the request timeout plus this.
 IMPORT_ALLOWANCE = 30.0
@@ -77,8 +79,22 @@ async def fetch_username(
         tail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
         detail = f"identity child exited {done.returncode}" + (f": {tail[0]}" if tail else "")
         raise IdentityError("child", redact(detail)[:300])
-    if answer.get("ok") is True:
-        username = answer.get("username")
-        return username if isinstance(username, str) and username else None
-    kind = str(answer.get("kind", "unknown"))
-    raise IdentityError(kind, redact(str(answer.get("detail", "")))[:300])
+    return username_of(answer, redact)
+
+
+def username_of(answer: Mapping[str, object], redact: Redactor) -> str | None:
+    """The username in the child's answer, or :class:`IdentityError` for a failure.
+
+    A forged or broken answer must not reach the signed body, the state or a
+    terminal: anything but 5-32 of ``A-Z a-z 0-9 _`` (ESC, newlines, U+2028) stops here.
+    """
+    if answer.get("ok") is not True:
+        kind = str(answer.get("kind", "unknown"))
+        raise IdentityError(kind, redact(str(answer.get("detail", "")))[:300])
+    username = answer.get("username")
+    if username is None:
+        return None
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
+        shown = ascii(username)[:80]
+        raise IdentityError("bad_response", f"username {shown} is not 5-32 of A-Z a-z 0-9 _")
+    return username

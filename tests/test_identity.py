@@ -13,6 +13,7 @@ import pytest
 from devtools.fake_telegram import FakeTelegram
 from pulsed import _identity as ident
 from pulsed._errors import IdentityError
+from pulsed._redact import Redactor
 from pulsed._state import Identity
 
 NOW = 1_800_000_000.0
@@ -40,6 +41,30 @@ def test_fingerprint_is_stable_and_not_the_token() -> None:
 )
 def test_needs_refresh(kept: Identity | None, fp: str | None, refresh: bool) -> None:
     assert ident.needs_refresh(kept, fp, NOW) is refresh
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ["evil\x1b[31mbot", "line\nbreak_bot", "sep\u2028arator", "abc", "x" * 33, 42, "bot name"],
+    ids=["escape", "newline", "u2028", "too-short", "too-long", "number", "space"],
+)
+def test_a_username_that_is_not_a_telegram_username_is_refused(forged: object) -> None:
+    with pytest.raises(IdentityError) as caught:
+        ident.username_of({"ok": True, "username": forged}, Redactor())
+    assert caught.value.kind == "bad_response"
+    assert all(ch.isprintable() for ch in str(caught.value))
+
+
+@pytest.mark.parametrize("name", ["abcde", "A" * 32, "acme_shop_bot", "Bot_2026"])
+def test_a_telegram_username_is_taken(name: str) -> None:
+    assert ident.username_of({"ok": True, "username": name}, Redactor()) == name
+
+
+def test_a_failure_answer_is_an_identity_error_with_the_token_redacted() -> None:
+    answer = {"ok": False, "kind": "unauthorized", "detail": f"401 for /bot{TOKEN}/getMe"}
+    with pytest.raises(IdentityError, match="unauthorized") as caught:
+        ident.username_of(answer, Redactor([TOKEN]))
+    assert TOKEN not in str(caught.value)
 
 
 pytestmark = pytest.mark.anyio
