@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -23,17 +22,6 @@ from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
 from pulsed.verify import verify_heartbeat
 from tests.proc import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(SECRET) as rec:
-        yield rec
-
-
-@pytest.fixture
-def shop(tmp_path: Path, receiver: Receiver) -> Shop:
-    return Shop.create(tmp_path, receiver.url)
 
 
 def no_secret_anywhere(*texts: str) -> None:

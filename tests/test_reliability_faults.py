@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from cryptography import x509
@@ -169,6 +170,15 @@ FAULTS: dict[str, Callable[[], Fault]] = {
         401,
         (1, 1),
     ),
+    # The token reaches text URL-encoded (a URL in an error) or as its key half alone.
+    "401-body-echoing-token-halves": lambda: Fault(
+        (),
+        fs.status(401, body=f"no bot {quote(TOKEN, safe='')} key={TOKEN.split(':')[1]}".encode()),
+        False,
+        "status",
+        401,
+        (1, 1),
+    ),
 }
 
 
@@ -181,6 +191,7 @@ FAST_FAULTS = [
     "429-retry-after-5-clamped-to-60s",
     "502-retry-after-30",
     "401-body-echoing-the-secret",
+    "401-body-echoing-token-halves",
 ]
 FAST_REDIRECTS = [307]
 
