@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pulsed._settings import SETTINGS as DECLARED
+
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 UNITS = ("pulsed.service", "pulsed@.service")
 
@@ -115,27 +117,10 @@ def test_template_differs_only_where_it_must() -> None:
     assert template["Install"] == single_unit["Install"]
 
 
-SETTINGS = {
-    "pulse": ["api_host", "heartbeat_secret", "timeout", "api_key"],
-    "telegram": ["bot_token", "api_base"],
-    "shop": ["root", "composer_json", "domain", "php_binary"],
-    "daemon": ["state_dir", "interval", "log_level"],
-}
-VARIABLES = [
-    "PULSE_API_HOST",
-    "PULSE_HEARTBEAT_SECRET",
-    "PULSE_TIMEOUT",
-    "PULSE_API_KEY",
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_API_BASE",
-    "OPENCART_ROOT",
-    "PULSED_COMPOSER_JSON",
-    "PULSED_DOMAIN",
-    "PULSED_PHP",
-    "PULSED_STATE_DIR",
-    "PULSED_INTERVAL",
-    "PULSED_LOG_LEVEL",
-]
+SETTINGS: dict[str, list[str]] = {}
+for _setting in DECLARED:
+    SETTINGS.setdefault(_setting.section, []).append(_setting.name)
+VARIABLES = [s.env for s in DECLARED]
 
 
 def test_example_config_documents_every_setting_and_holds_no_secret() -> None:
