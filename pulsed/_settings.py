@@ -86,16 +86,20 @@ def _seconds(name: str, value: Any) -> float:
 def timeout(name: str, value: Any) -> float:
     number = _seconds(name, value)
     if not math.isfinite(number) or number <= 0:
-        raise ConfigError(name, f"must be > 0 seconds, not {value!r:.40}")
+        raise ConfigError(name, f"must be a finite number of seconds > 0, not {value!r:.40}")
     return number
 
 
 def interval(name: str, value: Any) -> float:
     number = _seconds(name, value)
-    if not math.isfinite(number) or number < 1:
-        raise ConfigError(name, f"must be >= 1 seconds, not {value!r:.40}")
-    if number > MAX_INTERVAL:
-        raise ConfigError(name, f"must be at most {MAX_INTERVAL:.0f} seconds (10 years)")
+    # One message for every value out of range: "inf" is as wrong as 0.5 or 1e12, and
+    # the reader needs the whole range to pick a right one.
+    if not (math.isfinite(number) and 1.0 <= number <= MAX_INTERVAL):
+        raise ConfigError(
+            name,
+            f"must be a finite number of seconds from 1 to {MAX_INTERVAL:.0f} (10 years), "
+            f"not {value!r:.40}",
+        )
     return number
 
 

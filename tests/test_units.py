@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pulsed._settings import MAX_INTERVAL
 from pulsed._settings import SETTINGS as DECLARED
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
@@ -137,6 +138,9 @@ def test_example_config_documents_every_setting_and_holds_no_secret() -> None:
     assert "api_key" not in config["pulse"]
     assert "bot_token" not in config["telegram"]
     assert config["daemon"]["interval"] == 3600
+    # The range the daemon accepts, not a looser one (contract §1: 1 s to 10 years).
+    interval_doc = text.split("[daemon]", 1)[1].split("\ninterval = ", 1)[0]
+    assert f"from 1 to {MAX_INTERVAL:.0f} (10 years)" in interval_doc
     assert config["pulse"]["api_host"].startswith("https://")
 
 
