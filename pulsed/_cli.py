@@ -224,7 +224,9 @@ def _print_request(url: str, body: bytes, headers: Mapping[str, str]) -> None:
         out.write(f"{name}: {value}\n")
     out.write("\n")
     out.flush()
-    sys.stdout.buffer.write(body + b"\n")
+    # The exact bytes that were signed and nothing after them: a newline here would be
+    # part of any body piped on from this output, and break its signature.
+    sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
 
 

@@ -181,7 +181,10 @@ def test_dry_run_prints_a_verifiable_request_and_writes_nothing(
     lines = head.splitlines()
     assert lines[0] == f"POST {receiver.url}/heartbeat"
     headers = dict(line.split(": ", 1) for line in lines[1:])
-    payload = verify_heartbeat(SECRET, body.rstrip("\n").encode(), headers["X-Pulse-Signature"])
+    # Everything after the blank line is the signed body, byte for byte: no newline added,
+    # so `pulsed once --dry-run | tail -c +N | curl --data-binary @-` sends what was signed.
+    payload = verify_heartbeat(SECRET, body.encode(), headers["X-Pulse-Signature"])
+    assert body.endswith("}")
     assert payload["domain"] == "demo-shop.example"
     assert headers["X-MEGAPAY-VERSION"] == "1.4.0"
     assert receiver.server.requests == []
