@@ -94,7 +94,8 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str], bool]:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
                 raise ConfigError("config", f"{path}: not a regular file")
-            raw = tomllib.loads(fh.read(MAX_CONFIG_BYTES).decode("utf-8"))
+            # "utf-8-sig": a BOM, as some editors save one, is not TOML's business.
+            raw = tomllib.loads(fh.read(MAX_CONFIG_BYTES).decode("utf-8-sig"))
     except OSError as exc:
         raise ConfigError("config", f"{path}: cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -297,3 +297,11 @@ def test_empty_credential_means_not_set(shop: Path, tmp_path: Path) -> None:
     cfg = load({}, env)
     assert cfg.bot_token is None
     assert cfg.heartbeat_secret.reveal() == "from-file"
+
+
+def test_config_file_with_a_byte_order_mark_is_read(shop: Path, tmp_path: Path) -> None:
+    # Windows editors save UTF-8 with a BOM; the composer.json reader accepts it too.
+    conf = tmp_path / "bom.toml"
+    conf.write_bytes(b"\xef\xbb\xbf[daemon]\ninterval = 42\n")
+    cfg = load({}, base_env(shop, PULSED_CONFIG=str(conf)))
+    assert cfg.interval == 42.0 and cfg.warnings == ()
