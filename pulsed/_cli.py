@@ -292,6 +292,12 @@ def _status(flags: Mapping[str, str], as_json: bool) -> int:
         problem = None
     except StateError as exc:
         state, problem = None, str(exc)
+        if isinstance(exc.__cause__, PermissionError):
+            # The usual case on a systemd host: the state belongs to the service's user.
+            problem = (
+                f"{store.path} cannot be read: permission denied; run as root or as the "
+                "service's user (e.g. sudo pulsed status)"
+            )
     iso = rfc3339
     doc: dict[str, Any] = {"state_file": str(store.path), "error": problem}
     if state is not None:

@@ -6,10 +6,12 @@ stub php and its own state folder, and waits on log events — never on a sleep.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,6 +23,7 @@ import pytest
 from devtools import faultserver as fs
 from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
+from pulsed import _cli
 from pulsed.verify import verify_heartbeat
 from tests.proc import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
 
@@ -365,3 +368,49 @@ def test_log_level_filters(shop: Shop, receiver: Receiver) -> None:
     code, _, err = run_pulsed(["once"], dict(shop.env, PULSED_LOG_LEVEL="warning"))
     assert code == 0 and len(receiver.accepted) == 1
     assert [e["event"] for e in events_of(err)] == ["identity.missing"]
+
+
+def status_without_permission(state_dir: Path, *, as_json: bool) -> tuple[int, str]:
+    """``pulsed status`` by a user who may not read ``state_dir`` (nobody, when we are root).
+
+    Root reads every file, so a forked child drops to nobody; the interpreter is already
+    loaded, so nothing it would need to exec is out of its reach.
+    """
+    if os.geteuid() != 0:
+        state_dir.chmod(0)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 70
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            sys.stdout = io.TextIOWrapper(os.fdopen(write, "wb"), encoding="utf-8")
+            code = _cli._status({"state-dir": str(state_dir)}, as_json)
+            sys.stdout.flush()
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        out = fh.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if os.geteuid() != 0:
+        state_dir.chmod(0o700)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_status_without_permission_says_so_and_how_to_get_it(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "state.json").write_text('{"version": 1}')
+    code, out = status_without_permission(state_dir, as_json=False)
+    assert code == 0  # contract §6: status always exits 0
+    assert "cannot be read" in out and "permission denied" in out, out
+    assert "sudo pulsed status" in out, out
+    code, out = status_without_permission(state_dir, as_json=True)
+    doc = json.loads(out)
+    assert code == 0
+    assert "permission denied" in doc["error"] and "sudo pulsed status" in doc["error"], doc
