@@ -186,8 +186,20 @@ def state_dir_of(raw: Any, environ: Mapping[str, str]) -> Path:
 # --- the whole configuration ------------------------------------------------
 
 
-def _missing(setting: Setting) -> ConfigError:
-    return ConfigError(setting.key, f"is required ({setting.sources_hint()}){setting.missing_note}")
+def _missing(setting: Setting, environ: Mapping[str, str]) -> ConfigError:
+    reason = f"is required ({setting.sources_hint()}){setting.missing_note}"
+    if setting.credential:
+        directory = environ.get("CREDENTIALS_DIRECTORY")
+        # By hand, outside the service, a credential is simply not there: say where
+        # it is looked for, and how to point a check at the credential files.
+        reason += (
+            f"; no credential {setting.credential} in $CREDENTIALS_DIRECTORY ({directory})"
+            if directory
+            else "; credentials are read from $CREDENTIALS_DIRECTORY, which systemd sets "
+            "only for the service (by hand: sudo CREDENTIALS_DIRECTORY=/etc/pulsed/credentials "
+            "pulsed check)"
+        )
+    return ConfigError(setting.key, reason)
 
 
 Derive = Callable[[Any, Mapping[str, Any], Mapping[str, str]], Any]
@@ -230,7 +242,7 @@ def load(
     for setting in SETTINGS:
         raw = raws[setting.key]
         if raw is None and setting.required:
-            raise _missing(setting)
+            raise _missing(setting, environ)
         value = setting.default if raw is None else setting.parse(setting.key, raw)
         derive = _DERIVED.get(setting.key)
         values[setting.key] = value if derive is None else derive(value, values, environ)

@@ -305,3 +305,23 @@ def test_config_file_with_a_byte_order_mark_is_read(shop: Path, tmp_path: Path) 
     conf.write_bytes(b"\xef\xbb\xbf[daemon]\ninterval = 42\n")
     cfg = load({}, base_env(shop, PULSED_CONFIG=str(conf)))
     assert cfg.interval == 42.0 and cfg.warnings == ()
+
+
+def test_missing_secret_says_where_credentials_are_read_from(shop: Path, tmp_path: Path) -> None:
+    # `pulsed check` by hand has no $CREDENTIALS_DIRECTORY: systemd sets it for the
+    # service only, so a secret kept as a credential looks missing.
+    env = base_env(shop)
+    del env["PULSE_HEARTBEAT_SECRET"]
+    with pytest.raises(ConfigError) as info:
+        load({}, env, default_path=nofile(tmp_path))
+    assert info.value.setting == "pulse.heartbeat_secret"
+    assert "$CREDENTIALS_DIRECTORY" in info.value.reason
+    assert "systemd sets only for the service" in info.value.reason
+    assert "sudo CREDENTIALS_DIRECTORY=/etc/pulsed/credentials pulsed check" in info.value.reason
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    with pytest.raises(ConfigError) as info:
+        load({}, dict(env, CREDENTIALS_DIRECTORY=str(creds)), default_path=nofile(tmp_path))
+    assert f"no credential pulse_heartbeat_secret in $CREDENTIALS_DIRECTORY ({creds})" in str(
+        info.value
+    )

@@ -7,6 +7,8 @@ The heavy checks (systemd-analyze verify and the security score) are in
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -157,3 +159,28 @@ def test_credentials_layout_names_both_credentials() -> None:
     for name in ("pulse_heartbeat_secret", "telegram_bot_token"):
         assert f"/etc/pulsed/credentials/{name}" in text
     assert "/etc/pulsed/credentials/shop1/" in text
+
+
+def test_make_install_prints_a_check_that_finds_the_credentials(tmp_path: Path) -> None:
+    # `pulsed check` by hand has no $CREDENTIALS_DIRECTORY (systemd sets it for the
+    # service only), so the printed next step must point it where the unit loads from.
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make here")
+    shown = subprocess.run(
+        [make, "-n", "install", f"DESTDIR={tmp_path}"],
+        cwd=SYSTEMD.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (step,) = [line for line in shown.splitlines() if "pulsed check" in line]
+    found = re.search(r"CREDENTIALS_DIRECTORY=(\S+) \S*pulsed check", step)
+    assert found, step
+    loaded_from = {
+        str(Path(v.split(":", 1)[1]).parent)
+        for v in values(parse_unit(SYSTEMD / "pulsed.service"), "LoadCredential")
+    }
+    assert loaded_from == {found.group(1)}
+    docs = (SYSTEMD.parent / "docs" / "systemd.md").read_text(encoding="utf-8")
+    assert f"sudo CREDENTIALS_DIRECTORY={found.group(1)} pulsed check" in docs
