@@ -24,6 +24,8 @@ from devtools import faultserver as fs
 from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
 from pulsed import _cli
+from pulsed._identity import fingerprint
+from pulsed._state import Identity, State, StateStore
 from pulsed.verify import verify_heartbeat
 from tests.proc import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
 
@@ -414,3 +416,48 @@ def test_status_without_permission_says_so_and_how_to_get_it(tmp_path: Path) -> 
     doc = json.loads(out)
     assert code == 0
     assert "permission denied" in doc["error"] and "sudo pulsed status" in doc["error"], doc
+
+
+def test_php_receives_no_secret_and_none_of_the_daemons_own_variables(
+    shop: Shop, tmp_path: Path
+) -> None:
+    # What the child really got, read by the child itself: a filter that let everything
+    # through would show here, whatever pulsed passes around internally.
+    dump = tmp_path / "php.environ"
+    shop.php.write_text(f"#!/bin/sh\ncat /proc/$$/environ > '{dump}'\nprintf 8.2.7\n")
+    # A fresh identity for this token in the state: no identity child, only php.
+    shop.state.mkdir(mode=0o700)
+    StateStore(shop.state).save(
+        State(identity=Identity("acme_bot", time.time(), fingerprint(TOKEN)))
+    )
+    empty = tmp_path / "credentials"
+    empty.mkdir()
+    env = dict(
+        shop.env,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        PULSE_API_KEY="legacy-key-0042",
+        CREDENTIALS_DIRECTORY=str(empty),
+        NOTIFY_SOCKET="/nonexistent/notify",
+        WATCHDOG_USEC="30000000",
+        LISTEN_FDS="1",
+        ECHOED_URL=f"https://example.invalid/?k={SECRET}",
+        KEEP_ME="yes",
+    )
+    code, out, err = run_pulsed(["once", "--dry-run"], env)
+    assert code == 0, err
+    assert '"bot_username":"acme_bot"' in out.replace(" ", "")
+    raw = dump.read_bytes()
+    received = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+    assert received["KEEP_ME"] == "yes" and received["PATH"] == env["PATH"]
+    assert set(env) - set(received) == {
+        "PULSE_HEARTBEAT_SECRET",
+        "PULSE_API_KEY",
+        "TELEGRAM_BOT_TOKEN",
+        "CREDENTIALS_DIRECTORY",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "LISTEN_FDS",
+        "ECHOED_URL",
+    }
+    for secret in (SECRET, TOKEN, "legacy-key-0042"):
+        assert secret.encode() not in raw
