@@ -80,8 +80,10 @@ endif
 	@test -e '$(DESTDIR)$(SYSCONFDIR)/pulsed/pulsed.toml' || \
 	    echo "  cp $(SYSCONFDIR)/pulsed/pulsed.toml.example $(SYSCONFDIR)/pulsed/pulsed.toml  # then edit it"
 	@echo "  put the heartbeat secret in $(SYSCONFDIR)/pulsed/credentials/pulse_heartbeat_secret (0600)"
-	@echo "  $(PREFIX)/bin/pulsed check && systemctl enable --now pulsed"
-	@echo "  (already running? systemctl restart pulsed)"
+# By hand there is no $CREDENTIALS_DIRECTORY (systemd sets it for the service only):
+# point it at the files the unit loads, or the check stops at the missing secret.
+	@echo "  sudo CREDENTIALS_DIRECTORY=$(SYSCONFDIR)/pulsed/credentials $(PREFIX)/bin/pulsed check && sudo systemctl enable --now pulsed"
+	@echo "  (already running? sudo systemctl restart pulsed)"
 
 uninstall:
 ifneq ($(PULSED_SYSTEMCTL),)

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import anyio
 
-from pulsed import _config, _logging
+from pulsed import _config, _logging, _settings
 from pulsed import _state as st
 from pulsed._config import Config
 from pulsed._cycle import Cycle
@@ -42,14 +42,6 @@ from pulsed._version import __version__
 
 log = logging.getLogger("pulsed")
 
-SECRET_FLAGS = {
-    "--heartbeat-secret": "pulse.heartbeat_secret",
-    "--secret": "pulse.heartbeat_secret",
-    "--api-key": "pulse.api_key",
-    "--bot-token": "telegram.bot_token",
-    "--token": "telegram.bot_token",
-}
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -70,7 +62,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="TOML config file (default $PULSED_CONFIG or /etc/pulsed/pulsed.toml)",
     )
-    for flag, name in _config.FLAG_SETTINGS.items():
+    for flag, name in _settings.FLAG_SETTINGS.items():
         group.add_argument(
             f"--{flag}",
             dest=f"flag_{flag}",
@@ -78,10 +70,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             default=argparse.SUPPRESS,
             help=f"{name}",
         )
-    for flag in SECRET_FLAGS:
+    for flag in _settings.REFUSED_FLAGS:
         group.add_argument(
-            flag,
-            dest=f"secret_{flag[2:]}",
+            f"--{flag}",
+            dest=f"secret_{flag}",
             nargs="?",
             default=argparse.SUPPRESS,
             help=argparse.SUPPRESS,
@@ -111,7 +103,7 @@ def flags_of(args: argparse.Namespace) -> dict[str, str]:
     values = vars(args)
     for key in values:
         if key.startswith("secret_"):
-            name = SECRET_FLAGS["--" + key.removeprefix("secret_")]
+            name = _settings.REFUSED_FLAGS[key.removeprefix("secret_")]
             raise ConfigError(
                 name,
                 "is never taken from the command line; use a systemd "
@@ -221,7 +213,9 @@ def _print_request(url: str, body: bytes, headers: Mapping[str, str]) -> None:
         out.write(f"{name}: {value}\n")
     out.write("\n")
     out.flush()
-    sys.stdout.buffer.write(body + b"\n")
+    # The exact bytes that were signed and nothing after them: a newline here would be
+    # part of any body piped on from this output, and break its signature.
+    sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
 
 
@@ -245,27 +239,16 @@ async def _once(flags: Mapping[str, str], *, force: bool, dry_run: bool) -> int:
 
 def _describe(cfg: Config) -> list[tuple[str, str, str]]:
     rows = []
-    for setting in _config.SETTINGS:
-        source = cfg.sources.get(setting.name, "default")
-        if setting.name in _config.SECRETS:
+    for setting in _settings.SETTINGS:
+        source = cfg.sources.get(setting.key, "default")
+        if setting.secret:
             value = "(not set)" if source == "default" else "(set, not shown)"
         else:
-            attr = {
-                "pulse.api_host": cfg.api_host,
-                "pulse.timeout": cfg.timeout,
-                "telegram.api_base": cfg.telegram_api_base,
-                "shop.root": cfg.shop_root,
-                "shop.composer_json": cfg.composer_json,
-                "shop.domain": cfg.domain,
-                "shop.php_binary": cfg.php_binary,
-                "daemon.state_dir": cfg.state_dir,
-                "daemon.interval": cfg.interval,
-                "daemon.log_level": cfg.log_level,
-            }[setting.name]
+            attr = getattr(cfg, setting.field)
             value = "(not set)" if attr is None else str(attr)
-        if setting.name == "shop.domain" and source == "default":
+        if setting.key == "shop.domain" and source == "default":
             source = "config.php"
-        rows.append((setting.name, value, source))
+        rows.append((setting.key, value, source))
     return rows
 
 
@@ -288,6 +271,12 @@ def _status(flags: Mapping[str, str], as_json: bool) -> int:
         problem = None
     except StateError as exc:
         state, problem = None, str(exc)
+        if isinstance(exc.__cause__, PermissionError):
+            # The usual case on a systemd host: the state belongs to the service's user.
+            problem = (
+                f"{store.path} cannot be read: permission denied; run as root or as the "
+                "service's user (e.g. sudo pulsed status)"
+            )
     doc: dict[str, Any] = {"state_file": str(store.path), "error": problem}
     if state is not None:
         ident = state.identity
@@ -346,9 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _logging.setup("info")
     # Taken before anything can start a child, so no child inherits NOTIFY_SOCKET.
     notifier = Notifier.from_environ(os.environ) if args.command == "run" else None
-    REDACT.register(
-        os.environ.get(s.env, "") for s in _config.SETTINGS if s.name in _config.SECRETS
-    )
+    REDACT.register(os.environ.get(s.env, "") for s in _settings.SETTINGS if s.secret)
     try:
         flags = flags_of(args)
         if args.command == "run":

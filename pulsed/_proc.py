@@ -20,20 +20,22 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from pulsed._errors import SubprocessError
+from pulsed._settings import SECRET_VARIABLES
 
 MAX_OUTPUT = 64 * 1024
-_DAEMON_ONLY = frozenset(
-    {
-        "NOTIFY_SOCKET",
-        "WATCHDOG_USEC",
-        "WATCHDOG_PID",
-        "LISTEN_FDS",
-        "LISTEN_PID",
-        "CREDENTIALS_DIRECTORY",
-        "PULSE_HEARTBEAT_SECRET",
-        "PULSE_API_KEY",
-        "TELEGRAM_BOT_TOKEN",
-    }
+# systemd's hand-over to the daemon alone, and every variable a secret setting is read from.
+_DAEMON_ONLY = (
+    frozenset(
+        {
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "CREDENTIALS_DIRECTORY",
+        }
+    )
+    | SECRET_VARIABLES
 )
 
 

@@ -414,7 +414,7 @@ def render(soak: Soak, started: datetime, total: float, examples: int) -> str:
         f"(commit {commit or '?'}{', with uncommitted changes to pulsed/' if dirty else ''}), "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, seed {soak.seed}, "
         f"hypothesis examples per property {examples}. Everything ran against real processes, "
-        "files and sockets on 127.0.0.1 (contract: `../shared/spec/heartbeat-contract.md`; "
+        "files and sockets on 127.0.0.1 (contract: [contract.md](contract.md); "
         "the scenarios: issue 5). The fast versions of the same scenarios run in `make test` "
         "(`tests/test_reliability_*.py`).",
         "",

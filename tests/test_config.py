@@ -162,9 +162,13 @@ BAD = [
     ({"PULSE_TIMEOUT": "soon"}, "pulse.timeout", "number"),
     ({"PULSE_TIMEOUT": "0"}, "pulse.timeout", "> 0"),
     ({"PULSE_TIMEOUT": "nan"}, "pulse.timeout", "> 0"),
-    ({"PULSED_INTERVAL": "0.5"}, "daemon.interval", ">= 1"),
-    ({"PULSED_INTERVAL": "-5"}, "daemon.interval", ">= 1"),
-    ({"PULSED_INTERVAL": "inf"}, "daemon.interval", ">= 1"),
+    ({"PULSED_INTERVAL": "0.5"}, "daemon.interval", "from 1 to 315360000 (10 years)"),
+    ({"PULSED_INTERVAL": "-5"}, "daemon.interval", "from 1 to 315360000 (10 years)"),
+    # Infinity is not "less than 1": the message gives the whole range instead.
+    ({"PULSED_INTERVAL": "inf"}, "daemon.interval", "a finite number of seconds from 1 to"),
+    ({"PULSED_INTERVAL": "nan"}, "daemon.interval", "a finite number of seconds from 1 to"),
+    ({"PULSED_INTERVAL": "1e12"}, "daemon.interval", "a finite number of seconds from 1 to"),
+    ({"PULSE_TIMEOUT": "inf"}, "pulse.timeout", "a finite number of seconds > 0"),
     ({"PULSED_LOG_LEVEL": "loud"}, "daemon.log_level", "one of"),
     ({"TELEGRAM_BOT_TOKEN": "not-a-token"}, "telegram.bot_token", "malformed"),
     ({"TELEGRAM_API_BASE": "http://api.telegram.org"}, "telegram.api_base", "https"),
@@ -293,3 +297,31 @@ def test_empty_credential_means_not_set(shop: Path, tmp_path: Path) -> None:
     cfg = load({}, env)
     assert cfg.bot_token is None
     assert cfg.heartbeat_secret.reveal() == "from-file"
+
+
+def test_config_file_with_a_byte_order_mark_is_read(shop: Path, tmp_path: Path) -> None:
+    # Windows editors save UTF-8 with a BOM; the composer.json reader accepts it too.
+    conf = tmp_path / "bom.toml"
+    conf.write_bytes(b"\xef\xbb\xbf[daemon]\ninterval = 42\n")
+    cfg = load({}, base_env(shop, PULSED_CONFIG=str(conf)))
+    assert cfg.interval == 42.0 and cfg.warnings == ()
+
+
+def test_missing_secret_says_where_credentials_are_read_from(shop: Path, tmp_path: Path) -> None:
+    # `pulsed check` by hand has no $CREDENTIALS_DIRECTORY: systemd sets it for the
+    # service only, so a secret kept as a credential looks missing.
+    env = base_env(shop)
+    del env["PULSE_HEARTBEAT_SECRET"]
+    with pytest.raises(ConfigError) as info:
+        load({}, env, default_path=nofile(tmp_path))
+    assert info.value.setting == "pulse.heartbeat_secret"
+    assert "$CREDENTIALS_DIRECTORY" in info.value.reason
+    assert "systemd sets only for the service" in info.value.reason
+    assert "sudo CREDENTIALS_DIRECTORY=/etc/pulsed/credentials pulsed check" in info.value.reason
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    with pytest.raises(ConfigError) as info:
+        load({}, dict(env, CREDENTIALS_DIRECTORY=str(creds)), default_path=nofile(tmp_path))
+    assert f"no credential pulse_heartbeat_secret in $CREDENTIALS_DIRECTORY ({creds})" in str(
+        info.value
+    )

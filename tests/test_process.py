@@ -6,10 +6,12 @@ stub php and its own state folder, and waits on log events — never on a sleep.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
+import sys
 import time
 from datetime import datetime
 from itertools import pairwise
@@ -20,6 +22,9 @@ import pytest
 from devtools import faultserver as fs
 from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
+from pulsed import _cli
+from pulsed._identity import fingerprint
+from pulsed._state import Identity, State, StateStore
 from pulsed.verify import verify_heartbeat
 from tests.proc import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
 
@@ -169,7 +174,10 @@ def test_dry_run_prints_a_verifiable_request_and_writes_nothing(
     lines = head.splitlines()
     assert lines[0] == f"POST {receiver.url}/heartbeat"
     headers = dict(line.split(": ", 1) for line in lines[1:])
-    payload = verify_heartbeat(SECRET, body.rstrip("\n").encode(), headers["X-Pulse-Signature"])
+    # Everything after the blank line is the signed body, byte for byte: no newline added,
+    # so `pulsed once --dry-run | tail -c +N | curl --data-binary @-` sends what was signed.
+    payload = verify_heartbeat(SECRET, body.encode(), headers["X-Pulse-Signature"])
+    assert body.endswith("}")
     assert payload["domain"] == "demo-shop.example"
     assert headers["X-MEGAPAY-VERSION"] == "1.4.0"
     assert receiver.server.requests == []
@@ -350,3 +358,94 @@ def test_log_level_filters(shop: Shop, receiver: Receiver) -> None:
     code, _, err = run_pulsed(["once"], dict(shop.env, PULSED_LOG_LEVEL="warning"))
     assert code == 0 and len(receiver.accepted) == 1
     assert [e["event"] for e in events_of(err)] == ["identity.missing"]
+
+
+def status_without_permission(state_dir: Path, *, as_json: bool) -> tuple[int, str]:
+    """``pulsed status`` by a user who may not read ``state_dir`` (nobody, when we are root).
+
+    Root reads every file, so a forked child drops to nobody; the interpreter is already
+    loaded, so nothing it would need to exec is out of its reach.
+    """
+    if os.geteuid() != 0:
+        state_dir.chmod(0)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 70
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            sys.stdout = io.TextIOWrapper(os.fdopen(write, "wb"), encoding="utf-8")
+            code = _cli._status({"state-dir": str(state_dir)}, as_json)
+            sys.stdout.flush()
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        out = fh.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if os.geteuid() != 0:
+        state_dir.chmod(0o700)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_status_without_permission_says_so_and_how_to_get_it(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "state.json").write_text('{"version": 1}')
+    code, out = status_without_permission(state_dir, as_json=False)
+    assert code == 0  # contract §6: status always exits 0
+    assert "cannot be read" in out and "permission denied" in out, out
+    assert "sudo pulsed status" in out, out
+    code, out = status_without_permission(state_dir, as_json=True)
+    doc = json.loads(out)
+    assert code == 0
+    assert "permission denied" in doc["error"] and "sudo pulsed status" in doc["error"], doc
+
+
+def test_php_receives_no_secret_and_none_of_the_daemons_own_variables(
+    shop: Shop, tmp_path: Path
+) -> None:
+    # What the child really got, read by the child itself: a filter that let everything
+    # through would show here, whatever pulsed passes around internally.
+    dump = tmp_path / "php.environ"
+    shop.php.write_text(f"#!/bin/sh\ncat /proc/$$/environ > '{dump}'\nprintf 8.2.7\n")
+    # A fresh identity for this token in the state: no identity child, only php.
+    shop.state.mkdir(mode=0o700)
+    StateStore(shop.state).save(
+        State(identity=Identity("acme_bot", time.time(), fingerprint(TOKEN)))
+    )
+    empty = tmp_path / "credentials"
+    empty.mkdir()
+    env = dict(
+        shop.env,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        PULSE_API_KEY="legacy-key-0042",
+        CREDENTIALS_DIRECTORY=str(empty),
+        NOTIFY_SOCKET="/nonexistent/notify",
+        WATCHDOG_USEC="30000000",
+        LISTEN_FDS="1",
+        ECHOED_URL=f"https://example.invalid/?k={SECRET}",
+        KEEP_ME="yes",
+    )
+    code, out, err = run_pulsed(["once", "--dry-run"], env)
+    assert code == 0, err
+    assert '"bot_username":"acme_bot"' in out.replace(" ", "")
+    raw = dump.read_bytes()
+    received = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+    assert received["KEEP_ME"] == "yes" and received["PATH"] == env["PATH"]
+    assert set(env) - set(received) == {
+        "PULSE_HEARTBEAT_SECRET",
+        "PULSE_API_KEY",
+        "TELEGRAM_BOT_TOKEN",
+        "CREDENTIALS_DIRECTORY",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "LISTEN_FDS",
+        "ECHOED_URL",
+    }
+    for secret in (SECRET, TOKEN, "legacy-key-0042"):
+        assert secret.encode() not in raw

@@ -7,10 +7,15 @@ The heavy checks (systemd-analyze verify and the security score) are in
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from pulsed._settings import MAX_INTERVAL
+from pulsed._settings import SETTINGS as DECLARED
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 UNITS = ("pulsed.service", "pulsed@.service")
@@ -115,27 +120,10 @@ def test_template_differs_only_where_it_must() -> None:
     assert template["Install"] == single_unit["Install"]
 
 
-SETTINGS = {
-    "pulse": ["api_host", "heartbeat_secret", "timeout", "api_key"],
-    "telegram": ["bot_token", "api_base"],
-    "shop": ["root", "composer_json", "domain", "php_binary"],
-    "daemon": ["state_dir", "interval", "log_level"],
-}
-VARIABLES = [
-    "PULSE_API_HOST",
-    "PULSE_HEARTBEAT_SECRET",
-    "PULSE_TIMEOUT",
-    "PULSE_API_KEY",
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_API_BASE",
-    "OPENCART_ROOT",
-    "PULSED_COMPOSER_JSON",
-    "PULSED_DOMAIN",
-    "PULSED_PHP",
-    "PULSED_STATE_DIR",
-    "PULSED_INTERVAL",
-    "PULSED_LOG_LEVEL",
-]
+SETTINGS: dict[str, list[str]] = {}
+for _setting in DECLARED:
+    SETTINGS.setdefault(_setting.section, []).append(_setting.name)
+VARIABLES = [s.env for s in DECLARED]
 
 
 def test_example_config_documents_every_setting_and_holds_no_secret() -> None:
@@ -152,6 +140,9 @@ def test_example_config_documents_every_setting_and_holds_no_secret() -> None:
     assert "api_key" not in config["pulse"]
     assert "bot_token" not in config["telegram"]
     assert config["daemon"]["interval"] == 3600
+    # The range the daemon accepts, not a looser one (contract §1: 1 s to 10 years).
+    interval_doc = text.split("[daemon]", 1)[1].split("\ninterval = ", 1)[0]
+    assert f"from 1 to {MAX_INTERVAL:.0f} (10 years)" in interval_doc
     assert config["pulse"]["api_host"].startswith("https://")
 
 
@@ -168,3 +159,28 @@ def test_credentials_layout_names_both_credentials() -> None:
     for name in ("pulse_heartbeat_secret", "telegram_bot_token"):
         assert f"/etc/pulsed/credentials/{name}" in text
     assert "/etc/pulsed/credentials/shop1/" in text
+
+
+def test_make_install_prints_a_check_that_finds_the_credentials(tmp_path: Path) -> None:
+    # `pulsed check` by hand has no $CREDENTIALS_DIRECTORY (systemd sets it for the
+    # service only), so the printed next step must point it where the unit loads from.
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make here")
+    shown = subprocess.run(
+        [make, "-n", "install", f"DESTDIR={tmp_path}"],
+        cwd=SYSTEMD.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (step,) = [line for line in shown.splitlines() if "pulsed check" in line]
+    found = re.search(r"CREDENTIALS_DIRECTORY=(\S+) \S*pulsed check", step)
+    assert found, step
+    loaded_from = {
+        str(Path(v.split(":", 1)[1]).parent)
+        for v in values(parse_unit(SYSTEMD / "pulsed.service"), "LoadCredential")
+    }
+    assert loaded_from == {found.group(1)}
+    docs = (SYSTEMD.parent / "docs" / "systemd.md").read_text(encoding="utf-8")
+    assert f"sudo CREDENTIALS_DIRECTORY={found.group(1)} pulsed check" in docs
