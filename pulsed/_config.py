@@ -85,15 +85,36 @@ def config_path(flags: Mapping[str, str], environ: Mapping[str, str], default: P
     return default if default.exists() else None
 
 
+def check_trusted(path: Path, info: os.stat_result, euid: int | None = None) -> None:
+    """Refuse a file (or folder) that anyone but root and pulsed's own user could change.
+
+    As sshd's StrictModes: a config file steers what pulsed runs (``php_binary``)
+    and where the bot token goes (``telegram.api_base``), so one that another user
+    can write, or that sits in a folder another user can write, is not obeyed.
+    """
+    uid = os.geteuid() if euid is None else euid
+    if info.st_uid not in (0, uid):
+        raise ConfigError(
+            "config", f"{path} is owned by uid {info.st_uid}, not by root or pulsed's user"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.S_IMODE(info.st_mode)
+        raise ConfigError("config", f"{path} is writable by others (mode {mode:04o}; chmod go-w)")
+
+
 def read_config_file(path: Path) -> tuple[dict[str, Any], list[str], bool]:
     """Flattened ``section.key`` values, warnings, and whether others may read the file."""
     try:
         # O_NONBLOCK: a FIFO put where the file should be is refused, never waited on.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as fh:
-            mode = os.fstat(fd).st_mode
+            info = os.fstat(fd)
+            mode = info.st_mode
             if not stat.S_ISREG(mode):
                 raise ConfigError("config", f"{path}: not a regular file")
+            check_trusted(path, info)
+            folder = path.absolute().parent
+            check_trusted(folder, folder.stat())
             # "utf-8-sig": a BOM, as some editors save one, is not TOML's business.
             raw = tomllib.loads(fh.read(MAX_CONFIG_BYTES).decode("utf-8-sig"))
     except OSError as exc:
@@ -234,10 +255,17 @@ def load(
     sources: dict[str, str] = {}
     for setting in SETTINGS:
         raws[setting.key], sources[setting.key] = pick(setting, flags, environ, file_values)
-    if shared and any(sources[key] == "file" for key in SECRETS):
+    in_file = [key for key in SECRETS if key in file_values]
+    if shared and in_file:
         warnings.append(
             f"{path}: holds a secret but others may read it (chmod 600, or use a credential)"
         )
+    for key in in_file:
+        if sources[key] != "file":
+            warnings.append(
+                f"{path}: its {key} is shadowed by the {sources[key]} value; "
+                "remove it from the file so nobody relies on it"
+            )
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = raws[setting.key]

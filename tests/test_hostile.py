@@ -163,3 +163,51 @@ def test_status_shows_what_the_state_holds_without_obeying_it(shop: Shop) -> Non
     assert code == 0
     assert "\x1b" not in out and "\u2028" not in out and "\x07" not in out
     assert "\\x1b]0;pwned\\x07\\u2028" in out
+
+
+CONFIG = """
+[shop]
+php_binary = "/bin/true"
+[pulse]
+heartbeat_secret = "a-secret-kept-in-the-file"
+"""
+
+
+@pytest.mark.parametrize("where", ["file", "folder", "owner"])
+def test_a_config_file_another_user_could_change_is_refused(
+    shop: Shop, receiver: Receiver, tmp_path: Path, where: str
+) -> None:
+    if where == "owner" and not AS_ROOT:
+        pytest.skip("only root can give a file to another user")
+    folder = tmp_path / "etc"
+    folder.mkdir(mode=0o755)
+    config = folder / "pulsed.toml"
+    config.write_text(CONFIG)
+    config.chmod(0o600)
+    named = {"file": config, "folder": folder, "owner": config}[where]
+    if where == "file":
+        config.chmod(0o666)
+    elif where == "folder":
+        folder.chmod(0o777)
+    else:
+        os.chown(config, pwd.getpwnam("nobody").pw_uid, -1)
+    for command in (["run"], ["check"], ["once", "--dry-run"]):
+        code, _, err = run_pulsed([*command, "--config", str(config)], shop.env)
+        assert code == 78, command
+        (refused,) = only_json_lines(err)
+        assert refused["event"] == "config.invalid"
+        assert str(named) in str(refused["message"])
+    assert receiver.accepted == []
+
+
+def test_a_secret_in_a_readable_file_shadowed_by_a_variable_is_warned_about(
+    shop: Shop, tmp_path: Path
+) -> None:
+    config = tmp_path / "pulsed.toml"
+    config.write_text(CONFIG)
+    config.chmod(0o644)
+    code, _, err = run_pulsed(["check", "--config", str(config)], shop.env)
+    assert code == 0, err
+    warnings = [str(e["message"]) for e in only_json_lines(err) if e["event"] == "config.warning"]
+    assert any("others may read it" in w for w in warnings)
+    assert any("shadowed by the env value" in w for w in warnings)
