@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -22,18 +21,7 @@ from devtools import faultserver as fs
 from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
 from pulsed.verify import verify_heartbeat
-from tests.proc import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(SECRET) as rec:
-        yield rec
-
-
-@pytest.fixture
-def shop(tmp_path: Path, receiver: Receiver) -> Shop:
-    return Shop.create(tmp_path, receiver.url)
+from tests.support.process import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
 
 
 def no_secret_anywhere(*texts: str) -> None:
@@ -112,8 +100,8 @@ def test_second_instance_and_once_refuse_while_a_daemon_runs(
     code, _, err = run_pulsed(["once", "--force"], shop.env)
     assert code == 75 and f"pid {pid}" in err
     # Readers always work.
-    assert run_pulsed(["status"], shop.env)[0] == 0
-    assert run_pulsed(["check"], shop.env)[0] == 0
+    assert run_pulsed(["status"], shop.env).code == 0
+    assert run_pulsed(["check"], shop.env).code == 0
     code, out, _ = run_pulsed(["once", "--dry-run"], shop.env)
     assert code == 0 and "X-Pulse-Signature: sha256=" in out
     assert daemon.stop() == 0

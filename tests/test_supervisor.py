@@ -23,7 +23,7 @@ from pulsed._daemon import Heartbeater, Supervisor
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
-from tests.loopkit import fixed_facts, loop_config
+from tests.support.loop import fixed_facts, loop_config
 
 pytestmark = pytest.mark.anyio
 
