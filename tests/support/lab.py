@@ -37,8 +37,8 @@ from devtools.faultserver import FaultServer
 from devtools.receiver import Receiver
 from pulsed import _state as st
 from pulsed._identity import fingerprint
-from tests.support.process import REPO, Pulsed, Result, Shop, run_pulsed
-from tests.support.scan import SECRET, TOKEN, TOTALS, ScanTotals, children_of, leaks_in
+from tests.support.process import REPO, Pulsed, Result, Shop, children_of, run_pulsed
+from tests.support.scan import SECRET, TOKEN, TOTALS, ScanTotals, leaks_in
 
 __all__ = ["BOT", "CLOSED_PORT_URL", "SECRET", "TOKEN", "Lab", "Rig", "can_mount"]
 

@@ -4,14 +4,17 @@
 that prints a fixed version, so no PHP install is needed, and the environment that
 points the daemon at it. :class:`Pulsed` starts a long-lived command (``run``), keeps
 every stdout byte and every stderr line, and lets a caller block until a given
-``event`` has been logged — no sleeping and polling. :func:`run_pulsed` runs a short
-command (``once``, ``status``, ``check``) to completion as a :class:`Result`.
+``event`` has been logged — no sleeping and polling. It is a :class:`Process`, which
+``make bench`` uses for every process it measures. :func:`run_pulsed` runs a short
+command (``once``, ``status``, ``check``) to completion as a :class:`Result`;
+:func:`children_of` finds a process's live descendants.
 Both read log lines with :func:`event_of`, the one parser of the daemon's JSON lines
 (which may carry a journald ``<N>`` prefix).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,10 +23,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "proc-test-heartbeat-secret-0001"
@@ -107,43 +110,54 @@ class Shop:
 # --- processes --------------------------------------------------------------------------
 
 
-class Pulsed:
-    """One ``python -m pulsed ...`` process whose every output line is kept.
+class Process:
+    """A long-lived process; a thread keeps every line of its log stream as it arrives.
 
-    ``prefix`` runs it under another command (``setpriv``, ``prlimit``) that execs it
-    in place, so the pid is the daemon's. With ``stderr_path`` the log goes to that
-    file instead (as to the journal), and no events are read.
+    ``logs`` names the stream the process logs on; each of its lines is kept in
+    :attr:`lines` with its arrival time (monotonic) in :attr:`arrivals` and, when it
+    is a JSON log line, its object in :attr:`events`. With ``keep_stdout`` stdout is
+    kept too, in :attr:`out`; otherwise a stream that is not the log goes to
+    ``/dev/null``. With ``stderr_path`` stderr goes to that file (as to the journal).
+    With ``feed`` stdin is a pipe for :meth:`feed`, otherwise ``/dev/null``.
     """
 
     def __init__(
         self,
-        args: Sequence[str],
+        argv: Sequence[str],
         env: Mapping[str, str],
         *,
-        prefix: Sequence[str] = (),
+        cwd: Path = REPO,
+        logs: Literal["stdout", "stderr"] = "stderr",
+        keep_stdout: bool = False,
         stderr_path: Path | None = None,
+        feed: bool = False,
     ) -> None:
-        self.args = list(args)
         self.lines: list[str] = []
+        self.arrivals: list[float] = []
         self.events: list[dict[str, Any]] = []
         self.out = bytearray()
         self._cond = threading.Condition()
         self._stderr_file: IO[bytes] | None = None
-        stderr: IO[bytes] | int = subprocess.PIPE
+        stdout = subprocess.PIPE if logs == "stdout" or keep_stdout else subprocess.DEVNULL
+        stderr: IO[bytes] | int = subprocess.PIPE if logs == "stderr" else subprocess.DEVNULL
         if stderr_path is not None:
             self._stderr_file = stderr = stderr_path.open("wb")
         self.started = time.monotonic()
+        self.started_wall = time.time()
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "pulsed", *self.args],
+            list(argv),
             env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            cwd=str(cwd),
+            stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+            stdout=stdout,
             stderr=stderr,
-            cwd=str(REPO),
         )
-        self._threads = [threading.Thread(target=self._read_out, daemon=True)]
-        if stderr_path is None:
-            self._threads.append(threading.Thread(target=self._read_err, daemon=True))
+        self._threads: list[threading.Thread] = []
+        log = self.proc.stdout if logs == "stdout" else self.proc.stderr
+        if log is not None:
+            self._threads.append(threading.Thread(target=self._read_log, args=(log,), daemon=True))
+        if keep_stdout and logs != "stdout":
+            self._threads.append(threading.Thread(target=self._read_out, daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -151,12 +165,13 @@ class Pulsed:
     def pid(self) -> int:
         return self.proc.pid
 
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
+    def _read_log(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            now = time.monotonic()  # before the lock: the arrival, not our turn
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             with self._cond:
                 self.lines.append(line)
+                self.arrivals.append(now)
                 self.events.append(event_of(line))
                 self._cond.notify_all()
         with self._cond:
@@ -168,6 +183,33 @@ class Pulsed:
         while chunk := os.read(fd, 65536):
             self.out += chunk
 
+    def feed(self, data: bytes) -> None:
+        """Write ``data`` to stdin and close it."""
+        if self.proc.stdin is None:
+            raise RuntimeError("stdin is not a pipe")
+        self.proc.stdin.write(data)
+        self.proc.stdin.close()
+
+    def wait_line(
+        self, match: Callable[[str], bool], count: int = 1, timeout: float = 30.0
+    ) -> float:
+        """The arrival time of the ``count``-th line ``match`` accepts; fail with the log."""
+
+        def hits() -> list[float]:
+            return [at for at, line in zip(self.arrivals, self.lines, strict=True) if match(line)]
+
+        with self._cond:
+            self._cond.wait_for(
+                lambda: len(hits()) >= count or self.proc.poll() is not None, timeout
+            )
+            found = hits()
+            if len(found) < count:
+                raise AssertionError(
+                    f"{self.proc.args!r}: expected {count} matching line(s) within {timeout} s "
+                    f"(rc={self.proc.poll()}); log:\n" + "\n".join(self.lines)
+                )
+            return found[count - 1]
+
     def _named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
 
@@ -177,33 +219,14 @@ class Pulsed:
 
     def wait_for(self, event: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Block until ``count`` lines carry ``event``; fail with the log so far."""
-        with self._cond:
-            self._cond.wait_for(
-                lambda: len(self._named(event)) >= count or self.proc.poll() is not None,
-                timeout,
-            )
-            hits = self._named(event)
-            if len(hits) < count:
-                raise AssertionError(
-                    f"expected {count}x {event!r} within {timeout} s (rc={self.proc.poll()}); "
-                    "log:\n" + "\n".join(self.lines)
-                )
-            return hits
+        self.wait_line(lambda line: event_of(line).get("event") == event, count, timeout)
+        return self.named(event)
 
     def wait_for_any(self, *events: str, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Block until a line carries one of ``events``; return the first such line."""
-
-        def first() -> list[dict[str, Any]]:
-            return [e for e in self.events if e.get("event") in events][:1]
-
+        self.wait_line(lambda line: event_of(line).get("event") in events, 1, timeout)
         with self._cond:
-            self._cond.wait_for(lambda: bool(first()) or self.proc.poll() is not None, timeout)
-            found = first()
-        if not found:
-            raise AssertionError(
-                f"none of {events} within {timeout} s; log:\n" + "\n".join(self.lines)
-            )
-        return found
+            return [e for e in self.events if e.get("event") in events][:1]
 
     def signal(self, sig: int) -> None:
         if self.proc.poll() is None:
@@ -216,6 +239,13 @@ class Pulsed:
             thread.join(5)
         if self._stderr_file is not None:
             self._stderr_file.close()
+        # A reader still blocked (a grandchild holds the pipe) keeps its stream; the
+        # others are closed now, not at garbage collection: a bench runs 50 of these.
+        if not any(thread.is_alive() for thread in self._threads):
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
         return rc
 
     def stop(self, timeout: float = 10.0) -> int:
@@ -227,8 +257,32 @@ class Pulsed:
         return self.finish()
 
     def stdout(self) -> str:
-        """All of stdout; call after :meth:`finish`."""
+        """All of stdout (with ``keep_stdout``); call after :meth:`finish`."""
         return bytes(self.out).decode("utf-8", errors="replace")
+
+
+class Pulsed(Process):
+    """One ``python -m pulsed ...`` process, logging on stderr, its stdout kept.
+
+    ``prefix`` runs it under another command (``setpriv``, ``prlimit``) that execs it
+    in place, so the pid is the daemon's.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        prefix: Sequence[str] = (),
+        stderr_path: Path | None = None,
+    ) -> None:
+        self.args = list(args)
+        super().__init__(
+            [*prefix, sys.executable, "-m", "pulsed", *self.args],
+            env,
+            keep_stdout=True,
+            stderr_path=stderr_path,
+        )
 
 
 @dataclass
@@ -275,3 +329,26 @@ def run_pulsed(
         done.stderr.decode("utf-8", errors="replace"),
         time.monotonic() - start,
     )
+
+
+def children_of(pid: int) -> list[int]:
+    """Live children of ``pid`` (and theirs), from ``/proc/*/stat``."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, ppid in parents.items() if ppid == parent]
+        found += kids
+        frontier += kids
+    return found

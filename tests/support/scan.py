@@ -9,7 +9,6 @@ what all scans of this process looked at, for the soak's report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 SECRET = "rel-heartbeat-secret-3b9d1f7e"
 TOKEN = "424242:rel-bot-key-Zq81xWv0"
@@ -46,26 +45,3 @@ TOTALS = ScanTotals()
 def leaks_in(where: str, blob: bytes) -> list[str]:
     """One line per needle found in ``blob``, naming ``where`` and only a prefix of it."""
     return [f"{where}: holds {needle.decode()[:6]}…" for needle in NEEDLES if needle in blob]
-
-
-def children_of(pid: int) -> list[int]:
-    """Live children of ``pid`` (and theirs), from ``/proc/*/stat``."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        parents[int(entry.name)] = int(fields[1])
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [child for child, ppid in parents.items() if ppid == parent]
-        found += kids
-        frontier += kids
-    return found
