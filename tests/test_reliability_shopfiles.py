@@ -21,8 +21,6 @@ from tests.support.lab import Lab
 from tests.support.scenarios.shopfiles import KINDS, check_config_php, check_versions_file
 
 EXAMPLES = int(os.environ.get("PULSED_HYPOTHESIS_EXAMPLES", "200"))
-
-
 PROPERTY = settings(
     max_examples=EXAMPLES,
     deadline=None,

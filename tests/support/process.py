@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -55,6 +56,11 @@ def event_of(line: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return event if isinstance(event, dict) else {}
+
+
+def stamp(value: str) -> float:
+    """Epoch seconds of a time the daemon wrote (a log line's, a ``state.json`` field)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def events_of(text: str) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,10 @@ from pulsed._notify import Notifier
 from pulsed._schedule import FUTURE_TOLERANCE
 from tests.support.lab import BOT, Lab
 from tests.support.loop import fixed_facts, loop_config
+from tests.support.process import stamp
 
 HOUR = 3600.0
-
-
 DAY = 86400.0
-
-
-def stamp(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def check_state_from_another_time(lab: Lab, case: str) -> dict[str, Any]:

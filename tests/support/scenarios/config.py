@@ -33,8 +33,6 @@ class Bad:
 
 
 NO_SECRET_IN_ENV = (("PULSE_HEARTBEAT_SECRET", None),)
-
-
 NO_HOST_IN_ENV = (("PULSE_API_HOST", None),)
 
 

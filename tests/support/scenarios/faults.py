@@ -33,16 +33,13 @@ from devtools import faultserver as fs
 from pulsed._delivery import BUDGET
 from pulsed._schedule import FIRST_RETRY_MAX, FIRST_RETRY_MIN, JITTER, RETRY_AFTER_MIN
 from tests.support.lab import SECRET, TOKEN, Lab
+from tests.support.process import stamp
 
 INTERVAL = 3600.0
 
 
 # A loaded CI machine gets a little slack on the 2.0 s budget; `make bench` measures it.
 LIMIT_MS = BUDGET * 1000 + 150
-
-
-def stamp(value: str) -> float:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def self_signed(tmp: Path) -> ssl.SSLContext:

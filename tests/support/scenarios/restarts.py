@@ -34,7 +34,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from devtools import faultserver as fs
@@ -42,16 +41,10 @@ from devtools.faultserver import Reply, Request
 from devtools.receiver import Receiver
 from pulsed import _state as st
 from tests.support.lab import SECRET, Lab, Rig
-from tests.support.process import Pulsed
+from tests.support.process import Pulsed, stamp
 
 IN_MOVED_TO = 0x80
-
-
 _EVENT = struct.Struct("iIII")
-
-
-def parse_rfc3339(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 class StateWatch:
@@ -172,7 +165,7 @@ def _check_after_kill(rig: Rig, watch: StateWatch, daemon: Pulsed, interval: flo
     assert not watch.problems, watch.problems
     state = rig.state_of()  # parses, or the assertion inside fails
     assert (rig.state / st.STATE_FILE).stat().st_mode & 0o777 == 0o600
-    reported = [parse_rfc3339(e["next_due"]) - interval for e in daemon.named("heartbeat.sent")]
+    reported = [stamp(e["next_due"]) - interval for e in daemon.named("heartbeat.sent")]
     floor = max([*reported, watch.max_success or 0.0])
     assert (state.last_success or 0.0) >= floor - 1e-6, "a reported success was lost"
     assert state.identity == watch.identity, "the kept identity was lost"
@@ -213,7 +206,7 @@ def _crash_loop(
         assert daemon.stop() == 0
         _check_after_kill(rig, watch, daemon, interval)
         accepted = receiver.unique_accepted
-        newest = max(parse_rfc3339(b["timestamp"]) for b in accepted)
+        newest = max(stamp(b["timestamp"]) for b in accepted)
         assert (rig.state_of().last_success or 0.0) >= newest
         figures.writes = watch.writes
         figures.heartbeats = len(accepted)

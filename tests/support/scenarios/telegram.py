@@ -23,13 +23,13 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pulsed._identity import IMPORT_ALLOWANCE, MAX_AGE
 from pulsed._state import State
 from tests.support.lab import BOT, SECRET, TOKEN, Lab
+from tests.support.process import stamp
 from tests.support.wait import wait_until
 
 # The Bot API call's timeout: long enough for the test to read the waiting child's /proc.
@@ -105,7 +105,7 @@ def check_telegram(lab: Lab, name: str, *, kept: bool, credentials: bool = False
     assert failed["kept"] == (BOT if kept else None)
     (beat,) = receiver.unique_accepted
     assert beat["bot_username"] == (BOT if kept else None)
-    late = _seconds_between(started["time"], sent["time"])
+    late = stamp(sent["time"]) - stamp(started["time"])
     assert late <= IMPORT_ALLOWANCE + TIMEOUT + 5, f"heartbeat {late:.1f} s after the start"
     assert daemon.stop() == 0
     assert rig.dumps("child"), "the identity child ran"
@@ -117,10 +117,3 @@ def check_telegram(lab: Lab, name: str, *, kept: bool, credentials: bool = False
         "bot_username": beat["bot_username"],
         "identity_failed": failed["kind"],
     }
-
-
-def _seconds_between(first: str, second: str) -> float:
-    def parse(value: str) -> float:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-    return parse(second) - parse(first)
