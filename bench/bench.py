@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
 from devtools.fake_telegram import FakeTelegram  # noqa: E402 -- needs the repo on sys.path
 from devtools.faultserver import FaultServer, Reply, reset, silent, status, trickle  # noqa: E402
 from devtools.receiver import Receiver  # noqa: E402
+from tests.support.process import Process, children_of, event_of  # noqa: E402
 
 SECRET = "bench-heartbeat-secret-0001"  # noqa: S105 -- known only to the local receiver
 TOKEN = "123456:ABC-secret"  # noqa: S105 -- the token FakeTelegram accepts
@@ -160,14 +161,6 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return (utime + stime) / CLK_TCK, (cutime + cstime) / CLK_TCK
 
 
-def children_of(pid: int) -> list[int]:
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            kids += [int(k) for k in (task / "children").read_text().split()]
-    return kids
-
-
 def run_measured(argv: Sequence[str], **popen: Any) -> tuple[int, float, float]:
     """Run to completion; (exit code, CPU seconds of that child alone, wall seconds).
 
@@ -237,86 +230,19 @@ class NotifySocket:
         self._sock.close()
 
 
-class Child:
-    """A long-lived process under test; one reader thread timestamps its log lines."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, *, logs: str) -> None:
-        self.started = time.monotonic()
-        self.started_wall = time.time()
-        self.proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE if logs == "stdout" else subprocess.DEVNULL,
-            stderr=subprocess.PIPE if logs == "stderr" else subprocess.DEVNULL,
-        )
-        self.pid = self.proc.pid
-        self.lines: list[tuple[float, str]] = []
-        self._cond = threading.Condition()
-        stream = self.proc.stdout if logs == "stdout" else self.proc.stderr
-        if stream is None:
-            raise ValueError(f"logs must be 'stdout' or 'stderr', not {logs!r}")
-        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            now = time.monotonic()
-            with self._cond:
-                self.lines.append((now, raw.decode("utf-8", "replace").rstrip("\n")))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def feed(self, data: bytes) -> None:
-        if self.proc.stdin is None:
-            raise RuntimeError("stdin is not a pipe")
-        self.proc.stdin.write(data)
-        self.proc.stdin.close()
-
-    def wait_line(
-        self, match: Callable[[str], bool], count: int = 1, timeout: float = 60.0
-    ) -> float:
-        """The arrival time of the ``count``-th line that ``match`` accepts."""
-
-        def hits() -> list[float]:
-            return [t for t, line in self.lines if match(line)]
-
-        with self._cond:
-            ok = self._cond.wait_for(
-                lambda: len(hits()) >= count or self.proc.poll() is not None, timeout
-            )
-            found = hits()
-        if len(found) < count:
-            tail = "\n".join(line for _, line in self.lines[-15:])
-            raise RuntimeError(
-                f"{self.proc.args!r}: expected {count} matching line(s) within {timeout} s "
-                f"(ok={ok}, exit={self.proc.poll()}); last lines:\n{tail}"
-            )
-        return found[count - 1]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(5)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+def stop(child: Process) -> None:
+    """SIGTERM, then SIGKILL after 10 s: one stuck process must not hang the benchmark."""
+    try:
+        child.stop(10)
+    except subprocess.TimeoutExpired:
+        child.kill()
 
 
 def event_is(name: str) -> Callable[[str], bool]:
-    needle = f'"event": "{name}"'
-    return lambda line: needle in line
+    return lambda line: event_of(line).get("event") == name
 
 
-def wait_idle(child: Child, timeout: float = 30.0) -> None:
+def wait_idle(child: Process, timeout: float = 30.0) -> None:
     """Until the process has no child (the identity child or php has been reaped)."""
     deadline = time.monotonic() + timeout
     while children_of(child.pid):
@@ -345,12 +271,12 @@ class Bench:
         # The 1-minute load average before the run and before each figure: how much
         # else the machine was doing, for whoever reads a wall-clock figure.
         self.loads: dict[str, float] = {"run": load_average()}
-        self.children: list[Child] = []
+        self.children: list[Process] = []
 
     def close(self) -> None:
         # A figure that failed half-way may have left its processes running.
         for child in self.children:
-            child.stop()
+            stop(child)
         self.receiver.stop()
         self.telegram.stop()
 
@@ -406,11 +332,13 @@ class Bench:
 
     def daemon(
         self, env: dict[str, str], notify: NotifySocket | None = None, **extra: str
-    ) -> Child:
+    ) -> Process:
         env = dict(env, **extra)
         if notify is not None:
             env["NOTIFY_SOCKET"] = str(notify.path)
-        child = Child([PYTHON, "-m", "pulsed", "run"], env, self.tree, logs="stderr")
+        child = Process(
+            [PYTHON, "-m", "pulsed", "run"], env, cwd=self.tree, logs="stderr", feed=True
+        )
         self.children.append(child)
         return child
 
@@ -437,12 +365,16 @@ class Bench:
             "token": TOKEN,
         }
 
-    def floor(self, mode: str = "floor", notify: NotifySocket | None = None) -> Child:
+    def floor(self, mode: str = "floor", notify: NotifySocket | None = None) -> Process:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
         if notify is not None:
             env["NOTIFY_SOCKET"] = str(notify.path)
-        child = Child(
-            [PYTHON, str(REPO / "bench" / "floor.py"), mode], env, self.tree, logs="stdout"
+        child = Process(
+            [PYTHON, str(REPO / "bench" / "floor.py"), mode],
+            env,
+            cwd=self.tree,
+            logs="stdout",
+            feed=True,
         )
         self.children.append(child)
         child.feed(json.dumps(self.signed_request()).encode())
@@ -494,7 +426,7 @@ def idle_memory_and_wakeups(bench: Bench) -> tuple[Section, Section]:
     for child in (floor, naive):
         child.wait_line(lambda line: line.startswith("sent 200"), timeout=180)
     daemon.wait_line(event_is("heartbeat.sent"), timeout=180)
-    refreshed = any(event_is("identity.refreshed")(line) for _, line in daemon.lines)
+    refreshed = any(event_is("identity.refreshed")(line) for line in daemon.lines)
     wait_idle(daemon)
     time.sleep(plan.settle)
     samples: dict[str, list[Memory]] = {"pulsed": [], "floor": [], "naive": []}
@@ -502,7 +434,7 @@ def idle_memory_and_wakeups(bench: Bench) -> tuple[Section, Section]:
         for name, child in (("pulsed", daemon), ("floor", floor), ("naive", naive)):
             samples[name].append(memory_kib(child.pid))
         time.sleep(0.5)
-    naive.stop()
+    stop(naive)
     state_file = Path(env["PULSED_STATE_DIR"]) / "state.json"
     bench.identity_state = json.loads(state_file.read_text())
 
@@ -565,7 +497,7 @@ def idle_memory_and_wakeups(bench: Bench) -> tuple[Section, Section]:
     before = (context_switches(daemon.pid), context_switches(floor.pid))
     time.sleep(plan.idle_seconds)
     after = (context_switches(daemon.pid), context_switches(floor.pid))
-    floor.stop()
+    stop(floor)
     woke = sum(after[0].get(t, 0) - n for t, n in before[0].items())
     floor_woke = sum(after[1].get(t, 0) - n for t, n in before[1].items())
     threads = len(after[0])
@@ -591,7 +523,7 @@ def idle_memory_and_wakeups(bench: Bench) -> tuple[Section, Section]:
             "Where the wake-ups come from: `strace -f -tt -p <pid>` for 10 s, first lines:",
             "```\n" + strace_excerpt(daemon.pid) + "\n```",
         ]
-    daemon.stop()
+    stop(daemon)
     notify.close()
 
     # 2b: a daemon that is not due, with the watchdog at 10 s (a ping every 5 s).
@@ -609,7 +541,7 @@ def idle_memory_and_wakeups(bench: Bench) -> tuple[Section, Section]:
     later = context_switches(daemon.pid)
     end = time.monotonic()
     pings = notify.count("WATCHDOG=1", start, end)
-    daemon.stop()
+    stop(daemon)
     notify.close()
     woke = sum(later.get(t, 0) - n for t, n in counts.items())
     expected = plan.watchdog_seconds / period
@@ -663,8 +595,8 @@ def cpu_per_cycle(bench: Bench) -> Section:
     daemon.wait_line(event_is("heartbeat.sent"), count=warm + plan.cpu_cycles, timeout=300)
     own1, kids1 = cpu_seconds(daemon.pid)
     t1 = time.monotonic()
-    refreshed = any(event_is("identity.refreshed")(line) for _, line in daemon.lines)
-    daemon.stop()
+    refreshed = any(event_is("identity.refreshed")(line) for line in daemon.lines)
+    stop(daemon)
     own = (own1 - own0) / plan.cpu_cycles
     kids = (kids1 - kids0) / plan.cpu_cycles
 
@@ -905,7 +837,7 @@ def start_up(bench: Bench) -> Section:
             first[who].append(request.received_at - child.started_wall)
             if who == "pulsed":
                 child.wait_line(event_is("heartbeat.sent"), timeout=30)
-            child.stop()
+            stop(child)
             notify.close()
     p_ready, f_ready = statistics.median(ready["pulsed"]), statistics.median(ready["floor"])
     p_first, f_first = statistics.median(first["pulsed"]), statistics.median(first["floor"])
@@ -1006,10 +938,10 @@ def scale(bench: Bench) -> Section:
     section = Section("6. Many shops on one host")
     curves: dict[str, list[tuple[int, int, int]]] = {"pulsed": [], "floor": []}
     for who in ("pulsed", "floor"):
-        running: list[Child] = []
+        running: list[Process] = []
         try:
             for n in plan.scale:
-                new: list[Child] = []
+                new: list[Process] = []
                 while len(running) + len(new) < n:
                     if who == "pulsed":
                         _, env = bench.site("scale", state=bench.cached_state(due_now=True))
@@ -1028,7 +960,7 @@ def scale(bench: Bench) -> Section:
                 curves[who].append((n, sum(m.rss for m in sizes), sum(m.pss for m in sizes)))
         finally:
             for child in running:
-                child.stop()
+                stop(child)
     for (n, _, p_pss), (_, _, f_pss) in zip(curves["pulsed"], curves["floor"], strict=True):
         last = n == plan.scale[-1]
         section.rows.append(

@@ -1,11 +1,12 @@
 """``make soak``: issue 5's scenarios at full size, with figures, into docs/reliability.md.
 
-The scenarios are the functions the fast tests in ``tests/test_reliability_*.py`` call
-with small counts; here they run with large ones: SIGKILL across hundreds of state
-writes, a storm of restarts, every receiver, Bot API, shop-file, clock, disk and
-configuration fault in repeated rounds, and the define() and composer parsers under
-hypothesis with 10,000 examples per property. Every scenario ends with the secrets
-scan (logs, state files, what each child process was given).
+The scenarios live in ``tests/support/scenarios/``; the fast tests in
+``tests/test_reliability_*.py`` run them with small counts, here they run with large
+ones: SIGKILL across hundreds of state writes, a storm of restarts, every receiver,
+Bot API, shop-file, clock, disk and configuration fault in repeated rounds, and the
+define() and composer parsers under hypothesis with 10,000 examples per property. Every
+scenario ends with the secrets scan (logs, state files, what each child process was
+given).
 
 Each scenario prints a line as it finishes; at the end a table is printed and written
 to ``docs/reliability.md`` (the figures of this very run). The exit status is 1 if
@@ -42,14 +43,17 @@ if str(REPO) not in sys.path:
 import pytest  # noqa: E402
 
 from pulsed._version import __version__  # noqa: E402
-from tests import test_reliability_clock as clock  # noqa: E402
-from tests import test_reliability_config as config  # noqa: E402
-from tests import test_reliability_disk as disk  # noqa: E402
-from tests import test_reliability_faults as faults  # noqa: E402
-from tests import test_reliability_restarts as restarts  # noqa: E402
-from tests import test_reliability_shopfiles as shopfiles  # noqa: E402
-from tests import test_reliability_telegram as telegram  # noqa: E402
-from tests.test_reliability_harness import TOTALS, Lab, can_mount  # noqa: E402
+from tests.support.lab import Lab, can_mount  # noqa: E402
+from tests.support.scan import TOTALS  # noqa: E402
+from tests.support.scenarios import (  # noqa: E402
+    clock,
+    config,
+    disk,
+    faults,
+    restarts,
+    shopfiles,
+    telegram,
+)
 
 DOC = REPO / "docs" / "reliability.md"
 GIT = shutil.which("git") or "git"

@@ -19,7 +19,6 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,12 +47,6 @@ REPO = Path(__file__).resolve().parent.parent
 SECRET = "test-heartbeat-secret"
 TOKEN = "123456:ABC-secret"
 REQUEST = b"GET /probe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as srv:
-        yield srv
 
 
 def fetch(

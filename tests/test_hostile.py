@@ -18,7 +18,7 @@ import pytest
 from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
 from pulsed.verify import signature
-from tests.proc import TOKEN, Shop, events_of, run_pulsed
+from tests.support.process import TOKEN, Shop, events_of, run_pulsed
 
 AS_ROOT = os.geteuid() == 0
 

@@ -26,7 +26,7 @@ from pulsed import _cli
 from pulsed._identity import fingerprint
 from pulsed._state import Identity, State, StateStore
 from pulsed.verify import verify_heartbeat
-from tests.proc import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
+from tests.support.process import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
 
 
 def no_secret_anywhere(*texts: str) -> None:
@@ -105,8 +105,8 @@ def test_second_instance_and_once_refuse_while_a_daemon_runs(
     code, _, err = run_pulsed(["once", "--force"], shop.env)
     assert code == 75 and f"pid {pid}" in err
     # Readers always work.
-    assert run_pulsed(["status"], shop.env)[0] == 0
-    assert run_pulsed(["check"], shop.env)[0] == 0
+    assert run_pulsed(["status"], shop.env).code == 0
+    assert run_pulsed(["check"], shop.env).code == 0
     code, out, _ = run_pulsed(["once", "--dry-run"], shop.env)
     assert code == 0 and "X-Pulse-Signature: sha256=" in out
     assert daemon.stop() == 0

@@ -1,227 +1,44 @@
-"""The clock (contract §5): a state from the future or the distant past, and a wall clock
-that is set while the daemon sleeps.
-
-Through the process: a ``last_success`` a day ahead is a clock that went back (a
-warning, a heartbeat now); one years old, or a ``next_due`` decades ahead, never
-silences the shop; one 4 minutes ahead is within tolerance and respected; a bot
-identity dated in the future is fetched again.
-
-On an injected clock (the real loop, state and schedule; only sleeping is
-simulated, on the monotonic clock as the daemon does): the wall clock is set back
-or forward by minutes, an hour, a week while the daemon sleeps. In real (monotonic)
-time no two heartbeats come closer than one interval and none is further apart than
-one interval.
-"""
+"""The clock (contract §5), the fast suite's share of :mod:`tests.support.scenarios.clock`:
+a state from the future or the distant past through the process, and the wall clock set
+while the daemon sleeps, on an injected clock."""
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Iterator, Mapping
-from datetime import datetime
-from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
 
-from pulsed import _state as st
-from pulsed._cycle import Cycle
-from pulsed._delivery import Delivered
-from pulsed._notify import Notifier
-from pulsed._schedule import FUTURE_TOLERANCE
-from pulsed._supervisor import Supervisor
-from tests.loopkit import fixed_facts, loop_config
-from tests.test_reliability_harness import BOT, Lab
-
-HOUR = 3600.0
-DAY = 86400.0
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    with Lab(tmp_path) as the_lab:
-        yield the_lab
-
-
-def stamp(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-# --- through the process ------------------------------------------------------------------
-
-
-def check_state_from_another_time(lab: Lab, case: str) -> dict[str, Any]:
-    """``pulsed once`` on a state whose times are off as ``case`` says; then ``once`` again."""
-    receiver = lab.receiver()
-    rig = lab.rig(receiver.url, case)
-    now = time.time()
-    identity = rig.identity()
-    due = True
-    if case == "last-success-a-day-ahead":
-        state = st.State(last_success=now + DAY, next_due=now + DAY + HOUR, identity=identity)
-    elif case == "last-success-years-ago":
-        old = now - 7 * 365 * DAY
-        state = st.State(last_success=old, next_due=old + HOUR, identity=identity)
-    elif case == "next-due-decades-ahead":
-        state = st.State(
-            last_success=now - 2 * HOUR, next_due=now + 60 * 365 * DAY, identity=identity
-        )
-    elif case == "last-success-4-minutes-ahead":
-        ahead = now + FUTURE_TOLERANCE - 60
-        state = st.State(last_success=ahead, next_due=ahead + HOUR, identity=identity)
-        due = False
-    elif case == "identity-fetched-a-day-ahead":
-        state = st.State(last_success=now - 2 * HOUR, identity=rig.identity(fetched_at=now + DAY))
-    else:
-        raise ValueError(case)
-    rig.seed(state)
-    first = rig.run("once")
-    assert first.code == 0, first.err
-    future = first.named("state.clock_future")
-    assert bool(future) == (case == "last-success-a-day-ahead")
-    if not due:
-        (skipped,) = first.named("heartbeat.skipped")
-        assert stamp(skipped["next_due"]) == pytest.approx((state.last_success or 0) + HOUR, abs=1)
-        assert receiver.server.requests == []
-        return {"sent": 0}
-    assert len(first.named("heartbeat.sent")) == 1
-    after = rig.read_state()
-    assert abs(stamp(after["last_success"]) - time.time()) < 30, "the new success is now"
-    assert stamp(after["next_due"]) - stamp(after["last_success"]) == pytest.approx(HOUR)
-    if case == "identity-fetched-a-day-ahead":  # a future fetch time is stale: fetch again
-        (failed,) = first.named("identity.failed")
-        assert failed["kept"] == BOT and rig.dumps("child")
-    if case not in ("last-success-a-day-ahead", "last-success-years-ago"):
-        return {"sent": 1}
-    # And now it is not due: the second run sends nothing.
-    second = rig.run("once")
-    assert second.code == 0 and second.named("heartbeat.skipped"), second.err
-    assert len(receiver.unique_accepted) == 1
-    return {"sent": 1}
-
-
-CASES = [
-    "last-success-a-day-ahead",
-    "last-success-years-ago",
-    "next-due-decades-ahead",
-    "last-success-4-minutes-ahead",
-    "identity-fetched-a-day-ahead",
-]
+from tests.support.lab import Lab
+from tests.support.scenarios.clock import (
+    CASES,
+    HOUR,
+    JUMPS,
+    check_random_jumps,
+    check_state_from_another_time,
+    check_wall_clock_jump,
+)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c != "last-success-4-minutes-ahead"])
 def test_a_state_from_another_time(lab: Lab, case: str) -> None:
-    check_state_from_another_time(lab, case)
-
-
-# --- on an injected clock ----------------------------------------------------------------
-
-START = 1_800_000_000.0
-
-
-class Clocks:
-    def __init__(self) -> None:
-        self.wall = START
-        self.mono = 0.0
-
-
-class Recorder:
-    """A sender that always succeeds and notes the monotonic time of each heartbeat."""
-
-    def __init__(self, clocks: Clocks) -> None:
-        self.clocks = clocks
-        self.sent_mono: list[float] = []
-
-    async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
-        self.sent_mono.append(self.clocks.mono)
-        return Delivered(status=200, attempts=1, elapsed=0.01)
-
-
-async def run_with_jumps(state_dir: Path, jumps: Mapping[int, float], until: float) -> list[float]:
-    """Run the real loop until ``until`` monotonic seconds; at the n-th sleep, set the wall
-    clock by ``jumps[n]`` seconds. Return the monotonic times of the heartbeats."""
-    clocks = Clocks()
-    sender = Recorder(clocks)
-    cycle = Cycle(
-        loop_config(state_dir),
-        st.StateStore(state_dir),
-        st.State(),
-        writable=True,
-        environ={},
-        wall=lambda: clocks.wall,
-        rng=random.Random(5),
-        collect=fixed_facts,
-    )
-    sleeps = 0
-
-    async def wait(delay: float, wake: anyio.Event) -> bool:
-        nonlocal sleeps
-        sleeps += 1
-        clocks.wall += delay + jumps.get(sleeps, 0.0)
-        clocks.mono += delay
-        if clocks.mono >= until:
-            supervisor.request_stop()
-            return True
-        return False
-
-    supervisor = Supervisor(
-        cycle,
-        sender,
-        Notifier(None),
-        reload_config=lambda: None,
-        wait=wait,
-        monotonic=lambda: clocks.mono,
-    )
-    await supervisor.run()
-    return sender.sent_mono
-
-
-JUMPS = {
-    "back-10-min": -600.0,
-    "back-30-min": -1800.0,
-    "back-50-min": -3000.0,
-    "back-an-interval-and-4-min": -(HOUR + 240),
-    "back-a-day": -DAY,
-    "forward-30-min": 1800.0,
-    "forward-a-week": 7 * DAY,
-}
-
-
-def check_wall_clock_jump(state_dir: Path, jump: float) -> list[float]:
-    """Gaps, in real time, between heartbeats when the clock is set at the 2nd sleep."""
-    sent = anyio.run(run_with_jumps, state_dir, {2: jump}, 6 * HOUR + 1)
-    gaps = [b - a for a, b in pairwise(sent)]
-    assert len(sent) >= 6, sent
-    assert all(g >= HOUR - 1e-6 for g in gaps), f"a double ping: {gaps}"
-    assert all(g <= HOUR + 1e-6 for g in gaps), f"a silence longer than the interval: {gaps}"
-    return gaps
+    figures = check_state_from_another_time(lab, case)
+    # Whatever the times say, the shop is not silenced: a heartbeat goes now.
+    assert figures["sent"] == 1
+    assert figures["clock_went_back"] == (case == "last-success-a-day-ahead")
 
 
 @pytest.mark.parametrize("name", list(JUMPS))
 def test_wall_clock_set_while_asleep_neither_doubles_nor_silences(
     tmp_path: Path, name: str
 ) -> None:
-    check_wall_clock_jump(tmp_path, JUMPS[name])
-
-
-def check_random_jumps(state_dir: Path, seed: int) -> int:
-    """One to three settings of the wall clock, by minutes to days either way, at random
-    sleeps of a 12-hour run; return how many heartbeats it sent."""
-    rng = random.Random(seed)
-    jumps = {
-        rng.randint(1, 20): rng.choice([-1.0, 1.0]) * rng.choice([60.0, HOUR, DAY]) * rng.random()
-        for _ in range(rng.randint(1, 3))
-    }
-    sent = anyio.run(run_with_jumps, state_dir, jumps, 12 * HOUR + 1)
-    gaps = [b - a for a, b in pairwise(sent)]
-    assert len(sent) == 13 and all(abs(g - HOUR) < 1e-6 for g in gaps), (jumps, gaps)
-    return len(sent)
+    gaps = check_wall_clock_jump(tmp_path, JUMPS[name])
+    assert min(gaps) >= HOUR - 1e-6, f"a double ping: {gaps}"
+    assert max(gaps) <= HOUR + 1e-6, f"a silence longer than the interval: {gaps}"
 
 
 def test_random_settings_of_the_wall_clock(tmp_path: Path) -> None:
     for seed in range(5):
         folder = tmp_path / str(seed)
         folder.mkdir()
-        check_random_jumps(folder, seed)
+        # 12 hours and 1 s on the monotonic clock: the first heartbeat and one an hour.
+        assert check_random_jumps(folder, seed) == 13

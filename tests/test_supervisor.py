@@ -28,7 +28,7 @@ from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
 from pulsed._supervisor import Supervisor
 from pulsed.verify import signature
-from tests.loopkit import fixed_facts, loop_config
+from tests.support.loop import fixed_facts, loop_config
 
 pytestmark = pytest.mark.anyio
 

@@ -7,25 +7,13 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devtools import faultserver as fs
 from devtools.receiver import Receiver
-from tests.proc import SECRET, Pulsed, Shop
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(SECRET) as rec:
-        yield rec
-
-
-@pytest.fixture
-def shop(tmp_path: Path, receiver: Receiver) -> Shop:
-    return Shop.create(tmp_path, receiver.url)
+from tests.support.process import SECRET, Pulsed, Shop
 
 
 class Manager:
