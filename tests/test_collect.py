@@ -167,7 +167,7 @@ def replace_with_link(path: Path, *, fifo: bool) -> None:
                 '{"version": "1.0\\r\\nX-Evil: 1"}'
             ),
             "module_version",
-            "plausible",
+            "not a version",
         ),
         (lambda s: shutil.rmtree(s / "system"), "module_version", "not found"),
     ],
