@@ -254,7 +254,9 @@ def scan(src: str) -> list[Define]:
     """Every ``define()`` call whose name is a constant string, in source order."""
     found: list[Define] = []
     stream = _Stream(src)
-    blocks: list[bool] = []  # one per open "{" or "if (...):": runs only sometimes?
+    # One per open "{" or "if (...):": does code in it (or in one around it) run only
+    # sometimes? Kept cumulative so that a define need not look at every level.
+    blocks: list[bool] = []
     braceless: list[int] = []  # depths at which a braceless "if (...) stmt;" runs to its ";"
     pending = False  # a function or class keyword: the next "{" opens a body
     shortcut = False  # this statement has passed "&&", "||", "?", "or", ...
@@ -265,10 +267,12 @@ def scan(src: str) -> list[Define]:
         keyword = kind == "name" and prev not in ("->", "?->", "::")
         if kind == "op" and text in ";{}":
             if text == "{":
-                blocks.append(pending)
+                blocks.append(pending or bool(blocks and blocks[-1]))
             elif text == "}" and blocks:
                 blocks.pop()
-            braceless = [d for d in braceless if d < len(blocks) + (text != ";")]
+            # Depths only grow along the list: ending statements pop from its end.
+            while braceless and braceless[-1] >= len(blocks) + (text != ";"):
+                braceless.pop()
             pending = shortcut = False
         elif word in _SHORT_CIRCUIT and (kind == "op" or keyword):
             shortcut = True
@@ -294,7 +298,7 @@ def scan(src: str) -> list[Define]:
             stream.next()
             line += len(_NEWLINE.findall(src, line_pos, start))
             line_pos = start
-            conditional = any(blocks) or bool(braceless) or shortcut or pending
+            conditional = bool(blocks and blocks[-1]) or bool(braceless) or shortcut or pending
             define = _define(*stream.through(")"), line, conditional)
             if define is not None:
                 found.append(define)

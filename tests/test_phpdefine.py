@@ -175,6 +175,7 @@ def test_what_is_not_a_define_call_defines_nothing(source: str) -> None:
         "<?php\nfunction f() {\n  define('VERSION', '1');\n}\ndefine('VERSION', '2');",
         "<?php\n$f = function () {\n  define('VERSION', '1');\n};\ndefine('VERSION', '2');",
         "<?php\ndefined('X') or define('VERSION', '1');\ndefine('VERSION', '2');",
+        "<?php\nif ($a) { {\n define('VERSION', '1');\n} }\ndefine('VERSION', '2');",
     ],
     ids=[
         "if-else",
@@ -186,6 +187,7 @@ def test_what_is_not_a_define_call_defines_nothing(source: str) -> None:
         "function",
         "closure",
         "or",
+        "nested-block",
     ],
 )
 def test_different_values_in_branches_are_unknown_naming_the_lines(source: str) -> None:
@@ -207,6 +209,21 @@ def test_the_first_of_two_top_level_defines_wins() -> None:
 
 def test_branches_after_a_top_level_define_change_nothing() -> None:
     source = "<?php define('VERSION', '1'); if ($a) { define('VERSION', '2'); }"
+    assert read(source) == "1"
+
+
+def test_a_member_named_like_a_keyword_opens_no_branch() -> None:
+    source = "<?php echo $o->match . Foo::try . define('VERSION', '1');\ndefine('VERSION', '2');"
+    assert read(source) == "1"
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ["if ($a) $x = 1;", "if ($a): $x = 1; endif;", "if ($a) { $x = 1; }", "$f = fn() => 1;"],
+    ids=["braceless", "alternative", "braces", "arrow-function"],
+)
+def test_code_after_a_branch_is_top_level_again(branch: str) -> None:
+    source = f"<?php {branch}\ndefine('VERSION', '1');\nif ($b) {{ define('VERSION', '2'); }}"
     assert read(source) == "1"
 
 
@@ -296,3 +313,20 @@ def test_a_mebibyte_of_php_is_read_in_well_under_a_second() -> None:
     started = time.perf_counter()
     assert read(source) == "1"
     assert time.perf_counter() - started < 1.0
+
+
+HOSTILE = {
+    "deep-blocks-then-defines": "{" * (1 << 19) + "define('X', 'y');" * (1 << 15),
+    "braceless-then-semicolons": "if ($a) x {" * (1 << 16) + ";" * (1 << 19),
+    "unclosed-comments": "/*" * (1 << 19),
+    "nested-interpolations": '"{$a[' * (1 << 18),
+    "open-calls": "define(" * (1 << 17),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_mebibyte_is_read_in_linear_time(name: str) -> None:
+    started = time.perf_counter()
+    assert read("<?php " + HOSTILE[name]) is None
+    # Each takes well under 1.5 s here; anything quadratic would take minutes.
+    assert time.perf_counter() - started < 5.0
