@@ -20,27 +20,18 @@ from pulsed._errors import CollectError
 
 # A PHP label: ASCII letters, "_", and (as PHP takes bytes 0x80-0xff) any non-ASCII.
 _L = r"(?:[A-Za-z_]|[^\x00-\x7f])(?:[A-Za-z0-9_]|[^\x00-\x7f])*+"
+_NOT_LABEL = r"(?![A-Za-z0-9_]|[^\x00-\x7f])"
 # Whitespace and comments; "?>" ends a line comment, "#[" opens a PHP 8 attribute.
 _GAP = r"(?:[ \t\r\n]++|(?://|#(?!\[))[^\r\n?]*+(?:\?(?!>)[^\r\n?]*+)*+|/\*(?:[^*]++|\*(?!/))*+(?:\*/|\Z))*+"
 _HEREDOC_OPEN = r"[bB]?<<<[ \t]*+(?P<quote>[\"']?)(?P<label>" + _L + r")(?P=quote)(?:\r\n|\r|\n)"
 _TOKEN = re.compile(
-    _GAP
-    + r"(?:(?P<close>\?>)"
-    + r"|(?P<heredoc>"
-    + _HEREDOC_OPEN
-    + ")"
-    + r"|(?P<sq>[bB]?'(?:[^'\\]++|\\[\s\S])*+')"
-    + r"|(?P<dq>[bB]?[\"`])"
-    + r"|(?P<name>\\?"
-    + _L
-    + r"(?:\\"
-    + _L
-    + r")*+)"
-    + r"|(?P<var>\$"
-    + _L
-    + r")"
-    + r"|(?P<num>[0-9](?:[0-9A-Za-z_]|\.(?=[0-9]))*+)"
-    + r"|(?P<op>\?->|->|::|=>|&&|\|\||\?\?|#\[|[\s\S])|\Z)"
+    (
+        _GAP + r"(?:(?P<close>\?>)|(?P<heredoc>" + _HEREDOC_OPEN + ")"
+        r"|(?P<sq>[bB]?'(?:[^'\\]++|\\[\s\S])*+')|(?P<dq>[bB]?[\"`])"
+        r"|(?P<name>\\?LABEL(?:\\LABEL)*+)|(?P<var>\$LABEL)"
+        r"|(?P<num>[0-9](?:[0-9A-Za-z_]|\.(?=[0-9]))*+)"
+        r"|(?P<op>\?->|->|::|=>|&&|\|\||\?\?|#\[|[\s\S])|\Z)"
+    ).replace("LABEL", _L)
 )
 _OPEN_TAG = re.compile(r"<\?(?:php(?=[ \t\r\n]|\Z)|=)?", re.IGNORECASE)
 # Text of an interpolating string up to its end or to "{$" / "${", which open code.
@@ -50,7 +41,6 @@ _ESCAPE = re.compile(
     rb"\\(?:([ntrvef\\$\"])|([0-7]{1,3})|[xX]([0-9A-Fa-f]{1,2})|u\{([0-9A-Fa-f]+)\})"
 )
 _SIMPLE = dict(zip(b'ntrvef\\$"', b'\n\t\r\v\x1b\f\\$"', strict=True))
-_NEWLINE = re.compile(r"\r\n?|\n")
 _LINES = re.compile(r"(\r\n|\r|\n)")
 _HEREDOC_OPENER = re.compile(_HEREDOC_OPEN)
 _MAX_NESTING = 32  # "{$a["{$b[...]}"]}" in real files is one or two deep
@@ -61,6 +51,9 @@ _BODY = frozenset(("function", "class", "interface", "trait", "enum"))
 _ALT_END = frozenset(("endif", "endwhile", "endfor", "endforeach", "endswitch", "enddeclare"))
 _SHORT_CIRCUIT = frozenset(("&&", "||", "?", "??", "and", "or", "xor"))
 _NOT_A_CALL_AFTER = frozenset(("->", "?->", "::", "function", "new", "const"))
+
+
+_Tok = tuple[str, str, int]  # kind, source text, offset
 
 
 class _Unterminated(Exception):
@@ -78,22 +71,17 @@ class Define:
     conditional: bool  # runs only on some runs of the file
 
 
-def _tokens(
-    src: str, pos: int, depth: int = 0, *, html: bool = True
-) -> Iterator[tuple[str, str, int]]:
+def _tokens(src: str, pos: int, depth: int = 0, *, html: bool = True) -> Iterator[_Tok]:
     """(kind, text, start) of each token; strings are one "str" token with their source."""
     if html:
         m = _OPEN_TAG.search(src, pos)
         pos = m.end() if m else len(src)
     while pos < len(src):
         m = _TOKEN.match(src, pos)
-        if m is None:  # cannot happen: "[\s\S]" or "\Z" matches anywhere
+        kind = m.lastgroup if m else None  # "[\s\S]" or "\Z" matches anywhere
+        if m is None or kind is None:  # only whitespace or comments were left
             return
-        kind = m.lastgroup
-        start = m.start(kind) if kind else m.end()
-        pos = m.end()
-        if kind is None:  # only whitespace or comments were left
-            return
+        start, pos = m.start(kind), m.end()
         if kind == "close":
             yield "op", ";", start
             tag = _OPEN_TAG.search(src, pos)
@@ -101,20 +89,13 @@ def _tokens(
             continue
         if kind == "dq":
             pos = _skip_interpolated(src, pos, src[pos - 1], depth)
-            kind = "str"
-        elif kind == "heredoc":
-            label = m["label"]
-            end = re.compile(
-                r"(?:\r\n|\r|\n)[ \t]*+" + re.escape(label) + r"(?![A-Za-z0-9_]|[^\x00-\x7f])"
-            )
-            found = end.search(src, m.end() - 1)  # from its own newline: "<<<A\nA" is empty
+        elif kind == "heredoc":  # it ends at its label alone at the start of a line
+            end = re.compile(r"[\r\n][ \t]*+" + re.escape(m["label"]) + _NOT_LABEL)
+            found = end.search(src, pos - 1)  # from its own newline: "<<<A\nA" is empty
             if found is None:
                 raise _Unterminated
             pos = found.end()
-            kind = "str"
-        elif kind == "sq":
-            kind = "str"
-        yield kind, src[start:pos], start
+        yield "str" if kind in ("sq", "dq", "heredoc") else kind, src[start:pos], start
 
 
 def _skip_interpolated(src: str, pos: int, quote: str, depth: int) -> int:
@@ -189,7 +170,7 @@ def _escape(m: re.Match[bytes], heredoc: bool) -> bytes:
     return chr(int(code, 16)).encode("utf-8", "surrogatepass")
 
 
-def _expression(toks: list[tuple[str, str, int]]) -> str:
+def _expression(toks: list[_Tok]) -> str:
     """String literals joined by "." (parentheses allowed); ValueError for anything else."""
     parts, depth, operand = [], 0, True
     for kind, text, _ in toks:
@@ -202,13 +183,11 @@ def _expression(toks: list[tuple[str, str, int]]) -> str:
             operand = True
         elif not operand and kind == "op" and text == ")" and depth:
             depth -= 1
+        elif kind == "str":
+            raise ValueError("is not one expression")
         else:
-            what = {"var": "the variable", "name": "the name", "num": "the number"}.get(kind, "")
-            raise ValueError(
-                f"uses {what or 'the operator'} {text[:40]!r}"
-                if kind != "str"
-                else "is not one expression"
-            )
+            what = {"var": "the variable", "name": "the name", "num": "the number"}.get(kind)
+            raise ValueError(f"uses {what or 'the operator'} {text[:40]!r}")
     if not toks or operand or depth:
         raise ValueError("is empty or incomplete" if not toks or operand else "has an unclosed '('")
     return "".join(parts)
@@ -219,9 +198,9 @@ class _Stream:
 
     def __init__(self, src: str) -> None:
         self._it = _tokens(src, 0)
-        self._ahead: tuple[str, str, int] | None = None
+        self._ahead: _Tok | None = None
 
-    def next(self) -> tuple[str, str, int] | None:
+    def next(self) -> _Tok | None:
         if self._ahead is not None:
             tok, self._ahead = self._ahead, None
             return tok
@@ -230,24 +209,28 @@ class _Stream:
         except _Unterminated:
             return None
 
-    def peek(self) -> tuple[str, str, int] | None:
+    def peek(self) -> _Tok | None:
         if self._ahead is None:
             self._ahead = self.next()
         return self._ahead
 
-    def through(self, closer: str) -> tuple[list[tuple[str, str, int]], bool]:
-        """Tokens up to the ``closer`` that balances what is open, and whether it came."""
-        toks: list[tuple[str, str, int]] = []
+    def through(self, closer: str) -> tuple[list[list[_Tok]], bool]:
+        """Tokens up to the ``closer`` that balances what is open, split at its top-level
+        commas (a call's arguments), and whether the closer came."""
+        args: list[list[_Tok]] = [[]]
         depth = 0
         while (tok := self.next()) is not None:
             if tok[0] == "op" and tok[1] in "([{":
                 depth += 1
             elif tok[0] == "op" and tok[1] in ")]}":
                 if depth == 0:
-                    return toks, tok[1] == closer
+                    return args, tok[1] == closer
                 depth -= 1
-            toks.append(tok)
-        return toks, False
+            elif depth == 0 and tok[0] == "op" and tok[1] == ",":
+                args.append([])
+                continue
+            args[-1].append(tok)
+        return args, False
 
 
 def scan(src: str) -> list[Define]:
@@ -280,10 +263,10 @@ def scan(src: str) -> list[Define]:
             if _is(stream.peek(), "("):
                 stream.next()
                 stream.through(")")
-            _open_branch(stream, blocks, braceless, alternative=word not in ("elseif", "catch"))
+            _open_branch(stream, blocks, braceless, word not in ("elseif", "catch"))
         elif keyword and word in _BARE_CONTROL:
             if not _is(stream.peek(), "if"):  # "else if": the "if" opens the branch
-                _open_branch(stream, blocks, braceless, alternative=False)
+                _open_branch(stream, blocks, braceless, False)
         elif keyword and word in _ALT_END and blocks:
             blocks.pop()
         elif keyword and word in _BODY:
@@ -296,7 +279,7 @@ def scan(src: str) -> list[Define]:
             and _is(stream.peek(), "(")
         ):
             stream.next()
-            line += len(_NEWLINE.findall(src, line_pos, start))
+            line += len(_LINES.findall(src, line_pos, start))
             line_pos = start
             conditional = bool(blocks and blocks[-1]) or bool(braceless) or shortcut or pending
             define = _define(*stream.through(")"), line, conditional)
@@ -307,44 +290,32 @@ def scan(src: str) -> list[Define]:
     return found
 
 
-def _is(tok: tuple[str, str, int] | None, text: str) -> bool:
+def _is(tok: _Tok | None, text: str) -> bool:
     return tok is not None and tok[1].lower() == text and tok[0] in ("op", "name")
 
 
-def _open_branch(
-    stream: _Stream, blocks: list[bool], braceless: list[int], *, alternative: bool
-) -> None:
-    """After ``if (...)``, ``else`` and the like: what follows runs only sometimes."""
+def _open_branch(stream: _Stream, blocks: list[bool], braceless: list[int], alt: bool) -> None:
+    """After ``if (...)``, ``else``...: what follows runs sometimes; ``alt``: ":" opens a block."""
     if _is(stream.peek(), "{"):
         stream.next()
         blocks.append(True)
-    elif _is(stream.peek(), ":"):  # "if (...): ... endif;"; its "else:" stays in it
+    elif _is(stream.peek(), ":"):  # "if (...): ... endif;" ("else:" goes on in the if's)
         stream.next()
-        if alternative:
+        if alt:
             blocks.append(True)
     else:
         braceless.append(len(blocks))
 
 
-def _define(
-    args: list[tuple[str, str, int]], closed: bool, line: int, conditional: bool
-) -> Define | None:
+def _define(args: list[list[_Tok]], closed: bool, line: int, conditional: bool) -> Define | None:
     """The call whose arguments are ``args``, or None when its name is not a constant string."""
-    split: list[list[tuple[str, str, int]]] = [[]]
-    depth = 0
-    for tok in args:
-        if tok[0] == "op" and tok[1] in "([{":
-            depth += 1
-        elif tok[0] == "op" and tok[1] in ")]}":
-            depth -= 1
-        if depth == 0 and tok[0] == "op" and tok[1] == ",":
-            split.append([])
+    named: dict[str, list[_Tok]] = {}
+    positional: list[list[_Tok]] = []
+    for arg in args:  # PHP 8 named arguments: define(constant_name: ..., value: ...)
+        if len(arg) > 2 and arg[0][0] == "name" and arg[1][1] == ":":
+            named[arg[0][1].lower()] = arg[2:]
         else:
-            split[-1].append(tok)
-    named = {
-        a[0][1].lower(): a[2:] for a in split if len(a) > 2 and a[0][0] == "name" and a[1][1] == ":"
-    }
-    positional = [a for a in split if not (len(a) > 2 and a[0][0] == "name" and a[1][1] == ":")]
+            positional.append(arg)
     name_arg = positional[0] if positional else named.get("constant_name")
     value_arg = positional[1] if len(positional) > 1 else named.get("value")
     try:
@@ -353,10 +324,8 @@ def _define(
         return None  # define($name, ...) names whatever PHP computes
     if not closed:  # a parse error for PHP; a file cut at the read limit ends so too
         return Define(name, None, "the call is not closed", line, conditional)
-    if value_arg is None:
-        return Define(name, None, "define() has no value", line, conditional)
     try:
-        return Define(name, _expression(value_arg), "", line, conditional)
+        return Define(name, _expression(value_arg or []), "", line, conditional)
     except ValueError as exc:
         return Define(name, None, f"the value {exc}", line, conditional)
 
@@ -376,8 +345,7 @@ def value_of(defines: list[Define], name: str) -> str | None:
         if d.value is None:
             raise CollectError(f"{name} (line {d.line}) cannot be read statically: {d.problem}")
     if len({d.value for d in candidates}) > 1:
-        lines = [str(n) for n in sorted({d.line for d in candidates})]
-        listed = "line " + lines[0] if len(lines) == 1 else "lines " + ", ".join(lines[:-1])
-        listed += " and " + lines[-1] if len(lines) > 1 else ""
+        *rest, last = [str(n) for n in sorted({d.line for d in candidates})]
+        listed = f"lines {', '.join(rest)} and {last}" if rest else f"line {last}"
         raise CollectError(f"{name} is defined differently on {listed}, chosen only at run time")
     return candidates[0].value if candidates else None
