@@ -317,6 +317,16 @@ def test_an_https_server_chosen_at_run_time_is_refused_naming_the_lines() -> Non
         _shop.domain(php(source, "config.php"))
 
 
+def test_a_host_taken_from_the_environment_is_refused_naming_the_line() -> None:
+    # The shape OpenCart 4's upgrader writes when the old config named its host so.
+    source = (
+        "<?php\n// APPLICATION\ndefine('APPLICATION', 'Catalog');\n\n// HTTP\n"
+        "define('HOST_NAME', getenv('HOST_NAME', true));\ndefine('HTTP_SERVER', HOST_NAME . '/');\n"
+    )
+    with pytest.raises(CollectError, match=r"HTTP_SERVER \(line 7\) .*uses the name 'HOST_NAME'"):
+        _shop.domain(php(source, "config.php"))
+
+
 def test_no_server_define_in_a_cut_config_says_it_was_cut() -> None:
     with pytest.raises(
         CollectError, match=r"in the first 1 MiB of /shop/config\.php \(file is larger"
