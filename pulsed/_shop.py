@@ -34,6 +34,10 @@ _REASONS = {
 }
 
 
+def _reason(exc: OSError) -> str:
+    return _REASONS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class ShopFile:
     path: Path
@@ -68,7 +72,7 @@ def read(path: Path, limit: int = READ_LIMIT) -> ShopFile:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise CollectError(f"{path}: {_REASONS.get(exc.errno or 0, exc.strerror)}") from exc
+        raise CollectError(f"{path}: {_reason(exc)}") from exc
     except ValueError as exc:  # a NUL byte in the path
         raise CollectError(f"{path!r}: not a valid path") from exc
     try:
@@ -78,7 +82,7 @@ def read(path: Path, limit: int = READ_LIMIT) -> ShopFile:
         while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
             data += chunk
     except OSError as exc:
-        raise CollectError(f"{path}: {_REASONS.get(exc.errno or 0, exc.strerror)}") from exc
+        raise CollectError(f"{path}: {_reason(exc)}") from exc
     finally:
         os.close(fd)
     return ShopFile(path, data[:limit].decode("utf-8", "replace"), len(data) > limit)

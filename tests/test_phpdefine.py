@@ -160,6 +160,11 @@ def test_what_is_not_a_define_call_defines_nothing(source: str) -> None:
     assert read(source) is None
 
 
+def test_a_line_comment_ends_at_a_closing_tag() -> None:
+    source = "<?php // note ?> define('VERSION', 'html') <?php define('VERSION', '1');"
+    assert read(source) == "1"
+
+
 # --- defines chosen at run time ----------------------------------------------------------
 
 
@@ -265,6 +270,20 @@ GAPS = st.lists(
 ).map("".join)
 
 
+# Code before the define that hides defines, braces or quotes from a careless reader.
+DECOYS = (
+    "// define('VERSION', 'd') ?>\n<?php ",
+    "/* define('VERSION', 'd'); { */\n",
+    "$s = \"define('VERSION', 'd') {$a['}']} ${b}\";\n",
+    "$h = <<<EOT\n  define('VERSION', 'd'); }\n  EOT;\n",
+    "if ($x) { $y = '}'; } else { $y = \"{\"; }\n",
+    "function f() { return `{`; }\n",
+    "?>define('VERSION', 'd') { <?php\n",
+    "$o->define('VERSION', 'd'); Foo::define('VERSION', 'd');\n",
+    "# define('VERSION', 'd');\r\n",
+)
+
+
 def single_quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -283,19 +302,21 @@ def test_any_rendering_of_a_define_reads_back(value: str, data: st.DataObject) -
     quote = data.draw(st.sampled_from([single_quoted, double_quoted]))
     rendered = f"{gap[4]}.{gap[4]}".join(quote(part) for part in parts)
     call = data.draw(st.sampled_from(["define", "DEFINE", "\\define"]))
-    source = f"<?php {gap[0]}{call}{gap[1]}({gap[2]}'VERSION'{gap[3]},{rendered}){gap[0]};"
+    before = "".join(data.draw(st.lists(st.sampled_from(DECOYS), max_size=3)))
+    source = f"<?php {before}{gap[0]}{call}{gap[1]}({gap[2]}'VERSION'{gap[3]},{rendered}){gap[0]};"
     assert read(source) == value
 
 
-@PROPERTY
-@given(
-    st.text(
-        st.sampled_from(
-            list("<?php define('VERSION', \"x\") ; { } if else $a . /* */ // # \n \\ <<<E\n E `")
-        ),
-        max_size=60,
-    )
+PHP_SOUP = st.text(
+    st.sampled_from(
+        list("<?php define('VERSION', \"x\") ; { } if else $a . /* */ // # \n \\ <<<E\n E `")
+    ),
+    max_size=60,
 )
+
+
+@PROPERTY
+@given(st.one_of(PHP_SOUP, st.text()))
 def test_no_text_raises_anything_but_collect_error(text: str) -> None:
     try:
         result = read("<?php " + text)
