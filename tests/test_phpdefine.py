@@ -113,6 +113,7 @@ def test_any_spelling_php_accepts_reads_the_value(source: str, expected: str) ->
         (r'"\n\t\r\v\e\f\\\$\""', '\n\t\r\v\x1b\f\\$"'),
         (r'"\101\x41\X42\u{48}\u{1F600}\q"', "AABH\U0001f600\\q"),
         (r'"\xc3\xa9"', "é"),
+        (r'"\400"', "\x00"),
         ('"$ {x} \\$a $1"', "$ {x} $a $1"),
         ("<<<EOT\n4.0\\x2e2\nEOT", "4.0.2"),
         ('<<<"EOT"\n  a "q"\n    b\n  EOT', 'a "q"\n  b'),
@@ -124,6 +125,7 @@ def test_any_spelling_php_accepts_reads_the_value(source: str, expected: str) ->
         "double",
         "numeric",
         "utf8-bytes",
+        "octal-overflow",
         "literal-dollar",
         "heredoc",
         "indented",
@@ -251,6 +253,7 @@ def test_a_plain_block_or_namespace_is_top_level() -> None:
         ('"a{$b}"', "interpolates a variable"),
         ("`uname`", "shell command"),
         ("'a' .", "incomplete"),
+        ("<<<EOT\n  a\n b\n  EOT\n", "indented less than its closing marker"),
     ],
 )
 def test_a_value_that_is_not_a_constant_string_is_refused_with_why(value: str, why: str) -> None:
