@@ -226,8 +226,14 @@ def test_a_member_named_like_a_keyword_opens_no_branch() -> None:
 
 @pytest.mark.parametrize(
     "branch",
-    ["if ($a) $x = 1;", "if ($a): $x = 1; endif;", "if ($a) { $x = 1; }", "$f = fn() => 1;"],
-    ids=["braceless", "alternative", "braces", "arrow-function"],
+    [
+        "if ($a) $x = 1;",
+        "if ($a) $x = 1 ?><?php",
+        "if ($a): $x = 1; endif;",
+        "if ($a) { $x = 1; }",
+        "$f = fn() => 1;",
+    ],
+    ids=["braceless", "closing-tag", "alternative", "braces", "arrow-function"],
 )
 def test_code_after_a_branch_is_top_level_again(branch: str) -> None:
     source = f"<?php {branch}\ndefine('VERSION', '1');\nif ($b) {{ define('VERSION', '2'); }}"
