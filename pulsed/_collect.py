@@ -1,7 +1,7 @@
 """Gathering the facts of one heartbeat from the shop host.
 
 Reads the module's composer.json and the shop's ``index.php`` statically (see
-:mod:`pulsed._phpsrc`), asks the PHP binary its version, and turns every failure
+:mod:`pulsed._shop`), asks the PHP binary its version, and turns every failure
 into a ``None`` with one ``collect.unavailable`` warning naming the field and why.
 Nothing here raises: a heartbeat with nulls is better than none.
 """
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulsed import _shop
 from pulsed._errors import CollectError, SubprocessError
-from pulsed._phpsrc import composer_version, find_define, plausible_version, read_text
 from pulsed._proc import run
 
 log = logging.getLogger("pulsed.collect")
@@ -47,14 +47,14 @@ def module_version(composer: Path | None) -> str | None:
         _unavailable("module_version", "neither shop.composer_json nor shop.root is set")
         return None
     try:
-        text = read_text(composer)  # its errors name the path already
+        file = _shop.read(composer)  # its errors name the path
     except CollectError as exc:
         _unavailable("module_version", str(exc))
         return None
     try:
-        return plausible_version(composer_version(text), "module_version")
+        return _shop.plausible_version(_shop.composer_version(file.text), "module_version")
     except CollectError as exc:
-        _unavailable("module_version", f"{composer}: {exc}")
+        _unavailable("module_version", f"{file.where}: {exc}")
         return None
 
 
@@ -63,26 +63,15 @@ def shop_versions(root: Path | None) -> tuple[str | None, str | None]:
     if root is None:
         _unavailable("ecommerce_version", "shop.root is not set")
         return None, None
-    index = root / "index.php"
     try:
-        source = read_text(index)
+        index = _shop.read(root / "index.php")
     except CollectError as exc:
         _unavailable("ecommerce_version", str(exc))
         return None, None
-    values: list[str | None] = []
-    for field, name in (
-        ("ecommerce_version", "VERSION"),
-        ("ecommerce_core_version", "VERSION_CORE"),
-    ):
-        try:
-            value = find_define(source, name)
-            if value is None and name == "VERSION":
-                _unavailable(field, f"{index}: no define('VERSION', ...)")
-            values.append(None if value is None else plausible_version(value, field))
-        except CollectError as exc:
-            _unavailable(field, f"{index}: {exc}")
-            values.append(None)
-    return values[0], values[1]
+    version, core, problems = _shop.versions(index)
+    for field, reason in problems:
+        _unavailable(field, reason)
+    return version, core
 
 
 def parse_php_version(stdout: bytes) -> str | None:

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulsed import _settings
+from pulsed import _settings, _shop
 from pulsed._errors import CollectError, ConfigError
-from pulsed._phpsrc import domain_from_config_php, normalize_domain, read_text
 from pulsed._settings import (
     BY_KEY,
     DEFAULT_STATE_DIR,
@@ -184,13 +183,13 @@ def pick(
 def resolve_domain(override: Path | str | None, root: Path | None) -> str:
     if override is not None:
         try:
-            return normalize_domain(str(override))
+            return _shop.normalize_domain(str(override))
         except CollectError as exc:
             raise ConfigError("shop.domain", str(exc)) from exc
     if root is None:
         raise ConfigError("shop.domain", "not set, and no shop.root to read config.php from")
     try:
-        return domain_from_config_php(read_text(root / "config.php"))
+        return _shop.domain(_shop.read(root / "config.php"))
     except CollectError as exc:
         raise ConfigError("shop.domain", f"not set, and {exc}") from exc
 

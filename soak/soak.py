@@ -328,7 +328,7 @@ _TEST_HEADER = re.compile(r"^(tests/\S+::\S+):\s*$", re.MULTILINE)
 _GENERATED = re.compile(
     r"during generate phase.*?(\d+) passing, (\d+) failing.*?Stopped because ([^\n]+)", re.DOTALL
 )
-# The properties of the two parsers: all of test_phpsrc.py (its other tests are quick), and
+# The properties of the two parsers: all of test_phpdefine.py (its other tests are quick), and
 # the composer properties of this project's own shop-file tests.
 COMPOSER_PROPERTIES = [
     "tests/test_reliability_shopfiles.py::test_composer_version_reads_back_whatever_a_tool_wrote",
@@ -364,7 +364,7 @@ def hypothesis(soak: Soak, rows: dict[str, Row], examples: int) -> None:
         "--hypothesis-show-statistics",
         "--hypothesis-seed",
         str(soak.seed),
-        "tests/test_phpsrc.py",
+        "tests/test_phpdefine.py",
         *COMPOSER_PROPERTIES,
     ]
     start = time.monotonic()
@@ -622,10 +622,10 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("Hypothesis"):
             examples = 200 if quick else args.examples
             define = Row(
-                "Hypothesis: define() parser (tests/test_phpsrc.py)",
-                f"tests/test_phpsrc.py's properties, {examples} examples each (PHP's quoting, "
-                "escapes, heredoc/nowdoc, comments, line endings; any text): every rendering "
-                "reads back, nothing but CollectError escapes, bulk skipping changes nothing",
+                "Hypothesis: define() parser (tests/test_phpdefine.py)",
+                f"tests/test_phpdefine.py's properties, {examples} examples each (single and "
+                "double quotes, escapes, concatenation, comments, line endings; PHP-like text): "
+                "every rendering reads back, nothing but CollectError escapes",
             )
             composer = Row(
                 "Hypothesis: composer parser",

@@ -169,7 +169,7 @@ def replace_with_link(path: Path, *, fifo: bool) -> None:
                 '{"version": "1.0\\r\\nX-Evil: 1"}'
             ),
             "module_version",
-            "plausible",
+            "not a version",
         ),
         (lambda s: shutil.rmtree(s / "system"), "module_version", "not found"),
     ],
@@ -211,3 +211,15 @@ async def test_huge_index_php_is_read_only_up_to_the_cap(shop: Path, tmp_path: P
         fh.write("// padding\n" * 10_000_000)  # ~110 MB
     facts = await collect(shop, None, stub_php(tmp_path, "printf 8.2.7"), 5.0, ENV)
     assert facts.ecommerce_version == "3.0.3.8"
+
+
+def test_a_composer_json_cut_at_the_read_limit_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    composer = tmp_path / "composer.json"
+    composer.write_text('{"version": "1.4.0", "pad": "' + "x" * (2 << 20) + '"}')
+    assert _collect.module_version(composer) is None
+    assert (
+        "(cut at the 1 MiB read limit): composer.json is not valid JSON"
+        in (unavailable(caplog)["module_version"])
+    )

@@ -1,7 +1,7 @@
 """Hostile shop files through the daemon (contract §1, §2), the fast suite's share of
 :mod:`tests.support.scenarios.shopfiles`, and the composer parser under hypothesis.
 
-The define() parser's properties live in ``tests/test_phpsrc.py``; the composer
+The define() parser's properties live in ``tests/test_phpdefine.py``; the composer
 parser's are here. Both read ``PULSED_HYPOTHESIS_EXAMPLES`` (``make soak``: 10000).
 """
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pulsed._errors import CollectError
-from pulsed._phpsrc import composer_version, plausible_version
+from pulsed._shop import composer_version, plausible_version
 from tests.support.lab import Lab
 from tests.support.scenarios.shopfiles import KINDS, check_config_php, check_versions_file
 

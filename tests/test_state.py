@@ -216,7 +216,8 @@ def test_only_a_private_state_folder_is_accepted(
 
 
 def test_a_missing_state_folder_is_private_enough(tmp_path: Path) -> None:
-    assert st.check_private(tmp_path / "not-yet") is None  # no refusal: pulsed makes it 0700
+    st.check_private(tmp_path / "not-yet")  # no refusal: pulsed makes it 0700
+    assert not (tmp_path / "not-yet").exists()  # and checking it made nothing
 
 
 def test_transitions() -> None:

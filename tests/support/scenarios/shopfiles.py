@@ -13,7 +13,7 @@ runs against the shop:
 - ``config.php``: without a domain the start is refused with exit 78 and one
   ``config.invalid`` line naming ``shop.domain`` — unless ``shop.domain`` is set.
 
-The define() parser's properties live in ``tests/test_phpsrc.py``; the composer
+The define() parser's properties live in ``tests/test_phpdefine.py``; the composer
 parser's are here. Both read ``PULSED_HYPOTHESIS_EXAMPLES`` (``make soak``: 10000).
 """
 

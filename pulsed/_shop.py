@@ -1,0 +1,218 @@
+"""The shop's files: what pulsed learns from them, read as text and never executed.
+
+This module owns the one bounded file read of the shop tree and what is made of it
+(contract §1, §2): ``VERSION`` / ``VERSION_CORE`` of ``<root>/index.php``, the domain
+of ``<root>/config.php``, and the module's composer.json version, each checked to be
+what its source promises. Running the shop's PHP to learn them would run whatever a
+compromised or half-updated shop holds, as the daemon's user, once an hour.
+Every failure is a :class:`~pulsed._errors.CollectError` whose message says why.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import idna
+
+from pulsed._errors import CollectError
+from pulsed._phpdefine import Define, scan, value_of
+
+READ_LIMIT = 1 << 20
+_REASONS = {
+    errno.ENOENT: "not found",
+    errno.ENOTDIR: "not found (a parent is not a directory)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ELOOP: "symlink loop",
+    errno.ENXIO: "not a regular file",  # open(2) says so for a socket
+}
+
+
+def _reason(exc: OSError) -> str:
+    return _REASONS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class ShopFile:
+    path: Path
+    text: str
+    cut: bool  # the file is longer than the read limit; text is its start
+
+    @property
+    def where(self) -> str:
+        """The path, and that only its start was read when it was cut."""
+        return (
+            f"{self.path} (cut at the {READ_LIMIT >> 20} MiB read limit)"
+            if self.cut
+            else str(self.path)
+        )
+
+    def absent(self, what: str) -> str:
+        """Why ``what`` was not found, saying so when the file was cut."""
+        if self.cut:
+            return (
+                f"no {what} in the first {READ_LIMIT >> 20} MiB of {self.path}"
+                " (file is larger; cut at the read limit)"
+            )
+        return f"no {what} in {self.path}"
+
+
+def read(path: Path, limit: int = READ_LIMIT) -> ShopFile:
+    """At most ``limit`` bytes of a regular file, as UTF-8 (bad bytes replaced).
+
+    O_NONBLOCK: a FIFO planted where the file should be is opened at once and then
+    refused as not regular, instead of hanging the daemon.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CollectError(f"{path}: {_reason(exc)}") from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise CollectError(f"{path!r}: not a valid path") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CollectError(f"{path}: not a regular file")
+        data = b""
+        while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
+            data += chunk
+    except OSError as exc:
+        raise CollectError(f"{path}: {_reason(exc)}") from exc
+    finally:
+        os.close(fd)
+    return ShopFile(path, data[:limit].decode("utf-8", "replace"), len(data) > limit)
+
+
+def versions(index: ShopFile) -> tuple[str | None, str | None, list[tuple[str, str]]]:
+    """``VERSION`` and ``VERSION_CORE``, and (field, why) for each that is None.
+
+    A missing ``VERSION_CORE`` is plain OpenCart: None without a reason.
+    """
+    defines = scan(index.text)
+    problems: list[tuple[str, str]] = []
+    values: list[str | None] = []
+    for field, name in (
+        ("ecommerce_version", "VERSION"),
+        ("ecommerce_core_version", "VERSION_CORE"),
+    ):
+        try:
+            value = _define(index, defines, name)
+            values.append(None if value is None else plausible_version(value, field))
+            if value is None and name == "VERSION":
+                problems.append((field, index.absent("define('VERSION', …)")))
+        except CollectError as exc:
+            values.append(None)
+            problems.append((field, str(exc)))
+    return values[0], values[1], problems
+
+
+def _define(file: ShopFile, defines: list[Define], name: str) -> str | None:
+    try:
+        return value_of(defines, name)
+    except CollectError as exc:
+        raise CollectError(f"{file.path}: {exc}") from None
+
+
+def domain(config: ShopFile) -> str:
+    """The host of ``HTTPS_SERVER``, else of ``HTTP_SERVER``: only an absent one falls back.
+
+    An HTTPS_SERVER that is there but cannot be known, or is no host, is an error:
+    falling back would report the shop's plain-HTTP name as if it were the other.
+    """
+    defines = scan(config.text)
+    for name in ("HTTPS_SERVER", "HTTP_SERVER"):
+        value = _define(config, defines, name)
+        if value is not None:
+            try:
+                return normalize_domain(value)
+            except CollectError as exc:
+                raise CollectError(f"{config.path}: {name}: {exc}") from None
+    raise CollectError(config.absent("define('HTTPS_SERVER', …) nor define('HTTP_SERVER', …)"))
+
+
+def normalize_domain(value: str) -> str:
+    """The host of a URL or host name: IDNA ASCII, lower-cased, port kept (§1, §2).
+
+    Messages never repeat the userinfo part: a URL may carry a password there.
+    """
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if (
+        sep
+        and scheme
+        and scheme[0].isalpha()
+        and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
+    ):
+        text = rest
+    authority = text.removeprefix("//")
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        host, close, port = hostport[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise CollectError(f"{hostport[:80]!r} is not an IPv6 address in brackets") from None
+        if not close or (port and not port.startswith(":")):
+            raise CollectError(f"{hostport[:80]!r} is not an IPv6 address in brackets")
+        host, port = f"[{host.lower()}]", port[1:]
+    else:
+        host, _, port = hostport.partition(":")
+        host = _host_name(host)
+    if not port:
+        return host  # "host:" leaves the port to the scheme's default
+    if not (port.isascii() and port.isdigit()):
+        raise CollectError("the port is not a number")  # not repeated: it may be a password
+    if not 1 <= int(port) <= 65535:
+        raise CollectError(f"port {port[:20]!r} is not 1..65535")
+    return f"{host}:{int(port)}"
+
+
+def _host_name(host: str) -> str:
+    if not host:
+        raise CollectError("no host")
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise CollectError(f"{host[:80]!r} is not a host name ({exc})") from None
+    labels = host.lower().split(".")
+    if len(host) > 253 or not all(
+        0 < len(label) <= 63
+        and label[0] != "-"
+        and label[-1] != "-"
+        and all(c.isalnum() or c in "-_" for c in label)
+        for label in labels
+    ):
+        raise CollectError(f"{host[:80]!r} is not a host name of at most 253 characters")
+    return ".".join(labels)
+
+
+def composer_version(text: str) -> str:
+    """The ``"version"`` string of a composer.json document."""
+    try:
+        # A BOM is what some editors add on save; the version is still plain to read.
+        doc = json.loads(text.removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        raise CollectError(
+            f"composer.json is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        ) from None
+    except (ValueError, RecursionError):  # huge integers, absurd nesting
+        raise CollectError("composer.json is not valid JSON") from None
+    version = doc.get("version") if isinstance(doc, dict) else None
+    if not isinstance(version, str) or not version:
+        raise CollectError('composer.json has no "version" string in a JSON object')
+    return version
+
+
+def plausible_version(value: str, what: str) -> str:
+    """``value`` when it is 1-64 printable ASCII characters, so it can go into a header."""
+    if 1 <= len(value) <= 64 and all(" " <= c <= "~" for c in value) and value.strip(" ") == value:
+        return value
+    raise CollectError(f"{what}: {value[:80]!r} is not a version (1-64 printable ASCII characters)")
