@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pulsed import _settings, _shop
-from pulsed._errors import CollectError, ConfigError
+from pulsed._errors import CollectError, ConfigError, FileError
+from pulsed._files import read_regular
 from pulsed._settings import (
     BY_KEY,
     DEFAULT_STATE_DIR,
@@ -104,24 +105,22 @@ def check_trusted(path: Path, info: os.stat_result, euid: int | None = None) -> 
 def read_config_file(path: Path) -> tuple[dict[str, Any], list[str], bool]:
     """Flattened ``section.key`` values, warnings, and whether others may read the file."""
     try:
-        # O_NONBLOCK: a FIFO put where the file should be is refused, never waited on.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fd)
-            mode = info.st_mode
-            if not stat.S_ISREG(mode):
-                raise ConfigError("config", f"{path}: not a regular file")
-            check_trusted(path, info)
-            folder = path.absolute().parent
-            check_trusted(folder, folder.stat())
-            # "utf-8-sig": a BOM, as some editors save one, is not TOML's business.
-            raw = tomllib.loads(fh.read(MAX_CONFIG_BYTES).decode("utf-8-sig"))
-    except OSError as exc:
-        raise ConfigError("config", f"{path}: cannot be read ({exc.strerror})") from exc
+        got = read_regular(path, MAX_CONFIG_BYTES)
+    except FileError as exc:
+        raise ConfigError("config", f"{exc}; cannot be read") from exc
+    check_trusted(path, got.info)
+    folder = path.absolute().parent
+    check_trusted(folder, folder.stat())
+    if got.cut:
+        raise ConfigError("config", f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB")
+    try:
+        # "utf-8-sig": a BOM, as some editors save one, is not TOML's business.
+        raw = tomllib.loads(got.data.decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"{path}: not valid TOML ({exc})") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("config", f"{path}: not UTF-8 ({exc.reason})") from exc
+    mode = got.info.st_mode
     values: dict[str, Any] = {}
     unknown: list[str] = []
     for section, table in raw.items():
@@ -148,12 +147,13 @@ def read_credential(environ: Mapping[str, str], name: str) -> str | None:
         return None
     path = Path(directory) / name
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
-        raise ConfigError(name, f"credential {path} cannot be read ({reason})") from exc
+        text = read_regular(path, MAX_CONFIG_BYTES).data.decode("utf-8")
+    except FileError as exc:
+        if exc.kind == "missing":
+            return None
+        raise ConfigError(name, f"credential {exc}; cannot be read") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, f"credential {path} cannot be read (not UTF-8)") from exc
     # `echo secret > file` adds one newline; it is never part of the secret. An empty
     # credential is how the units stand in for a file that is not there
     # (systemd refuses to start on a missing one), so it means "not set".

@@ -28,6 +28,16 @@ class ConfigError(PulsedError):
         self.reason = reason
 
 
+class FileError(PulsedError):
+    """A file could not be read. ``kind``: ``missing``, ``denied``, ``not_regular``,
+    ``symlink`` (refused, not followed) or ``other``; the message names the path."""
+
+    def __init__(self, path: str, reason: str, kind: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+        self.kind = kind
+
+
 class CollectError(PulsedError):
     """One field of the heartbeat could not be had; the heartbeat still goes."""
 

@@ -10,32 +10,18 @@ Every failure is a :class:`~pulsed._errors.CollectError` whose message says why.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import json
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import idna
 
-from pulsed._errors import CollectError
+from pulsed._errors import CollectError, FileError
+from pulsed._files import read_regular
 from pulsed._phpdefine import Define, scan, value_of
 
 READ_LIMIT = 1 << 20
-_REASONS = {
-    errno.ENOENT: "not found",
-    errno.ENOTDIR: "not found (a parent is not a directory)",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.ELOOP: "symlink loop",
-    errno.ENXIO: "not a regular file",  # open(2) says so for a socket
-}
-
-
-def _reason(exc: OSError) -> str:
-    return _REASONS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +50,12 @@ class ShopFile:
 
 
 def read(path: Path, limit: int = READ_LIMIT) -> ShopFile:
-    """At most ``limit`` bytes of a regular file, as UTF-8 (bad bytes replaced).
-
-    O_NONBLOCK: a FIFO planted where the file should be is opened at once and then
-    refused as not regular, instead of hanging the daemon.
-    """
+    """At most ``limit`` bytes of a regular file, as UTF-8 (bad bytes replaced)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CollectError(f"{path}: {_reason(exc)}") from exc
-    except ValueError as exc:  # a NUL byte in the path
-        raise CollectError(f"{path!r}: not a valid path") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CollectError(f"{path}: not a regular file")
-        data = b""
-        while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
-            data += chunk
-    except OSError as exc:
-        raise CollectError(f"{path}: {_reason(exc)}") from exc
-    finally:
-        os.close(fd)
-    return ShopFile(path, data[:limit].decode("utf-8", "replace"), len(data) > limit)
+        got = read_regular(path, limit)
+    except FileError as exc:
+        raise CollectError(str(exc)) from exc
+    return ShopFile(path, got.data.decode("utf-8", "replace"), got.cut)
 
 
 def versions(index: ShopFile) -> tuple[str | None, str | None, list[tuple[str, str]]]:

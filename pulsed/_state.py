@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pulsed import _timefmt
-from pulsed._errors import ConfigError, LockHeldError, StateError
+from pulsed._errors import ConfigError, FileError, LockHeldError, StateError
+from pulsed._files import read_regular
 
 log = logging.getLogger("pulsed.state")
 
@@ -221,26 +222,18 @@ class StateStore:
         file over :data:`MAX_STATE_BYTES` is corrupt without being read into memory.
         """
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise self._corrupt("a symlink") from exc
-            raise StateError(f"{self.path}: {exc.strerror}") from exc
-        try:
-            with os.fdopen(fd, "rb") as fh:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise self._corrupt("not a regular file")
-                text = fh.read(MAX_STATE_BYTES + 1)  # never more, even if it grows meanwhile
-        except OSError as exc:
-            raise StateError(f"{self.path}: {exc.strerror}") from exc
-        if len(text) > MAX_STATE_BYTES:
+            got = read_regular(self.path, MAX_STATE_BYTES, follow=False)
+        except FileError as exc:
+            if exc.kind == "missing":
+                return None
+            if exc.kind in ("symlink", "not_regular"):
+                raise self._corrupt(exc.reason) from exc
+            raise StateError(str(exc)) from exc.__cause__
+        if got.cut:
             raise self._corrupt(f"over {MAX_STATE_BYTES} bytes")
         try:
-            return from_json(json.loads(text))
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return from_json(json.loads(got.data))
+        except (ValueError, RecursionError) as exc:
             raise self._corrupt(str(exc)) from exc
 
     def _corrupt(self, why: str) -> StateError:

@@ -230,7 +230,7 @@ def test_unreadable_or_missing_named_config_file_is_refused(shop: Path, tmp_path
     with pytest.raises(ConfigError, match="cannot be read") as info:
         load({"config": str(tmp_path / "missing.toml")}, base_env(shop))
     assert info.value.setting == "config"
-    with pytest.raises(ConfigError, match="Is a directory"):
+    with pytest.raises(ConfigError, match="not a regular file"):
         load({"config": str(tmp_path)}, base_env(shop))
     fifo = tmp_path / "fifo.toml"
     os.mkfifo(fifo)

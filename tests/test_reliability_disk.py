@@ -56,7 +56,7 @@ def test_corrupt_state_is_moved_aside_and_the_heartbeat_goes(lab: Lab, kind: str
     assert figures["heartbeats"] == 1
 
 
-def test_state_file_that_is_a_directory_is_a_warning(lab: Lab) -> None:
+def test_state_file_that_is_a_directory_is_moved_aside(lab: Lab) -> None:
     figures = check_state_file_is_a_directory(lab)
     assert (figures["code"], figures["heartbeats"]) == (0, 1)
-    assert "state.unreadable" in figures["warnings"]
+    assert "state.corrupt" in figures["warnings"]

@@ -10,7 +10,8 @@
 - A ``state.json`` that is truncated, empty, binary, of the wrong shape, of another
   version, or holds times no calendar has: moved aside (``state.json.corrupt-…``,
   with the original bytes) with a ``state.corrupt`` warning, and a heartbeat goes.
-  One that is a directory: ``state.unreadable``, and the heartbeat still goes.
+  One that is a directory is not a file pulsed wrote: moved aside (``state.corrupt``)
+  like any corrupt state, and the heartbeat still goes.
 
 Mounting needs root with CAP_SYS_ADMIN; those cases are skipped without it.
 """
@@ -206,7 +207,10 @@ def check_state_file_is_a_directory(lab: Lab) -> dict[str, Any]:
     (rig.state / "state.json").mkdir(parents=True)
     result = rig.run("once")
     assert result.code == 0, result.err
-    assert result.named("state.unreadable") and result.named("state.unwritable")
+    # Not a file pulsed wrote: moved aside like any corrupt state, and a real one written.
+    assert result.named("state.corrupt") and not result.named("state.unwritable")
+    assert [p.is_dir() for p in rig.state.glob("state.json.corrupt-*")] == [True]
+    assert rig.state_of().last_success is not None
     assert len(receiver.unique_accepted) == 1
     assert _temp_files(rig.state) == []
     return {"code": result.code, "heartbeats": 1, "warnings": _warnings(result)}
