@@ -93,7 +93,11 @@ async def php_version(binary: str, timeout: float, env: Mapping[str, str]) -> st
             f"{binary} exited {done.returncode} and printed {said!r}, not a PHP version",
         )
         return None
-    return version
+    try:
+        return _shop.plausible_version(version, "php_version")
+    except CollectError as exc:
+        _unavailable("php_version", f"{binary} printed {exc}")
+        return None
 
 
 async def collect(

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pulsed._errors import ConfigError
+from pulsed import _shop
+from pulsed._errors import CollectError, ConfigError
 from pulsed._logging import LEVELS
 
 Scope = Literal["shared", "shop"]
@@ -122,6 +123,12 @@ def base_url(name: str, value: Any) -> str:
         raise ConfigError(name, f"{url!r:.80} is not a URL ({exc})") from exc
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigError(name, f"must be an https:// URL, not {url!r:.80}")
+    if not all(ch.isprintable() and not ch.isspace() for ch in url):
+        raise ConfigError(name, f"{url!r:.80} is not a URL (spaces or control characters)")
+    try:
+        _shop.normalize_domain(parts.netloc.rpartition("@")[2])
+    except CollectError as exc:
+        raise ConfigError(name, f"{url!r:.80} is not a URL ({exc})") from exc
     if parts.username or parts.password:
         raise ConfigError(name, "must not carry a user or password")
     if parts.query or parts.fragment:

@@ -125,6 +125,17 @@ async def test_real_php(caplog: pytest.LogCaptureFixture) -> None:
     assert version is not None and version[0].isdigit() and version.count(".") >= 2
 
 
+async def test_a_php_version_longer_than_64_characters_is_null_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    php = tmp_path / "php"
+    php.write_text("#!/bin/sh\nprintf '8.2.%s' " + "1" * 101 + "\n")
+    php.chmod(0o755)
+    assert await _collect.php_version(str(php), 10.0, ENV) is None
+    (warned,) = [r for r in caplog.records if getattr(r, "event", "") == "collect.unavailable"]
+    assert "1-64 printable ASCII" in warned.getMessage()
+
+
 def replace_with_link(path: Path, *, fifo: bool) -> None:
     """``path`` becomes a symlink to a FIFO, or to itself (a loop)."""
     path.unlink()
