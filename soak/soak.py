@@ -50,6 +50,7 @@ from tests.support.scenarios import (  # noqa: E402
     config,
     disk,
     faults,
+    hostile,
     restarts,
     shopfiles,
     telegram,
@@ -313,6 +314,14 @@ def disk_faults(soak: Soak, row: Row) -> None:
         ]
     soak.jobs(row, jobs)
     row.figures = {"rounds": soak.rounds, "corrupt kinds": len(disk.CORRUPT)}
+
+
+def hostile_host(soak: Soak, row: Row) -> None:
+    jobs: list[Job] = [
+        (f"{name} #{r}", check) for r in range(soak.rounds) for name, check in hostile.CASES.items()
+    ]
+    soak.jobs(row, jobs)
+    row.figures = {"cases": len(hostile.CASES), "rounds": soak.rounds}
 
 
 def config_faults(soak: Soak, row: Row) -> None:
@@ -613,6 +622,18 @@ def main(argv: list[str] | None = None) -> int:
                 "world-readable file with a secret and unknown keys: warnings naming them, "
                 "and a start",
                 lambda row: config_faults(soak, row),
+            ),
+            (
+                "Hostile host",
+                "as nobody: a state folder it owns or anyone may write (run and once exit 78 "
+                "naming it, status/check/--dry-run still read it, nothing written), a config "
+                "file or folder it could change (78 naming it), a planted pending body "
+                "unsigned or signed with a guess (never sent), a php wrapper hanging with a "
+                "grandchild (group killed, JSON lines only), a getMe username with ESC, "
+                "newline and U+2028 (refused), terminal escapes in state (status escapes "
+                "them), a 50 MB state.json (moved aside unread), a secret in a readable file "
+                "shadowed by a variable (warned)",
+                lambda row: hostile_host(soak, row),
             ),
         ]
         for name, held, body in plan:

@@ -226,8 +226,8 @@ class Lab:
         self._stack.callback(srv.stop)
         return srv
 
-    def telegram(self) -> FakeTelegram:
-        fake = FakeTelegram(BOT, valid_token=TOKEN)
+    def telegram(self, username: str = BOT) -> FakeTelegram:
+        fake = FakeTelegram(username, valid_token=TOKEN)
         fake.start()
         self._stack.callback(fake.stop)
         return fake

@@ -1,0 +1,240 @@
+"""A hostile host (contract §1, §2, §5, §7): what another user on the machine may try.
+
+The attacker's side runs as ``nobody`` where the scenario runs as root (as CI does):
+it owns the folder it makes and the files it plants. Each ``check_*`` runs real
+``pulsed`` processes in a :class:`~tests.support.lab.Lab` (whose closing scan finds
+no secret anywhere), asserts what must hold and returns what it observed:
+
+- a state folder another user owns, or anyone may write: ``run`` and ``once`` exit 78
+  naming it and write nothing; ``status``, ``check`` and ``once --dry-run`` still work;
+- a config file, or its folder, that another user could change: 78 naming it;
+- a secret in a readable config file, shadowed by a variable: warned about;
+- a ``pending`` body planted in the state (unsigned, or signed with a guess): never
+  sent; a fresh heartbeat goes instead;
+- a php wrapper that hangs and starts a grandchild: killed with its group at the
+  timeout, and nothing but JSON lines on stderr;
+- a ``getMe`` answer with ESC, a newline and U+2028 in the username: refused;
+- a state whose ``last_error`` holds terminal escapes: ``status`` shows them escaped;
+- a 50 MB ``state.json``: moved aside, never read whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulsed.verify import signature
+from tests.support.lab import Lab, Rig
+from tests.support.process import Result
+
+AS_ROOT = os.geteuid() == 0
+FORGED_BOT = "evil\x1b[31mbot\u2028"
+
+
+def give_to_nobody(path: Path) -> None:
+    """The attacker owns ``path`` (only root can give it away)."""
+    if AS_ROOT:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+
+def json_lines(result: Result) -> list[dict[str, Any]]:
+    """Every stderr line, each of which must be a JSON object (§7: nothing else)."""
+    parsed = [json.loads(line) for line in result.err.splitlines()]
+    assert all(isinstance(p, dict) for p in parsed), result.err
+    return parsed
+
+
+def _refused(result: Result, named: Path) -> dict[str, Any]:
+    assert result.code == 78, result.err
+    (line,) = json_lines(result)
+    assert line["event"] == "config.invalid", line
+    assert str(named) in line["message"], line
+    return line
+
+
+def check_open_state_folder(lab: Lab) -> dict[str, Any]:
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, "open-state")
+    folder = rig.home / "shared-state"
+    folder.mkdir()
+    give_to_nobody(folder)
+    folder.chmod(0o777)
+    env = {"PULSED_STATE_DIR": str(folder)}
+    for command in (("run",), ("once", "--force")):
+        line = _refused(rig.run(*command, env=env), folder)
+        assert line["setting"] == "daemon.state_dir"
+    for command in (("status",), ("check",), ("once", "--dry-run")):
+        result = rig.run(*command, env=env)
+        assert result.code == 0, result.err
+        assert result.out
+    assert list(folder.iterdir()) == []
+    assert receiver.accepted == []
+    return {"refused": 2, "read": 3}
+
+
+def check_untrusted_config(lab: Lab, where: str) -> dict[str, Any]:
+    """``where``: the ``file`` or its ``folder`` is writable by others, or ``owner`` is nobody."""
+    if where == "owner" and not AS_ROOT:
+        pytest.skip("only root can give a file to another user")
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, f"config-{where}")
+    folder = rig.home / "etc"
+    folder.mkdir(mode=0o755)
+    config = folder / "pulsed.toml"
+    config.write_text(f'[shop]\nphp_binary = "{rig.home}/planted-php"\n')
+    config.chmod(0o600)
+    named = folder if where == "folder" else config
+    if where == "file":
+        config.chmod(0o666)
+    elif where == "folder":
+        folder.chmod(0o777)
+    else:
+        give_to_nobody(config)
+    for command in (("run",), ("check",), ("once", "--dry-run")):
+        _refused(rig.run(*command, "--config", str(config)), named)
+    assert receiver.accepted == []
+    return {"refused": 3}
+
+
+def check_shadowed_secret(lab: Lab) -> dict[str, Any]:
+    rig = lab.rig("http://127.0.0.1:9", "shadowed")
+    config = rig.home / "pulsed.toml"
+    config.write_text('[pulse]\nheartbeat_secret = "an-old-secret-left-in-the-file"\n')
+    config.chmod(0o644)
+    result = rig.run("check", "--config", str(config))
+    assert result.code == 0, result.err
+    said = [str(e["message"]) for e in json_lines(result) if e["event"] == "config.warning"]
+    assert any("others may read it" in w for w in said), said
+    assert any("shadowed by the env value" in w for w in said), said
+    return {"warnings": len(said)}
+
+
+def _forged_body() -> str:
+    beat = {
+        "domain": "demo-shop.example",
+        "bot_username": "attacker_bot",
+        "php_version": None,
+        "module_version": "6.6.6",
+        "ecommerce_version": None,
+        "ecommerce_core_version": None,
+        "timestamp": "2026-11-30T00:00:00Z",
+    }
+    return json.dumps(beat, separators=(",", ":"))
+
+
+def check_planted_pending(lab: Lab) -> dict[str, Any]:
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, "planted")
+    forged = _forged_body()
+    rig.state.mkdir(mode=0o700, exist_ok=True)
+    for kept in (None, signature("a guessed secret", forged.encode())):
+        planted = {
+            "version": 1,
+            "consecutive_failures": 0,
+            "pending": {"body": forged, "timestamp": "2026-11-30T00:00:00Z", "signature": kept},
+        }
+        (rig.state / "state.json").write_text(json.dumps(planted))
+        result = rig.run("once", "--force")
+        assert result.code == 0, result.err
+        assert result.named("heartbeat.interrupted"), result.err
+    assert [b["module_version"] for b in receiver.accepted] == ["1.4.0", "1.4.0"]
+    assert all(b["bot_username"] != "attacker_bot" for b in receiver.accepted)
+    return {"planted": 2, "sent_fresh": len(receiver.accepted)}
+
+
+HANGING_PHP = """#!/bin/sh
+sleep 300 &
+echo $! > {pidfile}
+wait
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def check_hanging_php(lab: Lab) -> dict[str, Any]:
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, "hanging-php")
+    pidfile = rig.home / "grandchild.pid"
+    rig.php.write_text(HANGING_PHP.format(pidfile=pidfile))
+    result = rig.run("once", "--force", env={"PULSE_TIMEOUT": "1"})
+    assert result.code == 0, result.err
+    (missing,) = [e for e in json_lines(result) if e["event"] == "collect.unavailable"]
+    assert missing["field"] == "php_version", missing
+    grandchild = int(pidfile.read_text())
+    assert not _running(grandchild), "the php wrapper's grandchild outlived its timeout"
+    return {"stderr_lines": len(result.err.splitlines())}
+
+
+def check_forged_username(lab: Lab) -> dict[str, Any]:
+    receiver = lab.receiver()
+    telegram = lab.telegram(username=FORGED_BOT)
+    rig: Rig = lab.rig(receiver.url, "forged-getme", child="real", telegram_url=telegram.url)
+    result = rig.run("once", "--force")
+    assert result.code == 0, result.err
+    (failed,) = result.named("identity.failed")
+    assert failed["kind"] == "bad_response", failed
+    assert receiver.accepted[0]["bot_username"] is None
+    state = (rig.state / "state.json").read_text(encoding="utf-8")
+    assert FORGED_BOT not in state and "evil" not in state
+    status = rig.run("status")
+    assert all(ch.isprintable() for line in status.out.splitlines() for ch in line)
+    return {"refused": 1}
+
+
+def check_escapes_in_state(lab: Lab) -> dict[str, Any]:
+    rig = lab.rig("http://127.0.0.1:9", "escapes")
+    rig.state.mkdir(mode=0o700, exist_ok=True)
+    state = {
+        "version": 1,
+        "consecutive_failures": 1,
+        "last_error": "status: HTTP 500: \x1b]0;pwned\x07\u2028",
+        "last_attempt": "2026-11-30T00:00:00Z",
+    }
+    (rig.state / "state.json").write_text(json.dumps(state))
+    result = rig.run("status")
+    assert result.code == 0, result.err
+    assert not {"\x1b", "\x07", "\u2028"} & set(result.out), result.out
+    assert "\\x1b]0;pwned\\x07\\u2028" in result.out
+    return {"escaped": 3}
+
+
+def check_oversized_state(lab: Lab) -> dict[str, Any]:
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, "oversized")
+    rig.state.mkdir(mode=0o700, exist_ok=True)
+    with (rig.state / "state.json").open("wb") as fh:
+        fh.write(b'{"version": 1, "last_error": "')
+        fh.write(b"x" * (50 << 20))
+        fh.write(b'"}')
+    result = rig.run("once")
+    assert result.code == 0, result.err
+    assert result.named("state.corrupt"), result.err
+    assert list(rig.state.glob("state.json.corrupt-*"))
+    assert len(receiver.accepted) == 1
+    return {"state_mib": 50}
+
+
+CASES = {
+    "open-state-folder": check_open_state_folder,
+    "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
+    "config-folder-writable": lambda lab: check_untrusted_config(lab, "folder"),
+    "config-owned-by-nobody": lambda lab: check_untrusted_config(lab, "owner"),
+    "shadowed-secret": check_shadowed_secret,
+    "planted-pending": check_planted_pending,
+    "hanging-php": check_hanging_php,
+    "forged-getme": check_forged_username,
+    "escapes-in-state": check_escapes_in_state,
+    "oversized-state": check_oversized_state,
+}
