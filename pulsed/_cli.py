@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
 
-from pulsed import _config, _logging, _settings
+from pulsed import _collect, _config, _discover, _identity, _logging, _settings
 from pulsed import _state as st
-from pulsed._config import Config
+from pulsed._config import Config, Setup
 from pulsed._cycle import Cycle
 from pulsed._delivery import Sender
 from pulsed._errors import (
@@ -36,7 +39,7 @@ from pulsed._errors import (
 from pulsed._notify import Notifier
 from pulsed._redact import REDACT
 from pulsed._signing import headers_for
-from pulsed._supervisor import SIGNALS, Supervisor
+from pulsed._supervisor import CONCURRENT, SIGNALS, Supervisor
 from pulsed._timefmt import maybe, rfc3339
 from pulsed._version import __version__
 
@@ -94,8 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what the state says")
     status.add_argument("--json", action="store_true", help="as one JSON object")
     check = sub.add_parser("check", help="validate the configuration and show what would be sent")
+    for each in (once, status, check):
+        each.add_argument(
+            "--shop",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="only this shop (repeatable; default: every shop)",
+        )
     for each in (run, once, status, check):
         _add_setting_flags(each)
+    discover = sub.add_parser(
+        "discover", help="find OpenCart/ocStore shops with the module; print [shops.*] tables"
+    )
+    discover.add_argument("dirs", nargs="+", metavar="DIR", help="where to look")
     return parser
 
 
@@ -118,21 +133,38 @@ def flags_of(args: argparse.Namespace) -> dict[str, str]:
 # --- shared wiring ----------------------------------------------------------
 
 
-def _configure(flags: Mapping[str, str]) -> Config:
-    return _apply(_config.load(flags, os.environ))
+def _configure(flags: Mapping[str, str], shops: Sequence[str] = ()) -> Setup:
+    return _apply(_config.load_setup(flags, os.environ).select(shops))
 
 
-def _apply(cfg: Config) -> Config:
-    """Put a loaded configuration in force for logging: its level, its secrets, its warnings."""
-    _logging.set_level(cfg.log_level)
-    REDACT.register(cfg.secrets())
-    for warning in cfg.warnings:
+def _apply(setup: Setup) -> Setup:
+    """Put a loaded configuration in force: its log level, its secrets, its warnings.
+
+    Each shop that cannot work is one ``shop.disabled`` error; with none that can,
+    the configuration is refused (for the one-shop configuration, with its own error).
+    """
+    _logging.set_level(setup.log_level)
+    REDACT.register(setup.secrets())
+    for warning in setup.warnings:
         log.warning(warning, extra={"event": "config.warning"})
-    return cfg
+    if not setup.listed:
+        if setup.disabled:
+            raise setup.disabled[0].error
+        return setup
+    for off in setup.disabled:
+        log.error(
+            "shop %s cannot work and is skipped: %s",
+            off.name,
+            off.error,
+            extra={"event": "shop.disabled", "shop": off.name, "setting": off.error.setting},
+        )
+    if not setup.shops:
+        raise ConfigError("shops", f"no shop can work ({len(setup.disabled)} disabled)")
+    return setup
 
 
-def _lock(cfg: Config) -> st.StateLock | None:
-    lock = st.StateLock(cfg.state_dir)
+def _lock(directory: Path) -> st.StateLock | None:
+    lock = st.StateLock(directory)
     try:
         lock.acquire()
     except StateError as exc:
@@ -143,16 +175,36 @@ def _lock(cfg: Config) -> st.StateLock | None:
     return lock
 
 
+def _opener(*, writable: bool) -> Callable[[Config], Cycle]:
+    """Opens shops' cycles that share one identity round and one php version cache."""
+    identities = _identity.Rounds()
+    collect = functools.partial(_collect.collect, php=_collect.PhpVersions())
+
+    def open_cycle(cfg: Config) -> Cycle:
+        return Cycle.open(
+            cfg, writable=writable, environ=os.environ, identities=identities, collect=collect
+        )
+
+    return open_cycle
+
+
 @contextlib.asynccontextmanager
-async def _writable(cfg: Config) -> AsyncIterator[tuple[Cycle, Sender]]:
-    """The shop's cycle with the state folder locked, and a sender; both closed after."""
-    st.check_private(cfg.state_dir)
-    lock = _lock(cfg)
+async def _writable(
+    setup: Setup,
+) -> AsyncIterator[tuple[list[Cycle], Sender, Callable[[Config], Cycle]]]:
+    """Every shop's cycle with the state folder locked, and a sender; closed after."""
+    st.check_private(setup.state_dir)
+    lock = _lock(setup.state_dir)
+    open_cycle = _opener(writable=True)
+    cycles = [open_cycle(cfg) for cfg in setup.shops]
     if lock is not None:
-        st.StateStore(cfg.state_dir).sweep()
-    sender = Sender(cfg.heartbeat_url)
+        for cycle in cycles:
+            cycle.store.sweep()
+    # Every cycle's identity round also takes the other shops' stale tokens.
+    cycles[0].identities.wanted = lambda: [t for c in cycles if (t := c.stale_token())]
+    sender = Sender(setup.shops[0].heartbeat_url)
     try:
-        yield Cycle.open(cfg, writable=True, environ=os.environ), sender
+        yield cycles, sender, open_cycle
     finally:
         await sender.aclose()
         if lock is not None:
@@ -165,12 +217,12 @@ async def _writable(cfg: Config) -> AsyncIterator[tuple[Cycle, Sender]]:
 async def _run(flags: Mapping[str, str], notifier: Notifier) -> int:
     # Signals are taken first: a stop that comes while the state loads is not lost.
     with anyio.open_signal_receiver(*SIGNALS) as signals:
-        cfg = _configure(flags)
-        async with _writable(cfg) as (cycle, sender):
+        setup = _configure(flags)
+        async with _writable(setup) as (cycles, sender, open_cycle):
 
-            def reload() -> Config | None:
+            def reload() -> list[Config] | None:
                 try:
-                    new = _config.load(flags, os.environ)
+                    new = _apply(_config.load_setup(flags, os.environ))
                 except ConfigError as exc:
                     log.warning(
                         "configuration reload refused, keeping the running one: %s",
@@ -178,22 +230,37 @@ async def _run(flags: Mapping[str, str], notifier: Notifier) -> int:
                         extra={"event": "config.reload_failed", "setting": exc.setting},
                     )
                     return None
-                _apply(new)
-                sender.url = new.heartbeat_url
+                if new.state_dir != setup.state_dir:
+                    log.warning(
+                        "daemon.state_dir changes only on restart; keeping %s",
+                        setup.state_dir,
+                        extra={"event": "config.warning"},
+                    )
+                sender.url = new.shops[0].heartbeat_url
                 log.info("configuration reloaded", extra={"event": "config.reloaded"})
-                return new
+                return [
+                    replace(c, state_dir=st.shop_state_dir(setup.state_dir, c.name))
+                    for c in new.shops
+                ]
 
-            supervisor = Supervisor(cycle, sender, notifier, reload_config=reload)
+            supervisor = Supervisor(
+                cycles, sender, notifier, reload_config=reload, open_cycle=open_cycle
+            )
+            cycles[0].identities.wanted = lambda: [
+                t for c in supervisor.cycles if (t := c.stale_token())
+            ]
+            first = cycles[0].cfg
             log.info(
                 "pulsed %s started for %s",
                 __version__,
-                cfg.domain,
+                first.domain if len(cycles) == 1 else f"{len(cycles)} shops",
                 extra={
                     "event": "daemon.started",
-                    "domain": cfg.domain,
-                    "interval": cfg.interval,
-                    "state_dir": str(cfg.state_dir),
-                    "next_due": rfc3339(cycle.due().at),
+                    "domain": first.domain if len(cycles) == 1 else None,
+                    "shops": len(cycles),
+                    "interval": first.interval,
+                    "state_dir": str(setup.state_dir),
+                    "next_due": rfc3339(min(c.due().at for c in cycles)),
                 },
             )
             async with anyio.create_task_group() as tg:
@@ -219,22 +286,50 @@ def _print_request(url: str, body: bytes, headers: Mapping[str, str]) -> None:
     sys.stdout.buffer.flush()
 
 
-async def _once(flags: Mapping[str, str], *, force: bool, dry_run: bool) -> int:
-    cfg = _configure(flags)
+async def _each(cycles: Sequence[Cycle], work: Callable[[Cycle], Awaitable[bool]]) -> bool:
+    """``work`` for every shop, a few at a time, each under its shop's name; all True?"""
+    limiter = anyio.CapacityLimiter(CONCURRENT)
+    results: list[bool] = []
+
+    async def one(cycle: Cycle) -> None:
+        _logging.SHOP.set(cycle.name)
+        async with limiter:
+            results.append(await work(cycle))
+
+    async with anyio.create_task_group() as tg:
+        for cycle in cycles:
+            tg.start_soon(one, cycle)
+    return all(results)
+
+
+async def _once(
+    flags: Mapping[str, str], shops: Sequence[str], *, force: bool, dry_run: bool
+) -> int:
+    setup = _configure(flags, shops)
     if dry_run:
-        prepared = await Cycle.open(cfg, writable=False, environ=os.environ).build()
-        headers = headers_for(prepared.body, cfg.heartbeat_secret.reveal())
-        _print_request(cfg.heartbeat_url, prepared.body, headers)
-        return EX_OK
-    async with _writable(cfg) as (cycle, sender):
-        if not force and not cycle.is_due():
-            log.info(
-                "heartbeat not due yet",
-                extra={"event": "heartbeat.skipped", "next_due": rfc3339(cycle.due().at)},
-            )
-            return EX_OK
-        sent = await cycle.deliver(await cycle.prepare(), sender)
-        return EX_OK if sent else EX_TEMPFAIL
+        open_cycle = _opener(writable=False)
+        for n, cfg in enumerate(setup.shops):
+            _logging.SHOP.set(cfg.name)
+            prepared = await open_cycle(cfg).build()
+            if setup.listed:
+                sys.stdout.write(f"{'' if n == 0 else chr(10) + chr(10)}# shop {cfg.name}\n")
+            headers = headers_for(prepared.body, cfg.heartbeat_secret.reveal())
+            _print_request(cfg.heartbeat_url, prepared.body, headers)
+        return EX_OK if not setup.disabled else EX_CONFIG
+
+    async with _writable(setup) as (cycles, sender, _):
+
+        async def one(cycle: Cycle) -> bool:
+            if not force and not cycle.is_due():
+                log.info(
+                    "heartbeat not due yet",
+                    extra={"event": "heartbeat.skipped", "next_due": rfc3339(cycle.due().at)},
+                )
+                return True
+            return await cycle.deliver(await cycle.prepare(), sender)
+
+        sent = await _each(cycles, one)
+    return EX_OK if sent and not setup.disabled else EX_TEMPFAIL
 
 
 def _describe(cfg: Config) -> list[tuple[str, str, str]]:
@@ -252,20 +347,25 @@ def _describe(cfg: Config) -> list[tuple[str, str, str]]:
     return rows
 
 
-async def _check(flags: Mapping[str, str]) -> int:
-    cfg = _configure(flags)
-    print(f"configuration: ok ({cfg.config_file or 'no config file'})")
-    for name, value, source in _describe(cfg):
-        print(f"  {name:24} {value}  [{source}]")
-    prepared = await Cycle.open(cfg, writable=False, environ=os.environ).build()
-    print("would send:")
-    print(json.dumps(json.loads(prepared.body), indent=2, ensure_ascii=False))
-    return EX_OK
+async def _check(flags: Mapping[str, str], shops: Sequence[str]) -> int:
+    setup = _configure(flags, shops)
+    print(f"configuration: ok ({setup.config_file or 'no config file'})")
+    open_cycle = _opener(writable=False)
+    for cfg in setup.shops:
+        _logging.SHOP.set(cfg.name)
+        if setup.listed:
+            print(f"shop {cfg.name}:")
+        for name, value, source in _describe(cfg):
+            print(f"  {name:24} {value}  [{source}]")
+        prepared = await open_cycle(cfg).build()
+        print("would send:")
+        print(json.dumps(json.loads(prepared.body), indent=2, ensure_ascii=False))
+    for off in setup.disabled:
+        print(f"shop {off.name}: cannot work: {off.error}")
+    return EX_CONFIG if setup.disabled else EX_OK
 
 
-def _status(flags: Mapping[str, str], as_json: bool) -> int:
-    directory = _config.load_state_dir(flags, os.environ)
-    store = st.StateStore(directory)
+def _state_doc(store: st.StateStore) -> tuple[dict[str, Any], st.State | None]:
     try:
         state = store.read()
         problem = None
@@ -291,15 +391,16 @@ def _status(flags: Mapping[str, str], as_json: bool) -> int:
             identity_fetched=maybe(ident.fetched_at) if ident else None,
             delivery_interrupted=state.pending is not None,
         )
-    if as_json:
-        print(json.dumps(doc, ensure_ascii=False))
-        return EX_OK
-    if problem:
-        print(f"state: {problem}")
-        return EX_OK
+    return doc, state
+
+
+def _print_state(doc: Mapping[str, Any], state: st.State | None) -> None:
+    if doc["error"]:
+        print(f"state: {printable(doc['error'])}")
+        return
     if state is None:
-        print(f"no heartbeat yet (no {store.path})")
-        return EX_OK
+        print(f"no heartbeat yet (no {doc['state_file']})")
+        return
     labels = (
         ("last success", doc["last_success"] or "never"),
         ("last attempt", doc["last_attempt"] or "never"),
@@ -316,6 +417,31 @@ def _status(flags: Mapping[str, str], as_json: bool) -> int:
     )
     for label, value in labels:
         print(f"{label + ':':19}{printable(str(value))}")
+
+
+def _status(flags: Mapping[str, str], shops: Sequence[str], as_json: bool) -> int:
+    top = _config.load_state_dir(flags, os.environ)
+    names = st.shops_on_disk(top)
+    listed = names != [st.DEFAULT_SHOP]
+    if shops:
+        names = list(dict.fromkeys(shops))
+    docs = []
+    for name in names:
+        doc, state = _state_doc(st.StateStore(st.shop_state_dir(top, name)))
+        docs.append((name, doc, state))
+    if not listed and not shops:
+        (_, doc, state), *_ = docs
+        if as_json:
+            print(json.dumps(doc, ensure_ascii=False))
+        else:
+            _print_state(doc, state)
+        return EX_OK
+    if as_json:
+        print(json.dumps({"shops": [{"shop": n, **d} for n, d, _ in docs]}, ensure_ascii=False))
+        return EX_OK
+    for i, (name, doc, state) in enumerate(docs):
+        print(f"{'' if i == 0 else chr(10)}shop {printable(name)}:")
+        _print_state(doc, state)
     return EX_OK
 
 
@@ -335,16 +461,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     _logging.setup("info")
     # Taken before anything can start a child, so no child inherits NOTIFY_SOCKET.
     notifier = Notifier.from_environ(os.environ) if args.command == "run" else None
+    if args.command == "discover":
+        return _discover.main(args.dirs)
     REDACT.register(os.environ.get(s.env, "") for s in _settings.SETTINGS if s.secret)
     try:
         flags = flags_of(args)
         if args.command == "run":
             return anyio.run(_run, flags, notifier or Notifier())
         if args.command == "once":
-            return anyio.run(lambda: _once(flags, force=args.force, dry_run=args.dry_run))
+            return anyio.run(
+                lambda: _once(flags, args.shop, force=args.force, dry_run=args.dry_run)
+            )
         if args.command == "check":
-            return anyio.run(_check, flags)
-        return _status(flags, args.json)
+            return anyio.run(_check, flags, args.shop)
+        return _status(flags, args.shop, args.json)
     except ConfigError as exc:
         log.error(
             "configuration refused: %s",

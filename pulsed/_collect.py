@@ -9,10 +9,14 @@ Nothing here raises: a heartbeat with nulls is better than none.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import anyio
 
 from pulsed import _shop
 from pulsed._errors import CollectError, SubprocessError
@@ -100,16 +104,65 @@ async def php_version(binary: str, timeout: float, env: Mapping[str, str]) -> st
         return None
 
 
+BinaryKey = tuple[str, int, int, int, int]
+
+
+def binary_key(binary: str, env: Mapping[str, str]) -> BinaryKey | None:
+    """What names one php binary exactly: its path, device, inode, size and mtime."""
+    found = binary if "/" in binary else shutil.which(binary, path=env.get("PATH", os.defpath))
+    if found is None:
+        return None
+    where = Path(found).absolute()
+    try:
+        info = where.stat()
+    except OSError:
+        return None
+    return (str(where), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+class PhpVersions:
+    """php asked its version once per binary, and again only when the binary changes.
+
+    Shops that share a binary share its answer; a replaced binary (another inode,
+    size or mtime: an upgrade) is asked again. A failed answer is not kept, so the
+    next heartbeat tries again.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[BinaryKey, str] = {}
+        self._locks: dict[BinaryKey, anyio.Lock] = {}
+        self.asked = 0
+
+    async def version(self, binary: str, timeout: float, env: Mapping[str, str]) -> str | None:
+        key = binary_key(binary, env)
+        if key is None:
+            self.asked += 1
+            return await php_version(binary, timeout, env)  # says why it failed
+        lock = self._locks.setdefault(key, anyio.Lock())
+        async with lock:  # shops due together wait for one answer, not ask twice
+            if key not in self._known:
+                self.asked += 1
+                version = await php_version(binary, timeout, env)
+                if version is None:
+                    return None
+                self._known = {k: v for k, v in self._known.items() if k[0] != key[0]}
+                self._known[key] = version
+            return self._known[key]
+
+
 async def collect(
     root: Path | None,
     composer: Path | None,
     php_binary: str,
     timeout: float,
     env: Mapping[str, str],
+    *,
+    php: PhpVersions | None = None,
 ) -> ShopFacts:
     ecommerce, core = shop_versions(root)
+    asked = php.version if php is not None else php_version
     return ShopFacts(
-        php_version=await php_version(php_binary, timeout, env),
+        php_version=await asked(php_binary, timeout, env),
         module_version=module_version(composer),
         ecommerce_version=ecommerce,
         ecommerce_core_version=core,

@@ -16,10 +16,11 @@ one line and exit 78. Secrets are held in :class:`Secret`, whose ``str`` and
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from pulsed._settings import (
     Secret,
     Setting,
 )
+from pulsed._state import DEFAULT_SHOP, shop_state_dir
 
 __all__ = ["MAX_INTERVAL", "SECRETS", "SETTINGS", "Config", "Secret", "Setting", "load"]
 
@@ -46,6 +48,13 @@ MAX_CONFIG_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Config:
+    """One shop's configuration: the shared settings and its own.
+
+    ``state_dir`` is the shop's own state folder; ``name`` is ``default`` for the
+    one-shop configuration of ``[shop]`` and the variables.
+    """
+
+    name: str
     api_host: str
     heartbeat_secret: Secret
     timeout: float
@@ -59,7 +68,7 @@ class Config:
     state_dir: Path
     interval: float
     log_level: str
-    config_file: Path | None
+    config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -102,8 +111,18 @@ def check_trusted(path: Path, info: os.stat_result, euid: int | None = None) -> 
         raise ConfigError("config", f"{path} is writable by others (mode {mode:04o}; chmod go-w)")
 
 
-def read_config_file(path: Path) -> tuple[dict[str, Any], list[str], bool]:
-    """Flattened ``section.key`` values, warnings, and whether others may read the file."""
+@dataclass(frozen=True)
+class ConfigFile:
+    """One TOML file as read: its flattened known settings and its ``[shops.*]`` tables."""
+
+    path: Path
+    values: dict[str, Any]
+    shops: dict[str, Any]
+    warnings: list[str]
+    readable_by_others: bool
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], os.stat_result]:
     try:
         got = read_regular(path, MAX_CONFIG_BYTES)
     except FileError as exc:
@@ -115,30 +134,45 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str], bool]:
         raise ConfigError("config", f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB")
     try:
         # "utf-8-sig": a BOM, as some editors save one, is not TOML's business.
-        raw = tomllib.loads(got.data.decode("utf-8-sig"))
+        return tomllib.loads(got.data.decode("utf-8-sig")), got.info
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"{path}: not valid TOML ({exc})") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("config", f"{path}: not UTF-8 ({exc.reason})") from exc
-    mode = got.info.st_mode
+
+
+def _flatten(
+    path: Path, raw: Mapping[str, Any], sections: frozenset[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Known ``section.key`` values of ``raw`` and the names of unknown ones."""
     values: dict[str, Any] = {}
     unknown: list[str] = []
     for section, table in raw.items():
         if not isinstance(table, dict):
-            if section in SECTIONS:
+            if section in sections:
                 raise ConfigError(section, f"{path}: [{section}] must be a table")
             unknown.append(section)
             continue
         for key, value in table.items():
             name = f"{section}.{key}"
-            if name in BY_KEY:
+            if name in BY_KEY and section in sections:
                 values[name] = value
             else:
                 unknown.append(name)
+    return values, unknown
+
+
+def read_config_file(path: Path) -> ConfigFile:
+    raw, info = _read_toml(path)
+    shops = raw.pop("shops", {})
+    if not isinstance(shops, dict):
+        raise ConfigError("shops", f"{path}: [shops] must hold one table per shop")
+    values, unknown = _flatten(path, raw, SECTIONS)
     warnings = (
         [f"{path}: unknown settings ignored: {', '.join(sorted(unknown))}"] if unknown else []
     )
-    return values, warnings, bool(mode & (stat.S_IROTH | stat.S_IWOTH))
+    others = bool(info.st_mode & (stat.S_IROTH | stat.S_IWOTH))
+    return ConfigFile(path, values, shops, warnings, others)
 
 
 def read_credential(environ: Mapping[str, str], name: str) -> str | None:
@@ -222,19 +256,225 @@ def _missing(setting: Setting, environ: Mapping[str, str]) -> ConfigError:
     return ConfigError(setting.key, reason)
 
 
-Derive = Callable[[Any, Mapping[str, Any], Mapping[str, str]], Any]
+SHOP_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+SHOPS_DIR = "shops.d"
+SHOP_SETTINGS = tuple(s for s in SETTINGS if s.scope == "shop" and not s.secret)
+SHOP_SECRETS = tuple(s for s in SETTINGS if s.scope == "shop" and s.secret)
+# What a [shop] table, its variable or its flag may still say when shops are listed:
+# a default for every shop. A root or a domain for all of them would be a mistake.
+SHOP_DEFAULTS = frozenset({"shop.php_binary"})
 
-# Defaults that depend on another setting, the environment or a shop file (their
-# declarations carry ``default_doc``), in the order the settings are declared.
-_DERIVED: dict[str, Derive] = {
-    "shop.composer_json": lambda value, done, _env: (
-        value
-        if value is not None or done["shop.root"] is None
-        else done["shop.root"] / MODULE_COMPOSER
-    ),
-    "shop.domain": lambda value, done, _env: resolve_domain(value, done["shop.root"]),
-    "daemon.state_dir": lambda value, _done, env: value or state_dir_of(None, env),
-}
+
+@dataclass(frozen=True)
+class Disabled:
+    """A shop that cannot work, and why (``error.setting`` names the setting)."""
+
+    name: str
+    error: ConfigError
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The whole configuration: the shared settings, and every shop with its own view."""
+
+    shops: tuple[Config, ...]
+    disabled: tuple[Disabled, ...]
+    state_dir: Path  # daemon.state_dir: the lock, and every shop's state under it
+    log_level: str
+    config_file: Path | None
+    warnings: tuple[str, ...]
+    listed: bool  # shops come from [shops.*] / shops.d/, not the one-shop [shop]
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for shop in self.shops for s in shop.secrets()))
+
+    def select(self, names: Sequence[str]) -> Setup:
+        """Only the shops named (``--shop``); a name that is no shop is a ConfigError."""
+        if not names:
+            return self
+        known = {c.name for c in self.shops} | {d.name for d in self.disabled}
+        for name in names:
+            if name not in known:
+                raise ConfigError(
+                    "--shop", f"no shop named {name!r} (known: {', '.join(sorted(known))})"
+                )
+        return replace(
+            self,
+            shops=tuple(c for c in self.shops if c.name in names),
+            disabled=tuple(d for d in self.disabled if d.name in names),
+        )
+
+
+def _listed_shops(cfg_file: ConfigFile | None) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """``name -> raw shop.* values`` from ``[shops.<name>]`` and ``shops.d/<name>.toml``."""
+    found: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    if cfg_file is None:
+        return found, problems
+    for name, table in cfg_file.shops.items():
+        if not isinstance(table, dict):
+            problems.append(f"{cfg_file.path}: [shops.{name}] must be a table")
+            continue
+        found[name] = table
+    folder = cfg_file.path.absolute().parent / SHOPS_DIR
+    if folder.is_dir():
+        check_trusted(folder, folder.stat())
+        for path in sorted(folder.glob("*.toml")):
+            raw, _ = _read_toml(path)
+            name = path.stem
+            if name in found:
+                problems.append(f"{path}: shop {name!r} is also a [shops.{name}] table")
+                found.pop(name)
+                continue
+            table = raw.pop("shop", {})
+            if raw:
+                problems.append(f"{path}: only a [shop] table belongs here, not {sorted(raw)}")
+            found[name] = table if isinstance(table, dict) else {"": table}
+    return found, problems
+
+
+def _shop_values(
+    name: str, table: Mapping[str, Any], where: str
+) -> tuple[dict[str, Any], list[str]]:
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in table.items():
+        full = f"shop.{key}"
+        if full in BY_KEY and BY_KEY[full].scope == "shop" and not BY_KEY[full].secret:
+            values[full] = value
+        else:
+            unknown.append(key)
+    warnings = (
+        [f"{where}: unknown keys of shop {name!r} ignored: {', '.join(unknown)}"] if unknown else []
+    )
+    return values, warnings
+
+
+def _secret_of(
+    setting: Setting, name: str | None, shared: tuple[Any, str], environ: Mapping[str, str]
+) -> tuple[Any, str]:
+    """A shop's own credential ``<credential>.<name>``, else the shared value."""
+    if name is not None and setting.credential:
+        own = read_credential(environ, f"{setting.credential}.{name}")
+        if own is not None:
+            return own, "credential"
+    return shared
+
+
+def _one_shop(
+    name: str,
+    raws: Mapping[str, Any],
+    shared: Mapping[str, Any],
+    top: Path,
+    environ: Mapping[str, str],
+) -> Config:
+    """Validate one shop's raw values against the shared ones; ConfigError names the setting."""
+    values = dict(shared)
+    for setting in (*SHOP_SECRETS, *SHOP_SETTINGS):
+        raw = raws.get(setting.key)
+        if raw is None and setting.required:
+            raise _missing(setting, environ)
+        values[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
+    root = values["shop.root"]
+    if values["shop.composer_json"] is None and root is not None:
+        values["shop.composer_json"] = root / MODULE_COMPOSER
+    values["shop.domain"] = resolve_domain(values["shop.domain"], root)
+    values["daemon.state_dir"] = shop_state_dir(top, name)
+    return Config(name=name, **{s.field: values[s.key] for s in SETTINGS})
+
+
+def load_setup(
+    flags: Mapping[str, str],
+    environ: Mapping[str, str],
+    *,
+    default_path: Path = DEFAULT_CONFIG_PATH,
+) -> Setup:
+    """Every shop that can work, every one that cannot, or a ConfigError for a shared setting.
+
+    A shop that cannot work is :class:`Disabled`, not an error: the others run.
+    """
+    path = config_path(flags, environ, default_path)
+    cfg_file = read_config_file(path) if path is not None else None
+    file_values = cfg_file.values if cfg_file is not None else {}
+    warnings = list(cfg_file.warnings) if cfg_file is not None else []
+    picked = {s.key: pick(s, flags, environ, file_values) for s in SETTINGS}
+    in_file = [key for key in SECRETS if key in file_values]
+    if cfg_file is not None and cfg_file.readable_by_others and in_file:
+        warnings.append(
+            f"{path}: holds a secret but others may read it (chmod 600, or use a credential)"
+        )
+    for key in in_file:
+        if picked[key][1] != "file":
+            warnings.append(
+                f"{path}: its {key} is shadowed by the {picked[key][1]} value; "
+                "remove it from the file so nobody relies on it"
+            )
+
+    shared: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.scope == "shop":
+            continue
+        raw = picked[setting.key][0]
+        if raw is None and setting.required:
+            raise _missing(setting, environ)
+        shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
+    top = shared["daemon.state_dir"] or state_dir_of(None, environ)
+    shared["daemon.state_dir"] = top
+
+    listed, problems = _listed_shops(cfg_file)
+    disabled: list[Disabled] = []
+    shops: list[Config] = []
+    if not listed and not problems:
+        single = {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}
+        try:
+            shops.append(_one_shop(DEFAULT_SHOP, single, shared, top, environ))
+        except ConfigError as exc:
+            disabled.append(Disabled(DEFAULT_SHOP, exc))
+    else:
+        for setting in SHOP_SETTINGS:
+            value, source = picked[setting.key]
+            if value is not None and setting.key not in SHOP_DEFAULTS:
+                warnings.append(
+                    f"{setting.key} from the {source} is ignored: with [shops.*] or "
+                    f"{SHOPS_DIR}/, each shop names its own"
+                )
+        for problem in problems:
+            warnings.append(problem)
+        for name, table in sorted(listed.items()):
+            where = str(path)
+            if not SHOP_NAME.fullmatch(name):
+                disabled.append(
+                    Disabled(
+                        name[:40],
+                        ConfigError(
+                            "shops", f"{name[:40]!r} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
+                        ),
+                    )
+                )
+                continue
+            own, more = _shop_values(name, table, where)
+            warnings += more
+            raws: dict[str, Any] = {}
+            for setting in SHOP_SETTINGS:
+                default = picked[setting.key][0] if setting.key in SHOP_DEFAULTS else None
+                raws[setting.key] = own.get(setting.key, default)
+            for setting in SHOP_SECRETS:
+                raws[setting.key] = _secret_of(setting, name, picked[setting.key], environ)[0]
+            try:
+                shops.append(_one_shop(name, raws, shared, top, environ))
+            except ConfigError as exc:
+                disabled.append(Disabled(name, exc))
+    sources = {key: source for key, (_, source) in picked.items()}
+    shops = [replace(c, config_file=path, sources=sources) for c in shops]
+    return Setup(
+        shops=tuple(shops),
+        disabled=tuple(disabled),
+        state_dir=top,
+        log_level=shared["daemon.log_level"],
+        config_file=path,
+        warnings=tuple(warnings),
+        listed=bool(listed or problems),
+    )
 
 
 def load(
@@ -243,42 +483,12 @@ def load(
     *,
     default_path: Path = DEFAULT_CONFIG_PATH,
 ) -> Config:
-    """Resolve and validate every setting, or raise :class:`ConfigError`."""
-    path = config_path(flags, environ, default_path)
-    file_values: dict[str, Any] = {}
-    warnings: list[str] = []
-    shared = False
-    if path is not None:
-        file_values, warnings, shared = read_config_file(path)
-    raws: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for setting in SETTINGS:
-        raws[setting.key], sources[setting.key] = pick(setting, flags, environ, file_values)
-    in_file = [key for key in SECRETS if key in file_values]
-    if shared and in_file:
-        warnings.append(
-            f"{path}: holds a secret but others may read it (chmod 600, or use a credential)"
-        )
-    for key in in_file:
-        if sources[key] != "file":
-            warnings.append(
-                f"{path}: its {key} is shadowed by the {sources[key]} value; "
-                "remove it from the file so nobody relies on it"
-            )
-    values: dict[str, Any] = {}
-    for setting in SETTINGS:
-        raw = raws[setting.key]
-        if raw is None and setting.required:
-            raise _missing(setting, environ)
-        value = setting.default if raw is None else setting.parse(setting.key, raw)
-        derive = _DERIVED.get(setting.key)
-        values[setting.key] = value if derive is None else derive(value, values, environ)
-    return Config(
-        **{s.field: values[s.key] for s in SETTINGS},
-        config_file=path,
-        sources=sources,
-        warnings=tuple(warnings),
-    )
+    """The one shop's configuration, or the ConfigError that stops it (one-shop callers)."""
+    setup = load_setup(flags, environ, default_path=default_path)
+    if setup.disabled:
+        raise setup.disabled[0].error
+    (cfg,) = setup.shops
+    return replace(cfg, warnings=setup.warnings)
 
 
 def load_state_dir(
@@ -292,7 +502,7 @@ def load_state_dir(
     path = config_path(flags, environ, default_path)
     if path is not None:
         try:
-            file_values, _, _ = read_config_file(path)
+            file_values = read_config_file(path).values
         except ConfigError:
             file_values = {}
     raw, _ = pick(BY_KEY["daemon.state_dir"], flags, environ, file_values)

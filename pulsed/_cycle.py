@@ -41,7 +41,6 @@ class Sender(Protocol):
     async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered: ...
 
 
-FetchUsername = Callable[[str, str, float, Mapping[str, str]], Awaitable[str | None]]
 Collect = Callable[..., Awaitable[_collect.ShopFacts]]
 
 
@@ -66,7 +65,7 @@ class Cycle:
         environ: Mapping[str, str],
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        fetch_username: FetchUsername = _identity.fetch_username,
+        identities: _identity.Rounds | None = None,
         collect: Collect = _collect.collect,
     ) -> None:
         self.cfg = cfg
@@ -76,7 +75,8 @@ class Cycle:
         self.environ = environ
         self.wall = wall
         self.rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
-        self.fetch_username = fetch_username
+        # Shared by every shop of a daemon, so one identity child serves them all.
+        self.identities = identities or _identity.Rounds()
         self.collect = collect
         self._warned_future: float | None = None
         REDACT.register(cfg.secrets())
@@ -89,6 +89,8 @@ class Cycle:
         writable: bool,
         environ: Mapping[str, str],
         wall: Callable[[], float] = time.time,
+        identities: _identity.Rounds | None = None,
+        collect: Collect = _collect.collect,
     ) -> Cycle:
         """The cycle of ``cfg``'s shop with its state as on disk.
 
@@ -104,7 +106,20 @@ class Cycle:
                 state = store.read() or st.State()
             except StateError:
                 state = st.State()
-        return cls(cfg, store, state, writable=writable, environ=environ, wall=wall)
+        return cls(
+            cfg,
+            store,
+            state,
+            writable=writable,
+            environ=environ,
+            wall=wall,
+            identities=identities,
+            collect=collect,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
 
     # --- schedule -------------------------------------------------------------
 
@@ -183,6 +198,15 @@ class Cycle:
 
     # --- building the body --------------------------------------------------------
 
+    def stale_token(self) -> str | None:
+        """The bot token, when the kept identity needs fetching again (for a shared round)."""
+        token = self.cfg.bot_token
+        if token is None:
+            return None
+        fp = _identity.fingerprint(token.reveal())
+        stale = _identity.needs_refresh(self.state.identity, fp, self.wall())
+        return token.reveal() if stale else None
+
     async def _username(self, now: float) -> str | None:
         token = self.cfg.bot_token
         if token is None:
@@ -196,7 +220,7 @@ class Cycle:
         if not _identity.needs_refresh(kept, fp, now):
             return kept.username if kept is not None else None
         try:
-            name = await self.fetch_username(
+            got = await self.identities.identity(
                 token.reveal(), self.cfg.telegram_api_base, self.cfg.timeout, self._child_env()
             )
         except IdentityError as exc:
@@ -208,13 +232,13 @@ class Cycle:
                 extra={"event": "identity.failed", "kind": exc.kind, "kept": fallback},
             )
             return fallback
-        self.state = replace(self.state, identity=st.Identity(name, now, fp))
+        self.state = replace(self.state, identity=got)
         log.info(
             "bot identity fetched: @%s",
-            name,
-            extra={"event": "identity.refreshed", "bot_username": name},
+            got.username,
+            extra={"event": "identity.refreshed", "bot_username": got.username},
         )
-        return name
+        return got.username
 
     def _child_env(self) -> dict[str, str]:
         return child_environ(self.environ, self.cfg.secrets())

@@ -49,6 +49,7 @@ EVENTS: tuple[Event, ...] = (
     Event("config.reloaded", "info", "SIGHUP: the new configuration is in force"),
     Event("config.reload_failed", "warning", "SIGHUP: the new configuration was refused"),
     Event("notify.failed", "warning", "systemd's notify socket refused a message"),
+    Event("shop.disabled", "error", "one shop cannot work and is skipped; the others run"),
 )
 
 BY_NAME = {event.name: event for event in EVENTS}

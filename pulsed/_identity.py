@@ -14,8 +14,11 @@ import hmac
 import json
 import re
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+
+import anyio
 
 from pulsed._errors import IdentityError, SubprocessError
 from pulsed._proc import run
@@ -45,18 +48,22 @@ def needs_refresh(kept: Identity | None, token_fp: str | None, now: float) -> bo
     return kept.fetched_at > now or now - kept.fetched_at >= MAX_AGE
 
 
-async def fetch_username(
-    token: str,
+async def fetch_usernames(
+    tokens: Sequence[str],
     api_base: str,
     timeout: float,
     env: Mapping[str, str],
     *,
     python: str = sys.executable,
     allowance: float = IMPORT_ALLOWANCE,
-) -> str | None:
-    """``getMe``'s username through the child; :class:`IdentityError` on any failure."""
-    redact = Redactor([token])
-    request = json.dumps({"token": token, "api_base": api_base, "timeout": timeout}).encode()
+) -> dict[str, str | IdentityError | None]:
+    """``getMe``'s username for each token, through one child; a failure is its IdentityError.
+
+    A child that fails as a whole (cannot start, hangs, answers garbage) is the same
+    IdentityError for every token.
+    """
+    redact = Redactor(tokens)
+    request = {"tokens": list(tokens), "api_base": api_base, "timeout": timeout}
     child_env = dict(env)
     child_env["PYTHONPATH"] = _PACKAGE_PARENT + (
         ":" + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else ""
@@ -66,20 +73,122 @@ async def fetch_username(
             [python, "-m", "pulsed._identity_child"],
             timeout=timeout + allowance,
             env=child_env,
-            stdin=request,
+            stdin=json.dumps(request).encode(),
         )
     except SubprocessError as exc:
-        raise IdentityError("child", redact(str(exc))) from exc
+        failed = IdentityError("child", redact(str(exc)))
+        return dict.fromkeys(tokens, failed)
     lines = done.stdout.decode("utf-8", errors="replace").strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if lines else None
     except json.JSONDecodeError:
         answer = None
-    if not isinstance(answer, dict):
+    answers = answer.get("answers") if isinstance(answer, dict) else None
+    if not isinstance(answers, list) or len(answers) != len(tokens):
         tail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
         detail = f"identity child exited {done.returncode}" + (f": {tail[0]}" if tail else "")
-        raise IdentityError("child", redact(detail)[:300])
-    return username_of(answer, redact)
+        return dict.fromkeys(tokens, IdentityError("child", redact(detail)[:300]))
+    results: dict[str, str | IdentityError | None] = {}
+    for token, one in zip(tokens, answers, strict=True):
+        try:
+            results[token] = username_of(one if isinstance(one, dict) else {}, redact)
+        except IdentityError as exc:
+            results[token] = exc
+    return results
+
+
+async def fetch_username(
+    token: str,
+    api_base: str,
+    timeout: float,
+    env: Mapping[str, str],
+    *,
+    python: str = sys.executable,
+    allowance: float = IMPORT_ALLOWANCE,
+) -> str | None:
+    """One token's username; :class:`IdentityError` on any failure."""
+    results = await fetch_usernames(
+        [token], api_base, timeout, env, python=python, allowance=allowance
+    )
+    result = results[token]
+    if isinstance(result, IdentityError):
+        raise result
+    return result
+
+
+FetchMany = Callable[
+    [Sequence[str], str, float, Mapping[str, str]],
+    Awaitable[dict[str, str | IdentityError | None]],
+]
+
+
+class Rounds:
+    """One identity child per refresh round, for every token that needs it then.
+
+    A cycle asks :meth:`identity` for its token. If a round already got that token's
+    name (a success, not yet :data:`MAX_AGE` old), that is the answer, with no child.
+    Otherwise the cycle joins the next round; a round starts once no round is running,
+    and takes every token asked for plus every token :attr:`wanted` lists (the other
+    shops whose names are stale), so fifty shops cost one aiogram import a day, not
+    fifty. Only successes are kept: a failure is retried at the shop's next heartbeat.
+    """
+
+    def __init__(
+        self,
+        fetch_many: FetchMany = fetch_usernames,
+        wanted: Callable[[], Iterable[str]] = tuple,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.fetch_many = fetch_many
+        self.wanted = wanted
+        self.clock = clock
+        self.rounds = 0
+        self._known: dict[str, Identity] = {}
+        self._asked: dict[str, anyio.Event] = {}
+        self._failed: dict[str, IdentityError] = {}
+        self._lock = anyio.Lock()
+
+    def known(self, token: str) -> Identity | None:
+        """A name a round got for ``token`` that is still fresh, if any."""
+        kept = self._known.get(token)
+        fp = fingerprint(token)
+        return None if kept is None or needs_refresh(kept, fp, self.clock()) else kept
+
+    async def identity(
+        self, token: str, api_base: str, timeout: float, env: Mapping[str, str]
+    ) -> Identity:
+        """The token's identity as a round fetched it; :class:`IdentityError` if it failed."""
+        known = self.known(token)
+        if known is not None:
+            return known
+        done = self._asked.get(token)
+        if done is None:
+            done = self._asked[token] = anyio.Event()
+        async with self._lock:  # one round at a time; later askers join the next
+            if not done.is_set():
+                await self._round(api_base, timeout, env)
+        known = self.known(token)
+        if known is not None:
+            return known
+        raise self._failed.get(token) or IdentityError("child", "no answer in the round")
+
+    async def _round(self, api_base: str, timeout: float, env: Mapping[str, str]) -> None:
+        asked = dict(self._asked)
+        self._asked.clear()
+        tokens = list(dict.fromkeys([*asked, *(t for t in self.wanted() if not self.known(t))]))
+        self.rounds += 1
+        now = self.clock()
+        results = await self.fetch_many(tokens, api_base, timeout, env)
+        for token in tokens:
+            result = results.get(token, IdentityError("child", "no answer in the round"))
+            if isinstance(result, IdentityError):
+                self._failed[token] = result
+                self._known.pop(token, None)
+            else:
+                self._failed.pop(token, None)
+                self._known[token] = Identity(result, now, fingerprint(token))
+        for event in asked.values():
+            event.set()
 
 
 def username_of(answer: Mapping[str, object], redact: Redactor) -> str | None:

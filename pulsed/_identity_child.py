@@ -1,10 +1,12 @@
-"""The identity child: imports aiogram, calls ``getMe`` once, prints one JSON line, exits.
+"""The identity child: imports aiogram once, calls ``getMe`` for each token, prints, exits.
 
-Run as ``python -m pulsed._identity_child`` with ``{"token", "api_base",
-"timeout"}`` as JSON on stdin. It answers ``{"ok": true, "username": ...}`` or
-``{"ok": false, "kind": ..., "detail": ...}`` on stdout and exits 0 either way;
-aiogram's errors are mapped to a few stable kinds here, and the token is
-scrubbed from every detail before it is printed, because aiogram's URLs carry it.
+Run as ``python -m pulsed._identity_child`` with ``{"tokens": [...], "api_base",
+"timeout"}`` as JSON on stdin. It answers one JSON line, ``{"answers": [...]}``, one
+answer per token in order: ``{"ok": true, "username": ...}`` or ``{"ok": false,
+"kind": ..., "detail": ...}``, and exits 0 either way. The calls run concurrently,
+so a round for fifty shops costs one aiogram import and about one request's time.
+aiogram's errors are mapped to a few stable kinds here, and the token is scrubbed
+from every detail before it is printed, because aiogram's URLs carry it.
 """
 
 from __future__ import annotations
@@ -63,15 +65,23 @@ async def _get_me(token: str, api_base: str, timeout: float) -> dict[str, Any]:
     return {"ok": False, "kind": kind, "detail": _scrub(detail, token)}
 
 
+MAX_REQUEST = 1 << 20
+
+
+async def _get_all(tokens: list[str], api_base: str, timeout: float) -> list[dict[str, Any]]:
+    return list(await asyncio.gather(*(_get_me(t, api_base, timeout) for t in tokens)))
+
+
 def main() -> int:
     try:
-        request = json.loads(sys.stdin.buffer.read(65536))
-        token, api_base, timeout = request["token"], request["api_base"], float(request["timeout"])
+        request = json.loads(sys.stdin.buffer.read(MAX_REQUEST))
+        tokens = [str(t) for t in request["tokens"]]
+        api_base, timeout = str(request["api_base"]), float(request["timeout"])
     except (ValueError, KeyError, TypeError) as exc:
         print(json.dumps({"ok": False, "kind": "bad_request", "detail": type(exc).__name__}))
         return 0
-    answer = asyncio.run(_get_me(str(token), str(api_base), timeout))
-    print(json.dumps(answer), flush=True)
+    answers = asyncio.run(_get_all(tokens, api_base, timeout))
+    print(json.dumps({"answers": answers}), flush=True)
     return 0
 
 

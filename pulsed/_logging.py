@@ -1,7 +1,8 @@
 """Log lines: one JSON object per line on stderr, journald priorities, no secrets.
 
 Every record carries ``time`` (UTC), ``level``, ``message`` and a dotted
-``event``; context travels in ``extra``. When ``$JOURNAL_STREAM`` names the same
+``event``; context travels in ``extra``, and a line logged while a shop's work runs
+carries ``shop`` (from :data:`SHOP`). When ``$JOURNAL_STREAM`` names the same
 file as fd 2, each line starts with the syslog priority (``<4>`` …) so
 ``journalctl -p warning`` filters correctly. The :class:`Redactor` is applied to
 the finished line, after every field is rendered, so no path through logging can
@@ -14,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
@@ -21,6 +23,9 @@ from pythonjsonlogger.json import JsonFormatter
 from pulsed._redact import REDACT, Redactor
 from pulsed._timefmt import rfc3339
 
+# The shop a task works for: set where a shop's work starts, so every line logged in
+# that task (the cycle's, collect's, the identity's) names its shop without passing it.
+SHOP: ContextVar[str | None] = ContextVar("pulsed_shop", default=None)
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
 LEVELS = {
     "debug": logging.DEBUG,
@@ -49,6 +54,9 @@ class _Formatter(JsonFormatter):
         log_data["time"] = rfc3339(record.created, "ms")
         log_data["level"] = record.levelname.lower()
         log_data["event"] = getattr(record, "event", "log")
+        shop = SHOP.get()
+        if shop is not None:
+            log_data["shop"] = shop
         super().add_fields(log_data, record, message_dict)
 
     def format(self, record: logging.LogRecord) -> str:

@@ -31,6 +31,8 @@ log = logging.getLogger("pulsed.state")
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
+DEFAULT_SHOP = "default"
+SHOPS_FOLDER = "shops"
 TEMP_PREFIX = f".{STATE_FILE}.tmp-"
 # A real state file is under 2 KiB; one far larger was not written by pulsed, and
 # reading it whole would cost the daemon its memory.
@@ -310,6 +312,35 @@ class StateStore:
             for leftover in self.directory.glob(f"{TEMP_PREFIX}*"):
                 with contextlib.suppress(OSError):
                     leftover.unlink()  # unlinks a planted symlink itself, never its target
+
+
+def shop_state_dir(top: Path, name: str) -> Path:
+    """Where a shop's state lives under ``daemon.state_dir``.
+
+    The one-shop configuration's shop, ``default``, keeps ``top/state.json`` where it
+    always was, so an upgrade moves nothing; every other shop has ``top/shops/<name>/``.
+    """
+    return top if name == DEFAULT_SHOP else top / SHOPS_FOLDER / name
+
+
+def shops_on_disk(top: Path) -> list[str]:
+    """The shops with a state under ``top``; ``["default"]`` when there are none yet."""
+    try:
+        found = sorted(p.name for p in (top / SHOPS_FOLDER).iterdir())
+    except OSError:
+        found = []
+    names = [n for n in found if _may_exist(top / SHOPS_FOLDER / n / STATE_FILE)]
+    if _may_exist(top / STATE_FILE) or not names:
+        names.insert(0, DEFAULT_SHOP)
+    return names
+
+
+def _may_exist(path: Path) -> bool:
+    """Whether ``path`` exists; when that cannot be told, yes: reading it will say why."""
+    try:
+        return path.exists()
+    except OSError:
+        return True
 
 
 def check_private(directory: Path, euid: int | None = None) -> None:

@@ -1,29 +1,43 @@
-"""The loop of ``pulsed run``: when to run a cycle, and what a signal means.
+"""The loop of ``pulsed run``: when each shop's cycle runs, and what a signal means.
 
-:class:`Supervisor` only schedules. It sleeps until the cycle says it is due,
-wakes for a stop or a reload, runs the cycle, and never exits because a cycle
-failed. Signals arrive through anyio's signal receiver and only set a flag and
-wake the loop (:meth:`Supervisor.request_stop`, :meth:`Supervisor.request_reload`);
-the loop decides what happens next. While a cycle runs it carries a deadline,
-the cycle's own allowance: the watchdog pings systemd only while the loop meets
-it, so a stuck cycle gets the daemon restarted.
+:class:`Supervisor` only schedules. Each shop has a task of its own that sleeps
+until its cycle says it is due, runs it, and sleeps again, so one shop's slow
+receiver, broken tree or failure never delays another's heartbeat; at most
+:data:`CONCURRENT` cycles run at once, so two hundred shops due together never open
+two hundred connections or children. Signals arrive through anyio's signal receiver
+and only set a flag and wake the loop (:meth:`Supervisor.request_stop`,
+:meth:`Supervisor.request_reload`); the loop decides what happens next. A reload
+adds, removes and changes shops without moving the others' schedules.
+
+While a cycle runs it carries a deadline, the cycle's own allowance: the watchdog
+pings systemd only while every running cycle meets it, so a stuck cycle gets the
+daemon restarted.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 import anyio
+import anyio.lowlevel
+from anyio.abc import TaskGroup
 
 from pulsed._config import Config
-from pulsed._cycle import Cycle, Prepared, Sender
+from pulsed._cycle import Cycle, Sender
+from pulsed._logging import SHOP
 from pulsed._notify import Notifier
+from pulsed._timefmt import maybe
 
 Waiter = Callable[[float, anyio.Event], Awaitable[bool]]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
+# Cycles running at once: enough that a slow receiver for some shops leaves room for
+# the rest, few enough that a host's due shops never open a connection (or a php
+# child) each at the same instant.
+CONCURRENT = 8
 
 
 async def wait_or_wake(delay: float, wake: anyio.Event) -> bool:
@@ -34,30 +48,48 @@ async def wait_or_wake(delay: float, wake: anyio.Event) -> bool:
     return False
 
 
+@dataclass
+class _Shop:
+    cycle: Cycle
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    deadline: float | None = None  # monotonic; while its cycle runs
+
+
 class Supervisor:
-    """Runs one :class:`~pulsed._cycle.Cycle` whenever it is due, until stopped."""
+    """Runs every shop's :class:`~pulsed._cycle.Cycle` whenever it is due, until stopped.
+
+    ``reload_config`` returns the shops' new configurations (``None``: refused, keep
+    the running ones); ``open_cycle`` makes the cycle of a shop a reload adds.
+    """
 
     def __init__(
         self,
-        cycle: Cycle,
+        cycles: Sequence[Cycle],
         sender: Sender,
         notifier: Notifier,
         *,
-        reload_config: Callable[[], Config | None],
+        reload_config: Callable[[], Sequence[Config] | None],
+        open_cycle: Callable[[Config], Cycle] | None = None,
         wait: Waiter = wait_or_wake,
         monotonic: Callable[[], float] = time.monotonic,
+        concurrent: int = CONCURRENT,
     ) -> None:
-        self.cycle = cycle
+        self.shops = {cycle.name: _Shop(cycle) for cycle in cycles}
         self.sender = sender
         self.notifier = notifier
         self.reload_config = reload_config
+        self.open_cycle = open_cycle
         self.wait = wait
         self.monotonic = monotonic
+        self._limiter = anyio.CapacityLimiter(concurrent)
         self._wake = anyio.Event()
         self._stop = False
         self._reload = False
-        # The monotonic time by which the running cycle must be done; None between cycles.
-        self.deadline: float | None = None
+
+    @property
+    def cycles(self) -> list[Cycle]:
+        return [shop.cycle for shop in self.shops.values()]
 
     def request_stop(self) -> None:
         self._stop = True
@@ -76,7 +108,8 @@ class Supervisor:
                 self.request_reload()
 
     def healthy(self) -> bool:
-        return self.deadline is None or self.monotonic() <= self.deadline
+        now = self.monotonic()
+        return all(s.deadline is None or now <= s.deadline for s in self.shops.values())
 
     async def watchdog(self, interval: float) -> None:
         while True:
@@ -84,59 +117,87 @@ class Supervisor:
             if self.healthy():
                 self.notifier.watchdog()
 
+    def summary(self) -> str:
+        """One line for systemd's ``STATUS=``: the shop's own, or a sum over all shops."""
+        cycles = self.cycles
+        if len(cycles) == 1:
+            return cycles[0].summary()
+        failing = sorted(c.name for c in cycles if c.state.consecutive_failures)
+        waiting = [c.name for c in cycles if c.state.last_success is None and c.name not in failing]
+        ok = len(cycles) - len(failing) - len(waiting)
+        dues = [c.state.next_due for c in cycles if c.state.next_due is not None]
+        parts = [f"{len(cycles)} shops: {ok} ok"]
+        if failing:
+            parts.append(f"{len(failing)} failing ({', '.join(failing[:5])})")
+        if waiting:
+            parts.append(f"{len(waiting)} not sent yet")
+        nxt = maybe(min(dues)) if dues else "now"
+        return ", ".join(parts) + f"; next {nxt}"
+
     async def run(self) -> None:
         self.notifier.ready()
-        self.notifier.status(self.cycle.summary())
-        while not self._stop:
-            if self._reload:
-                self._apply_reload()
-                continue
-            delay = self.cycle.wait_time()
-            if delay > 0 and await self.wait(delay, self._wake):
-                self._wake = anyio.Event()  # the flags, not the event, say what was asked
-                continue
-            await self._run_cycle()
-        self.notifier.stopping()
-        self.cycle.save()
-
-    async def _run_cycle(self) -> None:
-        self.deadline = self.monotonic() + self.cycle.allowance
-        try:
-            prepared = await self._unless_stopped(self.cycle.prepare)
-            if prepared is None:
-                return
-            # A started delivery finishes, or gives up, within its own 2 s budget.
-            with anyio.CancelScope(shield=True):
-                await self.cycle.deliver(prepared, self.sender)
-        except Exception as exc:  # noqa: BLE001 -- a bug in one cycle must not end the daemon
-            self.cycle.crashed(exc)
-        finally:
-            self.deadline = None
-        self.notifier.status(self.cycle.summary())
-
-    async def _unless_stopped(self, work: Callable[[], Awaitable[Prepared]]) -> Prepared | None:
-        """Run ``work``, abandoning it if a stop is requested meanwhile.
-
-        A reload asked for meanwhile waits for the cycle's end: its flag stays set.
-        """
-        result: list[Prepared] = []
-
-        async def body(scope: anyio.CancelScope) -> None:
-            result.append(await work())
-            scope.cancel()
-
+        self.notifier.status(self.summary())
         async with anyio.create_task_group() as tg:
-            tg.start_soon(body, tg.cancel_scope)
+            for shop in self.shops.values():
+                tg.start_soon(self._shop_loop, shop)
             while not self._stop:
                 await self._wake.wait()
-                self._wake = anyio.Event()
-            tg.cancel_scope.cancel()
-        return result[0] if result else None
+                self._wake = anyio.Event()  # the flags, not the event, say what was asked
+                if self._reload and not self._stop:
+                    self._apply_reload(tg)
+            tg.cancel_scope.cancel()  # sleeps and builds end; deliveries finish (shielded)
+        self.notifier.stopping()
+        for cycle in self.cycles:
+            cycle.save()
 
-    def _apply_reload(self) -> None:
+    async def _shop_loop(self, shop: _Shop) -> None:
+        SHOP.set(shop.cycle.name)  # this task's log lines name their shop
+        with shop.scope:
+            while True:
+                # A checkpoint each turn: a stand-in wait that never blocks must still
+                # let a stop through.
+                await anyio.lowlevel.checkpoint()
+                delay = shop.cycle.wait_time()
+                # Slept on the monotonic clock, then sent: a wall clock set back while
+                # asleep must not stretch the interval (nor set forward, shorten it).
+                if delay > 0 and await self.wait(delay, shop.wake):
+                    shop.wake = anyio.Event()  # reconfigured: look again
+                    continue
+                async with self._limiter:
+                    await self._run_cycle(shop)
+
+    async def _run_cycle(self, shop: _Shop) -> None:
+        cycle = shop.cycle
+        shop.deadline = self.monotonic() + cycle.allowance
+        try:
+            prepared = await cycle.prepare()
+            # A started delivery finishes, or gives up, within its own 2 s budget.
+            with anyio.CancelScope(shield=True):
+                await cycle.deliver(prepared, self.sender)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:  # noqa: BLE001 -- a bug in one cycle must not end the daemon
+            cycle.crashed(exc)
+        finally:
+            shop.deadline = None
+        self.notifier.status(self.summary())
+
+    def _apply_reload(self, tg: TaskGroup) -> None:
         self._reload = False
         self.notifier.reloading()
-        cfg = self.reload_config()
-        if cfg is not None:
-            self.cycle.reconfigure(cfg)
+        configs = self.reload_config()
+        if configs is not None:
+            wanted = {cfg.name: cfg for cfg in configs}
+            for name in [n for n in self.shops if n not in wanted]:
+                # Its sleep or build ends now; a delivery in flight finishes first.
+                self.shops.pop(name).scope.cancel()
+            for name, cfg in wanted.items():
+                if name in self.shops:
+                    shop = self.shops[name]
+                    shop.cycle.reconfigure(cfg)
+                    shop.wake.set()  # its interval may have changed: it looks again
+                elif self.open_cycle is not None:
+                    added = self.shops[name] = _Shop(self.open_cycle(cfg))
+                    tg.start_soon(self._shop_loop, added)
         self.notifier.ready()
+        self.notifier.status(self.summary())

@@ -379,7 +379,7 @@ def status_without_permission(state_dir: Path, *, as_json: bool) -> tuple[int, s
                 os.setgid(65534)
                 os.setuid(65534)
             sys.stdout = io.TextIOWrapper(os.fdopen(write, "wb"), encoding="utf-8")
-            code = _cli._status({"state-dir": str(state_dir)}, as_json)
+            code = _cli._status({"state-dir": str(state_dir)}, [], as_json)
             sys.stdout.flush()
         finally:
             os._exit(code)

@@ -38,7 +38,7 @@ def test_readme_table_lists_every_setting_as_declared() -> None:
 
 def test_config_has_one_field_per_setting() -> None:
     fields = {f.name for f in dataclasses.fields(Config)}
-    assert fields - {"config_file", "sources", "warnings"} == {s.field for s in SETTINGS}
+    assert fields - {"name", "config_file", "sources", "warnings"} == {s.field for s in SETTINGS}
 
 
 def test_secrets_never_have_a_flag_and_only_secrets_have_a_credential() -> None:

@@ -112,7 +112,12 @@ def make(
         return False
 
     supervisor = Supervisor(
-        cycle, sender, notifier, reload_config=lambda: None, wait=wait, monotonic=lambda: clock.mono
+        [cycle],
+        sender,
+        notifier,
+        reload_config=lambda: None,
+        wait=wait,
+        monotonic=lambda: clock.mono,
     )
     return supervisor, sender, clock, notifier
 
@@ -224,7 +229,7 @@ async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None
         wall=clock.now,
         collect=fixed_facts,
     )
-    sup = Supervisor(cycle, sender, RecordingNotifier(), reload_config=lambda: None)
+    sup = Supervisor([cycle], sender, RecordingNotifier(), reload_config=lambda: None)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
@@ -246,15 +251,15 @@ async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Pat
         wall=clock.now,
         collect=fixed_facts,
     )
-    offered: list[Config | None] = [None, loop_config(tmp_path, interval=60.0)]
+    offered: list[list[Config] | None] = [None, [loop_config(tmp_path, interval=60.0)]]
     asked = [anyio.Event(), anyio.Event()]
 
-    def reload() -> Config | None:
+    def reload() -> list[Config] | None:
         asked[len(asked) - len(offered)].set()
         return offered.pop(0)
 
     notifier = RecordingNotifier()
-    sup = Supervisor(cycle, sender, notifier, reload_config=reload)
+    sup = Supervisor([cycle], sender, notifier, reload_config=reload)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
@@ -312,7 +317,7 @@ async def test_a_cycle_stuck_past_its_allowance_silences_the_watchdog(tmp_path: 
         sock.setblocking(False)
         notifier = Notifier(str(tmp_path / "notify"), watchdog_interval=0.01)
         sup = Supervisor(
-            cycle, sender, notifier, reload_config=lambda: None, monotonic=lambda: clock.mono
+            [cycle], sender, notifier, reload_config=lambda: None, monotonic=lambda: clock.mono
         )
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
@@ -355,7 +360,8 @@ async def test_an_unexpected_error_in_a_cycle_is_logged_and_backed_off(
         return await fixed_facts()
 
     sup, sender, _, _ = make(tmp_path, [], until=HOUR)
-    sup.cycle.collect = flaky_facts
+    (cycle,) = sup.cycles
+    cycle.collect = flaky_facts
     await sup.run()
     (error,) = [r for r in caplog.records if getattr(r, "event", "") == "heartbeat.error"]
     assert error.levelname == "ERROR"

@@ -15,8 +15,9 @@ async def fixed_facts(*_: object) -> ShopFacts:
     return ShopFacts("8.2.7", "1.4.0", "4.0.2.3", None)
 
 
-def loop_config(state_dir: Path, interval: float = HOUR) -> Config:
+def loop_config(state_dir: Path, interval: float = HOUR, name: str = "default") -> Config:
     return Config(
+        name=name,
         api_host="https://pulse.example",
         heartbeat_secret=Secret("s"),
         timeout=5.0,

@@ -147,7 +147,7 @@ async def run_with_jumps(state_dir: Path, jumps: Mapping[int, float], until: flo
         return False
 
     supervisor = Supervisor(
-        cycle,
+        [cycle],
         sender,
         Notifier(None),
         reload_config=lambda: None,
