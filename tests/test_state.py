@@ -356,3 +356,78 @@ def test_failure_counts_up_and_keeps_the_last_success() -> None:
         consecutive_failures=2,
         next_due=NOW + 400,
     )
+
+
+def test_lock_names_the_folder_it_guards(tmp_path: Path) -> None:
+    first = st.StateLock(tmp_path)
+    first.acquire()
+    try:
+        with pytest.raises(LockHeldError) as info:
+            st.StateLock(tmp_path).acquire()
+    finally:
+        first.release()
+    assert info.value.lock_path == str(tmp_path)
+
+
+def test_a_released_lock_can_be_taken_again_in_the_same_process(tmp_path: Path) -> None:
+    first = st.StateLock(tmp_path)
+    first.acquire()
+    first.release()
+    first.release()  # a second release is harmless
+    second = st.StateLock(tmp_path)
+    second.acquire()
+    second.release()
+
+
+def test_releasing_a_lock_never_taken_is_harmless(tmp_path: Path) -> None:
+    st.StateLock(tmp_path).release()
+
+
+def test_lock_creates_a_missing_folder_with_mode_0700(tmp_path: Path) -> None:
+    lock = st.StateLock(tmp_path / "state")
+    lock.acquire()
+    lock.release()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+def test_lock_on_a_path_that_is_a_file_says_it_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("")
+    with pytest.raises(StateError, match="state: cannot be created"):
+        st.StateLock(tmp_path / "state").acquire()
+
+
+def test_a_folder_nobody_locked_has_no_named_holder(tmp_path: Path) -> None:
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert st._lock_holder(fd) == "another process"
+    finally:
+        os.close(fd)
+
+
+def test_the_holder_is_the_flock_on_this_folder_not_another_lock_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    info = os.fstat(fd)
+    here = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    locks = "\n".join(
+        [
+            "1: POSIX  ADVISORY  WRITE 11 " + here + " 0 EOF",  # a POSIX lock, not ours
+            "2: FLOCK  ADVISORY  WRITE 22 00:01:1 0 EOF",  # an flock on another file
+            "3: -> FLOCK  ADVISORY  WRITE 33 " + here + " 0 EOF",  # a waiter, not the holder
+            "4: FLOCK",  # cut short
+            "5: FLOCK  ADVISORY  WRITE 999999999 " + here + " 0 EOF",  # no such pid
+        ]
+    )
+    real_read_text = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self == Path("/proc/locks"):
+            return locks
+        return real_read_text(self)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    try:
+        assert st._lock_holder(fd) == "pid 999999999"
+    finally:
+        os.close(fd)
