@@ -431,3 +431,12 @@ def test_the_holder_is_the_flock_on_this_folder_not_another_lock_line(
         assert st._lock_holder(fd) == "pid 999999999"
     finally:
         os.close(fd)
+
+
+def test_the_corrupt_copy_is_named_in_utc_whatever_the_local_zone(
+    tmp_path: Path, new_york: None
+) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(b"{")
+    store.load(NOW)
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json.corrupt-20270115T080000Z"]
