@@ -247,15 +247,14 @@ async def test_success_reports_the_status_and_the_time_taken(server: FaultServer
     assert 0 < done.elapsed < LIMIT
 
 
-async def test_no_connection_is_kept_open_after_a_delivery(server: FaultServer) -> None:
-    sender = Sender(server.url + "/heartbeat")
-    try:
-        await sender.send(BODY, headers_for(BODY, SECRET))
-        # still inside the sender's life: an idle daemon must hold no socket
-        (conn,) = server.wait_for_closed(1, timeout=2)
-    finally:
-        await sender.aclose()
-    assert conn.closed_at is not None
+async def test_every_attempt_opens_a_fresh_connection() -> None:
+    # A receiver that would keep the connection, and an error body read to its end:
+    # nothing forces a close, so a fresh connection is the sender's own choice.
+    with FaultServer(keep_alive=True) as server:
+        server.plan(fs.status(500, body=b"busy"), then=fs.status(204))
+        _, err, attempts = await send(server.url)
+        assert err is None and attempts == 2
+        assert len(server.connections) == 2
 
 
 async def test_300_is_neither_success_nor_retried_but_a_redirect(server: FaultServer) -> None:
