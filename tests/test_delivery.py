@@ -327,6 +327,19 @@ async def test_the_budget_holds_even_when_the_attempt_clock_stands_still(
     assert time.monotonic() - start < 0.5 + 0.15
 
 
+async def test_a_delivery_ended_by_the_outer_limit_reports_time_on_the_senders_clock(
+    server: FaultServer,
+) -> None:
+    server.plan(then=fs.silent())
+    sender = Sender(server.url + "/heartbeat", clock=lambda: 1000.0, budget=0.5)
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await sender.send(BODY, headers_for(BODY, SECRET))
+    finally:
+        await sender.aclose()
+    assert info.value.detail == "budget spent" and info.value.elapsed == 0.0
+
+
 @pytest.mark.parametrize("offset", [120, -3600])
 async def test_clock_skew_warning_names_the_difference(
     server: FaultServer, caplog: pytest.LogCaptureFixture, offset: float
