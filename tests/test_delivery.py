@@ -177,6 +177,14 @@ async def test_at_most_64_kib_of_a_huge_error_body_is_read(server: FaultServer) 
     assert len(err.detail) < MAX_RESPONSE_BYTES
 
 
+async def test_an_error_body_longer_than_one_read_is_shown_from_its_start(
+    server: FaultServer,
+) -> None:
+    server.plan(then=fs.status(400, body=b"bad signature " + b"." * 200_000))
+    _, err, _ = await send(server.url)
+    assert err is not None and err.detail.startswith("HTTP 400 bad signature ...")
+
+
 async def test_huge_success_body_is_not_read(server: FaultServer) -> None:
     server.plan(fs.huge())
     elapsed, err, _ = await send(server.url)
