@@ -121,7 +121,7 @@ def parse_stamp(value: object, field: str) -> float | None:
     try:
         seconds = _timefmt.parse(value)
     except ValueError as exc:
-        raise ValueError(f"{field}: {exc}") from exc
+        raise ValueError(f"{field} {exc}") from exc
     try:
         _stamp(seconds)  # a time that cannot be written back (past 9999 in UTC) is corrupt too
     except (OverflowError, OSError, ValueError) as exc:

@@ -35,7 +35,10 @@ def compact(moment: float) -> str:
 
 def parse(text: str) -> float:
     """Any RFC 3339 time with a zone (``Z`` or an offset); ``ValueError`` otherwise."""
-    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError("is not an RFC 3339 time") from None
     if moment.tzinfo is None:
         raise ValueError("has no time zone")
     return moment.timestamp()

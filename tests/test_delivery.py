@@ -8,18 +8,32 @@ closed. The bound checked here carries a little slack for a loaded CI machine;
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import re
 import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trustme
+from tenacity import AsyncRetrying, RetryCallState
 
 from devtools import faultserver as fs
 from devtools.faultserver import FaultServer
-from pulsed._delivery import MAX_RESPONSE_BYTES, Sender
+from pulsed._delivery import (
+    MAX_RESPONSE_BYTES,
+    MIN_ATTEMPT,
+    Sender,
+    _printable,
+    _retry_after,
+    _Retryable,
+    _skew,
+    _WithinBudget,
+    map_transport_error,
+)
 from pulsed._errors import DeliveryError
 from pulsed._signing import headers_for
 
@@ -85,7 +99,7 @@ async def test_at_most_three_attempts(server: FaultServer) -> None:
 async def test_other_4xx_fail_at_once(server: FaultServer, code: int) -> None:
     server.plan(then=fs.status(code, body=b"bad signature"))
     _, err, attempts = await send(server.url)
-    assert err is not None and err.status == code and attempts == 1
+    assert err is not None and (err.reason, err.status, attempts) == ("status", code, 1)
     assert "bad signature" in str(err)
     assert len(server.requests) == 1
 
@@ -163,6 +177,14 @@ async def test_at_most_64_kib_of_a_huge_error_body_is_read(server: FaultServer) 
     assert len(err.detail) < MAX_RESPONSE_BYTES
 
 
+async def test_an_error_body_longer_than_one_read_is_shown_from_its_start(
+    server: FaultServer,
+) -> None:
+    server.plan(then=fs.status(400, body=b"bad signature " + b"." * 200_000))
+    _, err, _ = await send(server.url)
+    assert err is not None and err.detail.startswith("HTTP 400 bad signature ...")
+
+
 async def test_huge_success_body_is_not_read(server: FaultServer) -> None:
     server.plan(fs.huge())
     elapsed, err, _ = await send(server.url)
@@ -217,3 +239,216 @@ async def test_trusted_certificate_is_accepted(
     _, err, _ = await send(tls_server.url)
     assert err is None
     assert tls_server.requests[0].body == BODY
+
+
+# --- the pieces of one delivery, each on its own ------------------------------------------
+
+
+async def test_success_reports_the_status_and_the_time_taken(server: FaultServer) -> None:
+    server.plan(fs.status(202))
+    sender = Sender(server.url + "/heartbeat")
+    try:
+        done = await sender.send(BODY, headers_for(BODY, SECRET))
+    finally:
+        await sender.aclose()
+    assert done.status == 202
+    assert 0 < done.elapsed < LIMIT
+
+
+async def test_every_attempt_opens_a_fresh_connection() -> None:
+    # A receiver that would keep the connection, and an error body read to its end:
+    # nothing forces a close, so a fresh connection is the sender's own choice.
+    with FaultServer(keep_alive=True) as server:
+        server.plan(fs.status(500, body=b"busy"), then=fs.status(204))
+        _, err, attempts = await send(server.url)
+        assert err is None and attempts == 2
+        assert len(server.connections) == 2
+
+
+async def test_300_is_neither_success_nor_retried_but_a_redirect(server: FaultServer) -> None:
+    server.plan(then=fs.status(300, {"Location": "/elsewhere"}))
+    _, err, attempts = await send(server.url)
+    assert err is not None and (err.reason, err.status, attempts) == ("redirect", 300, 1)
+
+
+async def test_a_refused_redirect_names_its_target(server: FaultServer) -> None:
+    server.plan(then=fs.status(302, {"Location": "https://elsewhere.example/steal"}))
+    _, err, _ = await send(server.url)
+    assert (
+        err is not None and err.detail == "HTTP 302 to https://elsewhere.example/steal not followed"
+    )
+
+
+async def test_a_redirect_without_a_location_says_so(server: FaultServer) -> None:
+    server.plan(then=fs.status(302))
+    _, err, _ = await send(server.url)
+    assert err is not None and err.detail == "HTTP 302 to ? not followed"
+
+
+async def test_retry_after_on_a_500_does_not_move_the_schedule(server: FaultServer) -> None:
+    # only 429 and 503 mean "the receiver sheds load" (contract §4)
+    server.plan(then=fs.status(500, {"Retry-After": "120"}))
+    _, err, _ = await send(server.url)
+    assert err is not None and err.status == 500 and err.retry_after is None
+
+
+async def test_retry_after_of_exactly_the_budget_does_not_move_the_schedule(
+    server: FaultServer,
+) -> None:
+    server.plan(then=fs.status(503, {"Retry-After": "2"}))
+    _, err, _ = await send(server.url)
+    assert err is not None and err.status == 503 and err.retry_after is None
+
+
+async def test_a_failed_delivery_reports_the_time_it_took(server: FaultServer) -> None:
+    server.plan(then=fs.status(500))
+    elapsed, err, _ = await send(server.url)
+    assert err is not None and 0 < err.elapsed <= elapsed
+
+
+@pytest.mark.parametrize("reply", [fs.silent(), fs.trickle(0.05)], ids=["silent", "byte-by-byte"])
+async def test_the_first_attempt_gets_half_the_budget_and_the_second_the_rest(
+    server: FaultServer, reply: fs.Reply
+) -> None:
+    server.plan(then=reply)
+    _, err, attempts = await send(server.url)
+    assert err is not None and err.reason == "timeout" and attempts == 2
+    first = min(server.wait_for_closed(2, timeout=5), key=lambda c: c.opened_at)
+    assert first.closed_at is not None
+    assert 0.8 < first.closed_at - first.opened_at < 1.2
+
+
+async def test_the_budget_holds_even_when_the_attempt_clock_stands_still(
+    server: FaultServer,
+) -> None:
+    # A clock that never moves makes every attempt think the whole budget is left;
+    # the outer limit, timed on the real clock, still ends the delivery.
+    server.plan(then=fs.silent())
+    sender = Sender(server.url + "/heartbeat", clock=lambda: 1000.0, budget=0.5)
+    start = time.monotonic()
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await sender.send(BODY, headers_for(BODY, SECRET))
+    finally:
+        await sender.aclose()
+    assert (info.value.reason, info.value.detail) == ("timeout", "budget spent")
+    assert time.monotonic() - start < 0.5 + 0.15
+
+
+async def test_a_delivery_ended_by_the_outer_limit_reports_time_on_the_senders_clock(
+    server: FaultServer,
+) -> None:
+    server.plan(then=fs.silent())
+    sender = Sender(server.url + "/heartbeat", clock=lambda: 1000.0, budget=0.5)
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await sender.send(BODY, headers_for(BODY, SECRET))
+    finally:
+        await sender.aclose()
+    assert info.value.detail == "budget spent" and info.value.elapsed == 0.0
+
+
+@pytest.mark.parametrize("offset", [120, -3600])
+async def test_clock_skew_warning_names_the_difference(
+    server: FaultServer, caplog: pytest.LogCaptureFixture, offset: float
+) -> None:
+    server.plan(fs.dated(offset))
+    with caplog.at_level(logging.WARNING, logger="pulsed"):
+        await send(server.url)
+    (rec,) = [r for r in caplog.records if getattr(r, "event", "") == "clock.skew"]
+    shown = re.search(r"differs from ours by ([+-]\d+) s", rec.getMessage())
+    assert shown is not None and abs(int(shown[1]) - offset) < 5
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (httpx.ReadTimeout("read timed out"), "timeout"),
+        (TimeoutError(), "timeout"),
+        (httpx.ConnectError("connection refused"), "connect"),
+        (httpx.ReadError("connection reset"), "network"),
+        (httpx.RemoteProtocolError("server disconnected"), "network"),
+        (OSError("no route to host"), "network"),
+    ],
+)
+def test_transport_failures_are_retried(error: Exception, reason: str) -> None:
+    mapped = map_transport_error(error)
+    assert isinstance(mapped, _Retryable) and mapped.reason == reason
+
+
+def test_a_timeout_says_no_complete_answer_came_in_time() -> None:
+    assert map_transport_error(httpx.ReadTimeout("")).detail == "no complete answer in time"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ConnectError("connection refused"),
+        httpx.ReadError("connection reset"),
+        httpx.UnsupportedProtocol("no scheme"),
+    ],
+)
+def test_a_transport_failure_keeps_its_message(error: Exception) -> None:
+    assert map_transport_error(error).detail == str(error)
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ConnectError(""), httpx.ReadError(""), httpx.UnsupportedProtocol("")]
+)
+def test_a_transport_failure_without_a_message_is_named_by_its_type(error: Exception) -> None:
+    assert map_transport_error(error).detail == type(error).__name__
+
+
+def test_anything_else_is_a_final_protocol_failure() -> None:
+    mapped = map_transport_error(httpx.UnsupportedProtocol("no scheme"))
+    assert not isinstance(mapped, _Retryable) and mapped.reason == "protocol"
+
+
+def test_a_certificate_failure_named_only_in_the_message_is_final() -> None:
+    error = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    mapped = map_transport_error(error)
+    assert not isinstance(mapped, _Retryable) and mapped.reason == "tls"
+    assert mapped.detail == f"certificate refused ({error})"
+
+
+def test_a_certificate_failure_deep_in_the_context_chain_is_final() -> None:
+    # as httpx raises it: its ConnectError over httpcore's over the ssl module's
+    middle = OSError("handshake failed")
+    middle.__cause__ = ssl.SSLCertVerificationError(1, "certificate has expired")
+    error = httpx.ConnectError("handshake failed")
+    error.__context__ = middle
+    assert map_transport_error(error).reason == "tls"
+
+
+def test_an_error_body_is_cut_to_200_characters() -> None:
+    assert _printable(b"x" * 300) == "x" * 200
+
+
+def test_undecodable_bytes_in_an_error_body_are_replaced() -> None:
+    assert _printable(b"bad \xff signature") == "bad \ufffd signature"
+
+
+def test_control_characters_in_an_error_body_become_spaces() -> None:
+    assert _printable(b"bad\nsignature\x1b[0m") == "bad signature [0m"
+
+
+def test_retry_after_as_a_date_already_past_is_zero() -> None:
+    now = time.time()
+    assert _retry_after(email.utils.formatdate(now - 60, usegmt=True), now) == 0.0
+
+
+def test_a_date_header_without_a_time_zone_gives_no_skew() -> None:
+    # "-0000" is RFC 5322's "zone unknown"; parsedate_to_datetime returns a naive time
+    assert _skew("Sun, 29 Nov 2026 05:42:28 -0000", time.time()) is None
+
+
+def test_the_budget_stops_an_attempt_that_would_start_with_under_100_ms_left() -> None:
+    retry_state = RetryCallState(AsyncRetrying(), fn=None, args=(), kwargs={})
+    retry_state.upcoming_sleep = 0.5
+    assert _WithinBudget(deadline=0.55, clock=lambda: 0.0)(retry_state)
+
+
+def test_the_budget_allows_an_attempt_with_exactly_100_ms_left() -> None:
+    retry_state = RetryCallState(AsyncRetrying(), fn=None, args=(), kwargs={})
+    retry_state.upcoming_sleep = 0.25
+    assert not _WithinBudget(deadline=0.25 + MIN_ATTEMPT, clock=lambda: 0.0)(retry_state)

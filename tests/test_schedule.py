@@ -35,6 +35,10 @@ def test_last_success_slightly_in_future_is_trusted() -> None:
     assert sch.due_at(NOW + 200, None, NOW, HOUR).at == NOW + 200 + HOUR
 
 
+def test_last_success_exactly_five_minutes_ahead_is_still_trusted() -> None:
+    assert sch.due_at(NOW + 300, None, NOW, HOUR).at == NOW + 300 + HOUR
+
+
 def test_last_success_far_in_future_counts_as_none() -> None:
     due = sch.due_at(NOW + 86400, NOW + 86400 + HOUR, NOW, HOUR)
     assert due.at == NOW
@@ -44,6 +48,17 @@ def test_last_success_far_in_future_counts_as_none() -> None:
 def test_next_due_beyond_any_backoff_is_ignored() -> None:
     last = NOW - 30
     assert sch.due_at(last, NOW + 10 * HOUR, NOW, HOUR).at == last + HOUR
+
+
+def test_next_due_at_the_longest_backoff_is_honoured() -> None:
+    # the longest back-off is one interval +10 % jitter, plus the 5 minutes of tolerance
+    last = NOW - 30
+    assert sch.due_at(last, NOW + 1.1 * HOUR + 300, NOW, HOUR).at == NOW + 1.1 * HOUR + 300
+
+
+def test_next_due_a_second_beyond_the_longest_backoff_is_ignored() -> None:
+    last = NOW - 30
+    assert sch.due_at(last, NOW + 1.1 * HOUR + 301, NOW, HOUR).at == last + HOUR
 
 
 def test_success_returns_to_the_interval() -> None:
@@ -104,7 +119,7 @@ def test_simulated_outage_never_silent_longer_than_interval_plus_backoff() -> No
 
 @pytest.mark.parametrize(
     ("age", "resend"),
-    [(0, True), (239, True), (241, False), (-100, True), (-400, False)],
+    [(0, True), (239, True), (240, True), (241, False), (-100, True), (-240, True), (-400, False)],
 )
 def test_interrupted_body_is_resent_only_while_fresh(age: float, resend: bool) -> None:
     assert sch.should_resend(NOW - age, NOW) is resend

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulsed._signing import Heartbeat, encode_body, headers_for
+from pulsed._signing import Heartbeat, decode_body, encode_body, headers_for
 from pulsed._timefmt import rfc3339
 from pulsed.verify import FIELDS, VerificationError, signature, verify_heartbeat
 
@@ -121,3 +122,67 @@ def test_verify_rejects_timestamps_more_than_300_s_off(offset: int) -> None:
 def test_verify_accepts_within_300_s(offset: int) -> None:
     now = datetime(2026, 11, 29, 5, 42, 28, tzinfo=UTC) + timedelta(seconds=offset)
     assert verify_heartbeat(SECRET, VECTOR_BODY, signature(SECRET, VECTOR_BODY), now=now)
+
+
+def test_rfc3339_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert rfc3339(1_795_930_948.9) == "2026-11-29T05:42:28Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_body_with_other_keys_is_not_decoded() -> None:
+    assert decode_body(b'{"domain":"shop.example.com"}') is None
+
+
+def test_a_body_that_is_not_json_gets_no_version_header() -> None:
+    assert "X-MEGAPAY-VERSION" not in headers_for(b"not json", SECRET)
+
+
+def test_a_module_version_that_is_not_a_string_gets_no_version_header() -> None:
+    body = VECTOR_BODY.replace(b'"1.4.0"', b"140")
+    assert "X-MEGAPAY-VERSION" not in headers_for(body, SECRET)
+
+
+def test_a_secret_as_bytes_signs_as_its_utf8_string() -> None:
+    assert signature("ключ".encode(), VECTOR_BODY) == signature("ключ", VECTOR_BODY)
+
+
+def test_verify_without_now_uses_the_receivers_clock() -> None:
+    beat = Heartbeat("shop.example.com", None, None, None, None, None, rfc3339(time.time()))
+    body = encode_body(beat)
+    assert verify_heartbeat(SECRET, body, signature(SECRET, body))["timestamp"] == beat.timestamp
+
+
+def _signed(stamp: object) -> bytes:
+    doc = json.loads(VECTOR_BODY)
+    doc["timestamp"] = stamp
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "sig", "message"),
+    [
+        (VECTOR_BODY, None, "unsigned: no X-Pulse-Signature header"),
+        (VECTOR_BODY, "sha256=" + "0" * 64, "bad_signature: HMAC does not match the body"),
+        (b"\xff", "self", "malformed: body is not UTF-8 JSON ("),
+        (b'{"domain":"x"}', "self", f"malformed: body must hold exactly the keys {FIELDS}"),
+        (_signed(5), "self", "malformed: timestamp must be RFC 3339 UTC ending in Z"),
+        (_signed("2026-11-29T05:42:28+00:00"), "self", "malformed: timestamp must be RFC 3339"),
+        (_signed("2026-11-29 05:42:28Z"), "self", "malformed: timestamp '2026-11-29 05:42:28Z'"),
+        (_signed("2026-11-29T05:52:28Z"), "self", "stale: timestamp is 598 s from the receiver's"),
+    ],
+)
+def test_each_rejection_says_why(body: bytes, sig: str | None, message: str) -> None:
+    if sig == "self":
+        sig = signature(SECRET, body)
+    with pytest.raises(VerificationError) as info:
+        verify_heartbeat(SECRET, body, sig, now=AT)
+    assert str(info.value).startswith(message)
+
+
+def test_a_rejection_without_detail_is_its_reason_alone() -> None:
+    assert str(VerificationError("stale")) == "stale"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import re
 import stat
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +258,8 @@ def test_lock_is_exclusive_across_processes_and_names_the_holder(tmp_path: Path)
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(LockHeldError) as info:
             st.StateLock(tmp_path).acquire()
-        assert f"pid {holder.pid}" in str(info.value)
+        # named by pid and command line, so an operator can tell which daemon holds it
+        assert f"pid {holder.pid} ({sys.executable} -c " in str(info.value)
     finally:
         holder.communicate("")
     lock = st.StateLock(tmp_path)
@@ -266,3 +272,320 @@ def test_lock_works_on_a_folder_that_is_created(tmp_path: Path) -> None:
     lock.acquire()
     assert (tmp_path / "new" / "state").is_dir()
     lock.release()
+
+
+# --- what the file says, and what a corrupt one is reported as ---------------------------
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local zone far from UTC, so a time written in local time would show."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_round_trip_keeps_a_failure(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    failing = st.State(
+        last_success=NOW - 7200,
+        last_attempt=NOW,
+        last_error="timeout",
+        last_status=503,
+        consecutive_failures=3,
+        next_due=NOW + 3600,
+    )
+    store.save(failing)
+    assert store.read() == failing
+
+
+def test_round_trip_keeps_every_microsecond_digit(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(st.State(last_success=NOW + 0.123456))
+    assert store.read() == st.State(last_success=NOW + 0.123456)
+
+
+def test_a_time_with_an_explicit_offset_is_read() -> None:
+    doc = {"version": 1, "last_success": "2027-01-15T10:00:00+02:00"}
+    assert st.from_json(doc).last_success == NOW
+
+
+def test_times_are_written_in_utc_whatever_the_local_zone(tmp_path: Path, new_york: None) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(st.State(last_success=NOW))
+    assert json.loads(store.path.read_text())["last_success"] == "2027-01-15T08:00:00.000000Z"
+
+
+def test_a_minimal_document_is_an_empty_state() -> None:
+    assert st.from_json({"version": 1}) == st.State()
+
+
+def test_file_holds_exactly_the_documented_keys(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(full_state())
+    assert set(json.loads(store.path.read_text())) == {
+        "version",
+        "last_success",
+        "last_attempt",
+        "last_error",
+        "last_status",
+        "consecutive_failures",
+        "next_due",
+        "identity",
+        "pending",
+    }
+
+
+def test_file_is_indented_sorted_json_ending_in_a_newline(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(full_state())
+    text = store.path.read_text()
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+
+
+def test_save_creates_missing_folders_with_mode_0700(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path / "var" / "pulsed")
+    store.save(st.State())
+    assert stat.S_IMODE((tmp_path / "var" / "pulsed").stat().st_mode) == 0o700
+    assert store.read() == st.State()
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        ([], "not a JSON object"),
+        ({"version": 99}, "unknown version 99"),
+        ({"version": 1, "consecutive_failures": -1}, "consecutive_failures is not a count"),
+        ({"version": 1, "consecutive_failures": True}, "consecutive_failures is not a count"),
+        ({"version": 1, "last_status": "200"}, "last_status is not a number"),
+        ({"version": 1, "last_status": True}, "last_status is not a number"),
+        ({"version": 1, "last_error": 5}, "last_error is not a string"),
+        ({"version": 1, "last_success": 5}, "last_success is not a time string"),
+        ({"version": 1, "last_attempt": 5}, "last_attempt is not a time string"),
+        ({"version": 1, "next_due": 5}, "next_due is not a time string"),
+        ({"version": 1, "next_due": "2027-01-15T08:00:00"}, "next_due has no time zone"),
+        ({"version": 1, "next_due": "9999-12-31T23:00:00-02:00"}, "next_due is out of range"),
+        ({"version": 1, "identity": "bot"}, "identity is not an object"),
+        (
+            {"version": 1, "identity": {"fetched_at": 5, "token_fingerprint": "f"}},
+            "identity.fetched_at is not a time string",
+        ),
+        (
+            {"version": 1, "identity": {"fetched_at": "2027-01-15T08:00:00Z"}},
+            "identity lacks fetched_at or token_fingerprint",
+        ),
+        ({"version": 1, "pending": "{}"}, "pending is not an object"),
+        ({"version": 1, "pending": {"body": "{}"}}, "pending lacks body or timestamp"),
+        (
+            {"version": 1, "pending": {"body": "{}", "timestamp": 5}},
+            "pending.timestamp is not a time string",
+        ),
+    ],
+)
+def test_a_corrupt_document_is_refused_naming_what_is_wrong(doc: object, problem: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(problem)}$"):
+        st.from_json(doc)
+
+
+def test_a_corrupt_file_moved_aside_is_logged_with_where_it_went(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(b"[]")
+    store.load(NOW)
+    (rec,) = caplog.records
+    assert rec.getMessage() == "state file cannot be parsed; moved aside, starting without state"
+    assert rec.moved_to == str(tmp_path / "state.json.corrupt-20270115T080000Z")  # type: ignore[attr-defined]
+    assert rec.error == f"{store.path}: cannot be parsed (not a JSON object)"  # type: ignore[attr-defined]
+
+
+def test_a_corrupt_file_that_cannot_be_moved_is_logged_and_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Path, target: Path) -> Path:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(b"[]")
+    monkeypatch.setattr(Path, "replace", refuse)
+    assert store.load(NOW) == st.State()
+    (rec,) = caplog.records
+    assert rec.getMessage() == (
+        "state file cannot be parsed and cannot be moved aside; starting without state"
+    )
+    assert rec.event == "state.corrupt"  # type: ignore[attr-defined]
+    assert rec.move_error == "Permission denied"  # type: ignore[attr-defined]
+    assert rec.error == f"{store.path}: cannot be parsed (not a JSON object)"  # type: ignore[attr-defined]
+    assert store.path.read_bytes() == b"[]"
+
+
+def test_an_unreadable_state_file_is_warned_about_and_left(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o755)
+    (folder / "state.json").write_text('{"version": 1}')
+    (folder / "state.json").chmod(0o600 if os.geteuid() == 0 else 0)
+    tmp_path.chmod(0o755)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest; as nobody, root's file is closed to it
+        code = 70
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            records: list[logging.LogRecord] = []
+            handler = logging.Handler()
+            handler.emit = records.append  # type: ignore[method-assign,assignment]
+            logging.getLogger("pulsed").addHandler(handler)
+            empty = st.StateStore(folder).load(NOW) == st.State()
+            report = [empty, *[(r.event, r.getMessage()) for r in records]]  # type: ignore[attr-defined]
+            os.write(write, json.dumps(report).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        report = json.loads(fh.read())
+    os.waitpid(pid, 0)
+    assert report == [True, ["state.unreadable", "state cannot be read; starting without state"]]
+    assert (folder / "state.json").exists()  # left where it is: it may be fine for its owner
+
+
+def test_a_state_file_that_is_a_folder_is_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.mkdir()
+    assert store.load(NOW) == st.State()
+    (rec,) = caplog.records
+    assert rec.event == "state.corrupt"  # type: ignore[attr-defined]
+    assert "not a regular file" in rec.error  # type: ignore[attr-defined]
+    assert not store.path.exists()
+
+
+def test_success_clears_the_failure_and_the_pending_body() -> None:
+    before = st.State(
+        last_error="timeout",
+        last_status=503,
+        consecutive_failures=2,
+        next_due=NOW + 300,
+        pending=st.Pending("{}", NOW),
+    )
+    assert st.succeeded(before, NOW + 1, 200, NOW + 3601) == st.State(
+        last_success=NOW + 1,
+        last_attempt=NOW + 1,
+        last_status=200,
+        consecutive_failures=0,
+        next_due=NOW + 3601,
+    )
+
+
+def test_failure_counts_up_and_keeps_the_last_success() -> None:
+    before = st.State(
+        last_success=NOW - 3600,
+        last_attempt=NOW - 3600,
+        last_status=200,
+        consecutive_failures=1,
+        next_due=NOW,
+        pending=st.Pending("{}", NOW),
+    )
+    assert st.failed(before, NOW + 2, "status", 503, NOW + 400) == st.State(
+        last_success=NOW - 3600,
+        last_attempt=NOW + 2,
+        last_error="status",
+        last_status=503,
+        consecutive_failures=2,
+        next_due=NOW + 400,
+    )
+
+
+def test_lock_names_the_folder_it_guards(tmp_path: Path) -> None:
+    first = st.StateLock(tmp_path)
+    first.acquire()
+    try:
+        with pytest.raises(LockHeldError) as info:
+            st.StateLock(tmp_path).acquire()
+    finally:
+        first.release()
+    assert info.value.lock_path == str(tmp_path)
+
+
+def test_a_released_lock_can_be_taken_again_in_the_same_process(tmp_path: Path) -> None:
+    first = st.StateLock(tmp_path)
+    first.acquire()
+    first.release()
+    first.release()  # a second release is harmless
+    second = st.StateLock(tmp_path)
+    second.acquire()  # would raise LockHeldError had the first kept it
+    assert second._fd is not None
+    second.release()
+    assert second._fd is None
+
+
+def test_releasing_a_lock_never_taken_is_harmless(tmp_path: Path) -> None:
+    lock = st.StateLock(tmp_path)
+    lock.release()
+    assert lock._fd is None
+
+
+def test_lock_creates_a_missing_folder_with_mode_0700(tmp_path: Path) -> None:
+    lock = st.StateLock(tmp_path / "state")
+    lock.acquire()
+    lock.release()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+def test_lock_on_a_path_that_is_a_file_says_it_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("")
+    with pytest.raises(StateError, match="state: cannot be created"):
+        st.StateLock(tmp_path / "state").acquire()
+
+
+def test_a_folder_nobody_locked_has_no_named_holder(tmp_path: Path) -> None:
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert st._lock_holder(fd) == "another process"
+    finally:
+        os.close(fd)
+
+
+def test_the_holder_is_the_flock_on_this_folder_not_another_lock_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    info = os.fstat(fd)
+    here = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    locks = "\n".join(
+        [
+            "1: POSIX  ADVISORY  WRITE 11 " + here + " 0 EOF",  # a POSIX lock, not ours
+            "2: FLOCK  ADVISORY  WRITE 22 00:01:1 0 EOF",  # an flock on another file
+            "3: -> FLOCK  ADVISORY  WRITE 33 " + here + " 0 EOF",  # a waiter, not the holder
+            "4: FLOCK",  # cut short
+            "5: FLOCK  ADVISORY  WRITE 999999999 " + here + " 0 EOF",  # no such pid
+        ]
+    )
+    real_read_text = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self == Path("/proc/locks"):
+            return locks
+        return real_read_text(self)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    try:
+        assert st._lock_holder(fd) == "pid 999999999"
+    finally:
+        os.close(fd)
+
+
+def test_the_corrupt_copy_is_named_in_utc_whatever_the_local_zone(
+    tmp_path: Path, new_york: None
+) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(b"{")
+    store.load(NOW)
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json.corrupt-20270115T080000Z"]

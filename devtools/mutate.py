@@ -1,0 +1,237 @@
+"""``make mutate``: mutation testing of the modules the unit tests pin down (issue 8).
+
+Each module in :data:`MODULES` is mutated by mutmut against only the test files
+listed for it, in a scratch copy of the tree under ``build/mutate/<module>/``, so one
+module's run never pays for another's tests and the working tree is never touched.
+The run prints one table (mutants, killed, survived, survival %) and writes it, with
+every surviving mutant's diff, to ``docs/mutation-results.md``.
+
+It exits non-zero when a module's survival is above :data:`TARGET` or when a
+survivor is not named in ``docs/testing.md`` (where each one that stays is given
+its reason), so the list there cannot silently go stale. Not part of CI or
+``make test``: a full run takes minutes of both cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCRATCH = REPO / "build" / "mutate"
+RESULTS = REPO / "docs" / "mutation-results.md"
+TESTING_DOC = REPO / "docs" / "testing.md"
+MUTMUT = Path(sys.executable).with_name("mutmut")
+# What a mutated module's tests may import besides the package and the tests themselves.
+ALSO_COPY = ("devtools",)
+TARGET = 0.10
+
+# The one place that says which tests exercise which module. A module's row names only
+# the files written for it: the slower scenario suites reach these modules too, but a
+# mutant they alone would catch is a gap in the module's own tests.
+MODULES: dict[str, tuple[str, ...]] = {
+    "pulsed/_schedule.py": ("tests/test_schedule.py",),
+    "pulsed/_state.py": ("tests/test_state.py",),
+    "pulsed/_signing.py": ("tests/test_signing.py",),
+    "pulsed/verify.py": ("tests/test_signing.py",),
+    "pulsed/_delivery.py": ("tests/test_delivery.py",),
+    "pulsed/_phpdefine.py": ("tests/test_phpdefine.py",),
+    "pulsed/_shop.py": ("tests/test_shop.py",),
+}
+
+# mutmut's verdicts, as `mutmut results --all true` spells them. A timeout is a kill: the
+# mutant changed behaviour enough to hang a test. A mutant no listed test reaches survives.
+KILLED = frozenset({"killed", "timeout", "caught by type check", "segfault"})
+SURVIVED = frozenset({"survived", "no tests", "suspicious"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Survivor:
+    name: str
+    verdict: str
+    diff: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    module: str
+    killed: int
+    survivors: tuple[Survivor, ...]
+    seconds: float
+
+    @property
+    def mutants(self) -> int:
+        return self.killed + len(self.survivors)
+
+    @property
+    def survival(self) -> float:
+        return len(self.survivors) / self.mutants if self.mutants else 0.0
+
+
+def _config(module: str, tests: Sequence[str]) -> str:
+    def toml_list(items: Sequence[str]) -> str:
+        return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["pulsed"]\n'
+        f"only_mutate = {toml_list([module])}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
+        f"also_copy = {toml_list(ALSO_COPY)}\n"
+    )
+
+
+def _prepare(module: str, tests: Sequence[str]) -> Path:
+    """A fresh copy of the tree whose pyproject.toml tells mutmut this module's mapping."""
+    where = SCRATCH / Path(module).stem.lstrip("_")
+    # Fresh every time: mutmut keeps verdicts across runs, and a verdict from before a
+    # test changed is not one to report.
+    shutil.rmtree(where, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("pulsed", "tests", *ALSO_COPY):
+        shutil.copytree(REPO / folder, where / folder, ignore=ignore)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    (where / "pyproject.toml").write_text(pyproject + _config(module, tests))
+    return where
+
+
+def _mutmut(where: Path, *args: str) -> str:
+    done = subprocess.run(
+        [str(MUTMUT), *args], cwd=where, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"mutmut {' '.join(args)} failed in {where}:\n{done.stdout[-2000:]}")
+    return done.stdout
+
+
+def _diff(where: Path, name: str) -> tuple[str, ...]:
+    shown = _mutmut(where, "show", name)
+    return tuple(
+        line
+        for line in shown.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+
+
+def mutate(module: str, tests: Sequence[str], workers: int) -> Row:
+    where = _prepare(module, tests)
+    start = time.monotonic()
+    log = where / "mutmut.log"
+    with log.open("w") as out:
+        done = subprocess.run(
+            [str(MUTMUT), "run", "--max-children", str(workers)],
+            cwd=where,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    seconds = time.monotonic() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"mutmut run failed for {module}; see {log}")
+    killed = 0
+    survivors = []
+    for line in _mutmut(where, "results", "--all", "true").splitlines():
+        name, _, verdict = line.strip().rpartition(": ")
+        if not name:
+            continue
+        if verdict in KILLED:
+            killed += 1
+        elif verdict in SURVIVED:
+            survivors.append(Survivor(name, verdict, _diff(where, name)))
+        else:
+            raise RuntimeError(f"{module}: {name} was left {verdict!r}; see {log}")
+    return Row(module, killed, tuple(survivors), seconds)
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    lines = [
+        "| module | mutants | killed | survived | survival | run |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| `{row.module}` | {row.mutants} | {row.killed} | {len(row.survivors)} "
+            f"| {row.survival:.1%} | {row.seconds:.0f} s |"
+        )
+    return lines
+
+
+def documented(name: str, doc: str) -> bool:
+    # Whole names only: mutant 1 must not count as documented because mutant 12 is.
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", doc) is not None
+
+
+def report(rows: Sequence[Row], workers: int, seconds: float, doc: str) -> str:
+    out = [
+        "# Mutation testing: results",
+        "",
+        "Written by `make mutate` (`devtools/mutate.py`); what it measures, and why each",
+        "survivor below stays, is in [testing.md](testing.md#mutation-testing).",
+        "",
+        f"mutmut, {workers} worker(s); the whole run took {seconds:.0f} s.",
+        "",
+        *table(rows),
+        "",
+        "## Survivors",
+        "",
+    ]
+    for row in rows:
+        for survivor in row.survivors:
+            mark = "" if documented(survivor.name, doc) else " (not yet in testing.md)"
+            out.append(f"- `{survivor.name}` ({survivor.verdict}){mark}")
+            out.extend(["", "  ```diff", *(f"  {line}" for line in survivor.diff), "  ```", ""])
+    if not any(row.survivors for row in rows):
+        out.append("None.")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("modules", nargs="*", help="only these (paths as in MODULES)")
+    parser.add_argument("--workers", type=int, default=2, help="mutants run at once")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"not in MODULES: {', '.join(unknown)}")
+    chosen = args.modules or list(MODULES)
+
+    start = time.monotonic()
+    rows = []
+    for module in chosen:
+        print(f"mutating {module} against {', '.join(MODULES[module])} ...", flush=True)
+        rows.append(mutate(module, MODULES[module], args.workers))
+    seconds = time.monotonic() - start
+
+    doc = TESTING_DOC.read_text() if TESTING_DOC.exists() else ""
+    print()
+    print("\n".join(table(rows)))
+    print(f"\n{seconds:.0f} s with {args.workers} worker(s)")
+    if args.modules:
+        print(f"(a partial run; {RESULTS.relative_to(REPO)} is written by a full one)")
+    else:
+        RESULTS.write_text(report(rows, args.workers, seconds, doc))
+        print(f"written to {RESULTS.relative_to(REPO)}")
+
+    failed = False
+    for row in rows:
+        if row.survival > TARGET:
+            print(f"{row.module}: {row.survival:.1%} survived, above the {TARGET:.0%} target")
+            failed = True
+        for survivor in row.survivors:
+            if not documented(survivor.name, doc):
+                print(f"undocumented survivor: {survivor.name}")
+                for line in survivor.diff:
+                    print(f"    {line}")
+                failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
