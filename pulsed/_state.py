@@ -1,23 +1,21 @@
 """The persisted state (``<state_dir>/state.json``) and the one-daemon-per-dir lock.
 
 :class:`State` is an immutable value; the transitions a cycle makes are pure
-functions here too. :class:`StateStore` is the file edge: it writes atomically
-(temp file in the same folder, fsync, rename, fsync of the folder) so a kill at
-any instant leaves the old or the new file, and it moves a file it cannot parse
-aside instead of failing. :class:`StateLock` is a ``flock`` on the state folder
-itself, so it works on a read-only folder too and needs no pid file; the holder
-is named from ``/proc/locks``.
+functions here too. :class:`StateStore` is the file edge: it writes through
+:func:`pulsed._files.write_atomic` (temp file in the same folder, fsync, rename,
+fsync of the folder) so a kill at any instant leaves the old or the new file, and
+it moves a file it cannot parse aside instead of failing. :class:`StateLock` is a
+``flock`` on the state folder itself, so it works on a read-only folder too and
+needs no pid file; the holder is named from ``/proc/locks``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
 import logging
 import os
-import secrets
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,13 +23,13 @@ from typing import Any
 
 from pulsed import _timefmt
 from pulsed._errors import ConfigError, FileError, LockHeldError, StateError
-from pulsed._files import read_regular
+from pulsed._files import read_regular, remove_leftovers, temp_prefix, write_atomic
 
 log = logging.getLogger("pulsed.state")
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
-TEMP_PREFIX = f".{STATE_FILE}.tmp-"
+TEMP_PREFIX = temp_prefix(Path(STATE_FILE))
 # A real state file is under 2 KiB; one far larger was not written by pulsed, and
 # reading it whole would cost the daemon its memory.
 MAX_STATE_BYTES = 1 << 20
@@ -275,41 +273,23 @@ class StateStore:
             return State()
 
     def save(self, state: State) -> None:
-        """Write atomically; :class:`StateError` when the folder or disk refuses.
+        """Write atomically (:func:`~pulsed._files.write_atomic`, mode 0600).
 
-        The temp file has an unpredictable name and is created exclusively, never
-        through a symlink: nothing planted in the folder can redirect the write.
+        :class:`StateError` when the folder or disk refuses.
         """
         data = json.dumps(to_json(state), indent=2, sort_keys=True).encode("utf-8") + b"\n"
-        tmp = self.path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tmp, flags, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(self.path)
-            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise StateError(f"{self.path}: cannot be written ({exc.strerror})") from exc
+        try:
+            write_atomic(self.path, data, 0o600)
+        except FileError as exc:
+            raise StateError(f"{self.path}: cannot be written ({exc.reason})") from exc
 
     def sweep(self) -> None:
         """Remove temp files a killed writer left; call only while holding the lock."""
-        with contextlib.suppress(OSError):
-            for leftover in self.directory.glob(f"{TEMP_PREFIX}*"):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()  # unlinks a planted symlink itself, never its target
+        remove_leftovers(self.path)
 
 
 def check_private(directory: Path, euid: int | None = None) -> None:
