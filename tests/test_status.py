@@ -12,10 +12,16 @@ import pytest
 from pulsed import _state as st
 from pulsed import _status
 from pulsed._status import ShopView
-from tests.support.figures import FINGERPRINT, HOUR, NOW, SECRET, TOKEN, VERSIONS, VIEWS
-
-REPO = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((REPO / "docs" / "status.schema.json").read_text(encoding="utf-8"))
+from tests.support.figures import (
+    FINGERPRINT,
+    HOUR,
+    NOW,
+    SCHEMA,
+    SECRET,
+    TOKEN,
+    VERSIONS,
+    VIEWS,
+)
 
 
 def validate(doc: dict[str, Any]) -> None:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pulsed import _state as st
 from pulsed._status import ShopView
+
+# The published schema of the status document.
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "docs" / "status.schema.json").read_text("utf-8")
+)
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 HOUR = 3600.0
