@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +105,28 @@ def test_no_shop_still_a_valid_file() -> None:
 )
 def test_numbers(value: float, text: str) -> None:
     assert _metrics._number(value) == text
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_the_example_in_docs_status_is_what_render_writes() -> None:
+    page = (DOCS / "status.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```json\n(.*?)```", page, re.DOTALL)
+    text = _metrics.render(json.loads(example), "0.9.0")
+    assert f"```text\n{text}```" in page
+    assert set(REQUIRED) <= set(parsed(text))
+
+
+def test_the_grafana_panel_queries_only_metrics_the_textfile_has() -> None:
+    panel = json.loads((DOCS / "grafana-panel.json").read_text(encoding="utf-8"))
+    names = {
+        s.name for f in text_string_to_metric_families(rendered(VIEWS["busy"])) for s in f.samples
+    }
+    queried = {
+        name
+        for target in panel["targets"]
+        for name in re.findall(r"\bpulsed_[a-z_]+", target["expr"])
+    }
+    assert queried and queried <= names
+    assert panel["type"] == "timeseries"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import jsonschema
 import pytest
 
 from pulsed import _state as st
-from pulsed import _status
+from pulsed import _status, _timefmt
 from pulsed._status import ShopView
 from tests.support.figures import (
     FINGERPRINT,
@@ -172,3 +173,14 @@ def test_a_next_heartbeat_a_day_away_shows_its_date() -> None:
 def test_an_unreadable_state_says_so_and_shows_no_figures() -> None:
     out = _status.text(_status.document([VIEWS["unreadable"]], NOW), NOW)
     assert out == "shop broken\n  state unreadable: figures unknown\n"
+
+
+def test_the_example_in_docs_status_is_a_valid_document() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "status.md").read_text("utf-8")
+    (example,) = re.findall(r"```json\n(.*?)```", page, re.DOTALL)
+    doc = json.loads(example)
+    validate(doc)
+    # Its text rendering is the one the page shows, summary line included.
+    rendered = _status.text(doc, _timefmt.parse(doc["generated_at"]))
+    assert f"```text\n{rendered}```" in page
+    assert "last heartbeat 12 minutes ago, 99.4 % delivered over 7 days, next at 14:05" in page
