@@ -14,7 +14,9 @@ import pytest
 
 from pulsed import _schedule, _timefmt
 from pulsed import _state as st
+from pulsed._cycle import Cycle
 from pulsed._errors import ConfigError, LockHeldError, StateError
+from tests.support.loop import loop_config
 
 NOW = 1_800_000_000.0
 
@@ -374,3 +376,12 @@ def test_lock_works_on_a_folder_that_is_created(tmp_path: Path) -> None:
     lock.acquire()
     assert (tmp_path / "new" / "state").is_dir()
     lock.release()
+
+
+def test_a_daemon_started_on_a_version_1_state_waits_for_its_due_time(tmp_path: Path) -> None:
+    """Nothing sent early: the cycle the daemon and `once` use reads the old file's schedule."""
+    (tmp_path / "state.json").write_bytes((DATA / "state-v1.json").read_bytes())
+    cycle = Cycle.open(loop_config(tmp_path), writable=True, environ={}, wall=lambda: NOW)
+    raw = json.loads((DATA / "state-v1.json").read_text())
+    assert not cycle.is_due()
+    assert cycle.wait_time() == pytest.approx(_timefmt.parse(raw["next_due"]) - NOW)
