@@ -154,7 +154,7 @@ def text(doc: Mapping[str, Any], now: float) -> str:
     """The document for a person: one block per shop, its summary line first."""
     blocks = []
     for s in doc["shops"]:
-        head = f"shop {s['name']}" + (f" ({s['domain']})" if s["domain"] else "")
+        head = printable(f"shop {s['name']}" + (f" ({s['domain']})" if s["domain"] else ""))
         if s["problem"]:
             blocks.append(f"{head}\n  state {s['problem']}: figures unknown")
             continue
@@ -187,5 +187,5 @@ def text(doc: Mapping[str, Any], now: float) -> str:
         )
         lines = [head, f"  {summary(s, now)}"]
         lines += [f"  {label + ':':19}{printable(str(value))}" for label, value in rows]
-        blocks.append("\n".join(printable(line) if i < 2 else line for i, line in enumerate(lines)))
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no shop\n"

@@ -159,9 +159,9 @@ def test_text_escapes_what_a_terminal_would_obey() -> None:
         elapsed=0.1,
     )
     out = _status.text(
-        _status.document([ShopView("default", "shop.example", state, None)], NOW), NOW
+        _status.document([ShopView("default", "shop\x1b]0;x\x07", state, None)], NOW), NOW
     )
-    assert "\x1b" not in out and "\\x1b[2J boom" in out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J boom" in out
 
 
 def test_a_next_heartbeat_a_day_away_shows_its_date() -> None:
