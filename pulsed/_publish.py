@@ -3,8 +3,9 @@
 :func:`publish` builds the status document once (:mod:`pulsed._status`), writes
 it to ``daemon.status_file`` and its Prometheus rendering (:mod:`pulsed._metrics`)
 to ``daemon.metrics_file``, each through :func:`pulsed._files.write_atomic` with
-mode 0644 so the web server's user and node_exporter can read them. It is called
-after start and after each cycle, never on a timer, so it adds no idle wake-up.
+mode 0644 so the web server's user and node_exporter can read them. It is meant
+to be called after start and after each cycle, never on a timer, so it adds no
+idle wake-up.
 A file that cannot be written costs one ``status.unwritable`` warning for that
 call and nothing else: the heartbeat never fails because of it.
 """
