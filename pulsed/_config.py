@@ -71,6 +71,9 @@ class Config:
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # Optional, so a Config built by hand (tests, other callers) needs neither.
+    status_file: Path | None = None
+    metrics_file: Path | None = None
 
     @property
     def heartbeat_url(self) -> str:

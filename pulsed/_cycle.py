@@ -322,7 +322,9 @@ class Cycle:
             return False
         now = self.wall()
         next_due = _schedule.after_success(now, self.cfg.interval)
-        self.state = st.succeeded(self.state, now, done.status, next_due)
+        self.state = st.succeeded(
+            self.state, now, done.status, next_due, attempts=done.attempts, elapsed=done.elapsed
+        )
         self.save()
         log.info(
             "heartbeat sent",
@@ -353,7 +355,16 @@ class Cycle:
         )
         # The error keeps a snippet of the receiver's answer and goes to state.json,
         # `status` and STATUS=: an answer that echoes a secret must not carry it there.
-        self.state = st.failed(self.state, now, REDACT(str(exc)), exc.status, next_due)
+        self.state = st.failed(
+            self.state,
+            now,
+            REDACT(str(exc)),
+            exc.status,
+            next_due,
+            reason=exc.reason,
+            attempts=exc.attempts,
+            elapsed=exc.elapsed,
+        )
         self.save()
         log.warning(
             "heartbeat failed: %s",

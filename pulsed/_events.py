@@ -42,6 +42,7 @@ EVENTS: tuple[Event, ...] = (
     Event("state.unreadable", "warning", "the state file could not be read"),
     Event("state.unwritable", "warning", "the state is kept in memory only"),
     Event("state.clock_future", "warning", "last_success lies in the future"),
+    Event("status.unwritable", "warning", "the status or metrics file could not be written"),
     Event("state.locked", "error", "another process holds the state dir; exit 75"),
     Event("state.unlocked", "warning", "the state dir could not be locked; running without"),
     Event("config.invalid", "error", "a setting cannot work; exit 78"),

@@ -1,4 +1,6 @@
-"""The one way pulsed reads a file it does not own: bounded, regular files only.
+"""The one way pulsed reads a file it does not own, and the one way it writes a file.
+
+Reading: bounded, regular files only.
 
 Shop files, the config file, credentials and the state file are all read here.
 ``O_NONBLOCK`` makes opening a FIFO planted where a file should be return at once,
@@ -7,12 +9,18 @@ to be refused as not regular instead of hanging the daemon; ``follow=False`` add
 through; and no read takes more than ``limit`` bytes into memory, whatever the
 file's size. Failures are one :class:`~pulsed._errors.FileError` with a short
 reason; each caller turns it into its own error.
+
+Writing: :func:`write_atomic` is how the state, the status file and the metrics
+file reach the disk, so a kill at any instant leaves the old file or the new one
+and a reader (an admin page, node_exporter) never sees half of one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,3 +76,59 @@ def read_regular(path: Path, limit: int, *, follow: bool = True) -> Read:
     finally:
         os.close(fd)
     return Read(data[:limit], len(data) > limit, info)
+
+
+def temp_prefix(path: Path) -> str:
+    """The start of every temp file name :func:`write_atomic` uses for ``path``.
+
+    A leading dot and no extension of the target's: node_exporter's textfile
+    collector reads only ``*.prom``, so it never reads a half-written metrics file.
+    """
+    return f".{path.name}.tmp-"
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder.
+
+    The temp file has an unpredictable name and is created exclusively, never
+    through a symlink, so nothing planted in the folder can redirect the write; the
+    rename replaces a symlink at ``path`` itself, never its target. ``mode`` is set
+    with ``fchmod``, so a service's ``UMask=0077`` does not make a file meant for a
+    web server (0644) unreadable to it. The folder must exist. On failure the old
+    file is untouched, no temp file is left, and :class:`FileError` says why.
+    """
+    tmp = path.with_name(f"{temp_prefix(path)}{secrets.token_hex(8)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _error(path, exc, False) from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise FileError(repr(str(path)), "not a valid path", "other") from exc
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove the temp files a killed :func:`write_atomic` of ``path`` left beside it.
+
+    Call only while no other process writes ``path`` (pulsed holds its lock).
+    """
+    with contextlib.suppress(OSError):
+        for leftover in path.parent.glob(f"{temp_prefix(path)}*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()  # unlinks a planted symlink itself, never its target

@@ -158,6 +158,18 @@ def path(name: str, value: Any) -> Path:
     return Path(nonblank(name, value))
 
 
+def metrics_path(name: str, value: Any) -> Path:
+    """A path node_exporter's textfile collector will read: it reads only ``*.prom``."""
+    result = path(name, value)
+    if result.suffix != ".prom":
+        raise ConfigError(
+            name,
+            f"must end in .prom (node_exporter's textfile collector reads only *.prom), "
+            f"not {str(result)!r:.80}",
+        )
+    return result
+
+
 def log_level(name: str, value: Any) -> str:
     level = text(name, value).strip().lower()
     if level not in LEVELS:
@@ -312,6 +324,21 @@ SETTINGS: tuple[Setting, ...] = (
         log_level,
         default="info",
         flag="log-level",
+    ),
+    # Contract §11: off unless set; the units set it under /run/pulsed/.
+    Setting(
+        "daemon.status_file",
+        "PULSED_STATUS_FILE",
+        "status_file",
+        path,
+        flag="status-file",
+    ),
+    Setting(
+        "daemon.metrics_file",
+        "PULSED_METRICS_FILE",
+        "metrics_file",
+        metrics_path,
+        flag="metrics-file",
     ),
 )
 

@@ -1,40 +1,45 @@
 """The persisted state (``<state_dir>/state.json``) and the one-daemon-per-dir lock.
 
 :class:`State` is an immutable value; the transitions a cycle makes are pure
-functions here too. :class:`StateStore` is the file edge: it writes atomically
-(temp file in the same folder, fsync, rename, fsync of the folder) so a kill at
-any instant leaves the old or the new file, and it moves a file it cannot parse
-aside instead of failing. :class:`StateLock` is a ``flock`` on the state folder
-itself, so it works on a read-only folder too and needs no pid file; the holder
-is named from ``/proc/locks``.
+functions here too. :class:`StateStore` is the file edge: it writes through
+:func:`pulsed._files.write_atomic` (temp file in the same folder, fsync, rename,
+fsync of the folder) so a kill at any instant leaves the old or the new file, and
+it moves a file it cannot parse aside instead of failing. :class:`StateLock` is a
+``flock`` on the state folder itself, so it works on a read-only folder too and
+needs no pid file; the holder is named from ``/proc/locks``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
 import logging
 import os
-import secrets
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pulsed import _timefmt
 from pulsed._errors import ConfigError, FileError, LockHeldError, StateError
-from pulsed._files import read_regular
+from pulsed._files import read_regular, remove_leftovers, temp_prefix, write_atomic
 
 log = logging.getLogger("pulsed.state")
 
-STATE_VERSION = 1
+# 2 added the counters and the delivery history; a version-1 file is read as one
+# whose counting starts now (nothing in it is lost) and written back as 2.
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# A week of hourly heartbeats: enough for the 7-day share, and it keeps the file
+# small (each entry is about 170 bytes as written) however long the daemon runs.
+HISTORY_LIMIT = 168
 STATE_FILE = "state.json"
 DEFAULT_SHOP = "default"
 SHOPS_FOLDER = "shops"
-TEMP_PREFIX = f".{STATE_FILE}.tmp-"
-# A real state file is under 2 KiB; one far larger was not written by pulsed, and
+TEMP_PREFIX = temp_prefix(Path(STATE_FILE))
+# A real state file is under 40 KiB, history included; one far larger was not written
+# by pulsed, and
 # reading it whole would cost the daemon its memory.
 MAX_STATE_BYTES = 1 << 20
 
@@ -63,6 +68,30 @@ class Pending:
 
 
 @dataclass(frozen=True, slots=True)
+class Counters:
+    """Totals since the state began counting; they survive restarts and only grow."""
+
+    heartbeats_sent: int = 0
+    deliveries_failed: int = 0
+    delivery_attempts: int = 0  # HTTP requests made, retries included
+
+
+Outcome = Literal["sent", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One finished delivery. ``reason`` is the failure's stable word, never its text."""
+
+    at: float
+    outcome: Outcome
+    status: int | None
+    attempts: int
+    elapsed_ms: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     last_success: float | None = None
     last_attempt: float | None = None
@@ -72,6 +101,8 @@ class State:
     next_due: float | None = None
     identity: Identity | None = None
     pending: Pending | None = None
+    counters: Counters = Counters()
+    history: tuple[Delivery, ...] = ()  # oldest first, at most HISTORY_LIMIT
 
 
 # --- pure transitions -------------------------------------------------------
@@ -81,7 +112,27 @@ def with_pending(state: State, body: bytes, timestamp: float, signature: str) ->
     return replace(state, pending=Pending(body.decode("utf-8"), timestamp, signature))
 
 
-def succeeded(state: State, now: float, status: int, next_due: float) -> State:
+def _recorded(
+    state: State, delivery: Delivery, sent: int, failed: int
+) -> tuple[Counters, tuple[Delivery, ...]]:
+    counters = state.counters
+    return (
+        Counters(
+            counters.heartbeats_sent + sent,
+            counters.deliveries_failed + failed,
+            counters.delivery_attempts + delivery.attempts,
+        ),
+        (*state.history, delivery)[-HISTORY_LIMIT:],
+    )
+
+
+def succeeded(
+    state: State, now: float, status: int, next_due: float, *, attempts: int, elapsed: float
+) -> State:
+    """A delivery got a 2xx after ``attempts`` requests and ``elapsed`` seconds."""
+    counters, history = _recorded(
+        state, Delivery(now, "sent", status, attempts, round(elapsed * 1000)), 1, 0
+    )
     return replace(
         state,
         last_success=now,
@@ -91,10 +142,25 @@ def succeeded(state: State, now: float, status: int, next_due: float) -> State:
         consecutive_failures=0,
         next_due=next_due,
         pending=None,
+        counters=counters,
+        history=history,
     )
 
 
-def failed(state: State, now: float, error: str, status: int | None, next_due: float) -> State:
+def failed(
+    state: State,
+    now: float,
+    error: str,
+    status: int | None,
+    next_due: float,
+    *,
+    reason: str,
+    attempts: int,
+    elapsed: float,
+) -> State:
+    """A delivery ended without a 2xx; ``reason`` is the stable word of its failure."""
+    delivery = Delivery(now, "failed", status, attempts, round(elapsed * 1000), reason)
+    counters, history = _recorded(state, delivery, 0, 1)
     return replace(
         state,
         last_attempt=now,
@@ -103,6 +169,8 @@ def failed(state: State, now: float, error: str, status: int | None, next_due: f
         consecutive_failures=state.consecutive_failures + 1,
         next_due=next_due,
         pending=None,
+        counters=counters,
+        history=history,
     )
 
 
@@ -154,6 +222,22 @@ def to_json(state: State) -> dict[str, Any]:
             "timestamp": _stamp(pending.timestamp),
             "signature": pending.signature,
         },
+        "counters": {
+            "heartbeats_sent": state.counters.heartbeats_sent,
+            "deliveries_failed": state.counters.deliveries_failed,
+            "delivery_attempts": state.counters.delivery_attempts,
+        },
+        "history": [
+            {
+                "at": _stamp(d.at),
+                "outcome": d.outcome,
+                "status": d.status,
+                "attempts": d.attempts,
+                "elapsed_ms": d.elapsed_ms,
+                "reason": d.reason,
+            }
+            for d in state.history
+        ],
     }
 
 
@@ -164,18 +248,69 @@ def _opt_str(raw: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _count(raw: dict[str, Any], key: str, where: str = "") -> int:
+    value = raw.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{where}{key} is not a count")
+    return value
+
+
+def _opt_status(raw: dict[str, Any], key: str, where: str = "") -> int | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{where}{key} is not a number")
+    return value
+
+
+def _counters(raw: object) -> Counters:
+    if raw is None:
+        return Counters()
+    if not isinstance(raw, dict):
+        raise ValueError("counters is not an object")
+    keys = ("heartbeats_sent", "deliveries_failed", "delivery_attempts")
+    return Counters(*(_count(raw, key, "counters.") for key in keys))
+
+
+def _delivery(raw: object) -> Delivery:
+    if not isinstance(raw, dict):
+        raise ValueError("a history entry is not an object")
+    at = parse_stamp(raw.get("at"), "history.at")
+    outcome = raw.get("outcome")
+    if at is None or outcome not in ("sent", "failed"):
+        raise ValueError("a history entry lacks its time or outcome")
+    return Delivery(
+        at,
+        "sent" if outcome == "sent" else "failed",
+        _opt_status(raw, "status", "history."),
+        _count(raw, "attempts", "history."),
+        _count(raw, "elapsed_ms", "history."),
+        _opt_str(raw, "reason"),
+    )
+
+
+def _history(raw: object) -> tuple[Delivery, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValueError("history is not a list")
+    # A longer list was not written by pulsed; its newest entries are still true.
+    return tuple(_delivery(entry) for entry in raw[-HISTORY_LIMIT:])
+
+
 def from_json(raw: object) -> State:
-    """Parse a state document; ``ValueError`` names what is wrong."""
+    """Parse a state document of any readable version; ``ValueError`` names what is wrong.
+
+    A version-1 document has no counters and no history: it is read with both
+    empty, every other field as it was, so an upgrade loses nothing and sends
+    nothing early.
+    """
     if not isinstance(raw, dict):
         raise ValueError("not a JSON object")
-    if raw.get("version") != STATE_VERSION:
-        raise ValueError(f"unknown version {raw.get('version')!r}")
-    failures = raw.get("consecutive_failures", 0)
-    if not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
-        raise ValueError("consecutive_failures is not a count")
-    status = raw.get("last_status")
-    if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
-        raise ValueError("last_status is not a number")
+    version = raw.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise ValueError(f"unknown version {version!r}")
+    failures = _count(raw, "consecutive_failures")
+    status = _opt_status(raw, "last_status")
     identity = None
     if (ident := raw.get("identity")) is not None:
         if not isinstance(ident, dict):
@@ -203,6 +338,8 @@ def from_json(raw: object) -> State:
         next_due=parse_stamp(raw.get("next_due"), "next_due"),
         identity=identity,
         pending=pending,
+        counters=_counters(raw.get("counters")) if version >= 2 else Counters(),
+        history=_history(raw.get("history")) if version >= 2 else (),
     )
 
 
@@ -277,41 +414,23 @@ class StateStore:
             return State()
 
     def save(self, state: State) -> None:
-        """Write atomically; :class:`StateError` when the folder or disk refuses.
+        """Write atomically (:func:`~pulsed._files.write_atomic`, mode 0600).
 
-        The temp file has an unpredictable name and is created exclusively, never
-        through a symlink: nothing planted in the folder can redirect the write.
+        :class:`StateError` when the folder or disk refuses.
         """
         data = json.dumps(to_json(state), indent=2, sort_keys=True).encode("utf-8") + b"\n"
-        tmp = self.path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tmp, flags, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(self.path)
-            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise StateError(f"{self.path}: cannot be written ({exc.strerror})") from exc
+        try:
+            write_atomic(self.path, data, 0o600)
+        except FileError as exc:
+            raise StateError(f"{self.path}: cannot be written ({exc.reason})") from exc
 
     def sweep(self) -> None:
         """Remove temp files a killed writer left; call only while holding the lock."""
-        with contextlib.suppress(OSError):
-            for leftover in self.directory.glob(f"{TEMP_PREFIX}*"):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()  # unlinks a planted symlink itself, never its target
+        remove_leftovers(self.path)
 
 
 def shop_state_dir(top: Path, name: str) -> Path:

@@ -1,14 +1,15 @@
-"""The one bounded read of a file pulsed does not own, on real files."""
+"""The one bounded read of a file pulsed does not own, and the one atomic writer, on real files."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from pulsed._errors import FileError
-from pulsed._files import read_regular
+from pulsed._files import read_regular, remove_leftovers, temp_prefix, write_atomic
 
 
 def test_a_file_within_the_limit_is_read_whole(tmp_path: Path) -> None:
@@ -54,3 +55,63 @@ def test_a_missing_file_is_named_missing(tmp_path: Path) -> None:
 def test_a_path_with_a_nul_byte_is_a_file_error(tmp_path: Path) -> None:
     with pytest.raises(FileError, match="not a valid path"):
         read_regular(tmp_path / "a\0b", 10)
+
+
+# --- the one atomic writer ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o644])
+def test_write_atomic_sets_the_mode_whatever_the_umask(tmp_path: Path, mode: int) -> None:
+    old = os.umask(0o077)  # the units' UMask=: a 0644 status file must still be 0644
+    try:
+        write_atomic(tmp_path / "status.json", b"{}\n", mode)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "status.json").read_bytes() == b"{}\n"
+    assert stat.S_IMODE((tmp_path / "status.json").stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temp file left
+
+
+def test_write_atomic_replaces_a_planted_symlink_never_its_target(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metrics.prom").symlink_to(victim)
+    (folder / f"{temp_prefix(folder / 'metrics.prom')}0").symlink_to(victim)
+    write_atomic(folder / "metrics.prom", b"x 1\n", 0o644)
+    assert victim.read_text() == "precious"
+    assert not (folder / "metrics.prom").is_symlink()
+    assert (folder / "metrics.prom").read_bytes() == b"x 1\n"
+
+
+def test_write_atomic_into_a_missing_folder_is_a_file_error_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(FileError, match="not found") as caught:
+        write_atomic(tmp_path / "absent" / "status.json", b"{}", 0o644)
+    assert caught.value.kind == "missing"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_onto_a_folder_keeps_the_folder_and_no_temp_file(tmp_path: Path) -> None:
+    (tmp_path / "status.json").mkdir()
+    with pytest.raises(FileError):
+        write_atomic(tmp_path / "status.json", b"{}", 0o644)
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+    assert (tmp_path / "status.json").is_dir()
+
+
+def test_temp_names_never_end_like_the_target(tmp_path: Path) -> None:
+    # node_exporter reads every *.prom in its folder: a temp file must not be one.
+    assert not temp_prefix(tmp_path / "pulsed.prom").endswith(".prom")
+    assert temp_prefix(tmp_path / "pulsed.prom").startswith(".")
+
+
+def test_remove_leftovers_removes_only_the_targets_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "status.json"
+    write_atomic(target, b"{}", 0o644)
+    (tmp_path / f"{temp_prefix(target)}dead").write_text("half")
+    (tmp_path / "other.json").write_text("{}")
+    remove_leftovers(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "status.json"]

@@ -131,6 +131,8 @@ GIVEN = {
     "daemon.state_dir": ("/srv/state", Path("/srv/state")),
     "daemon.interval": ("60", 60.0),
     "daemon.log_level": ("DEBUG", "debug"),
+    "daemon.status_file": ("/run/pulsed/status.json", Path("/run/pulsed/status.json")),
+    "daemon.metrics_file": ("/srv/textfile/pulsed.prom", Path("/srv/textfile/pulsed.prom")),
 }
 
 
@@ -161,3 +163,21 @@ def test_every_setting_lands_in_its_field(tmp_path: Path, how: str) -> None:
         else:
             assert value == expected, (setting.key, how)
         assert cfg.sources[setting.key] == _given_by(setting, how), setting.key
+
+
+def test_a_metrics_file_must_be_one_node_exporter_reads() -> None:
+    setting = _settings.BY_KEY["daemon.metrics_file"]
+    assert setting.parse(setting.key, "/srv/t/pulsed.prom") == Path("/srv/t/pulsed.prom")
+    with pytest.raises(ConfigError, match=r"must end in \.prom") as caught:
+        setting.parse(setting.key, "/srv/t/pulsed.txt")
+    assert caught.value.setting == "daemon.metrics_file"
+
+
+def test_status_and_metrics_files_are_off_unless_set(tmp_path: Path) -> None:
+    env = {
+        "PULSE_API_HOST": "https://pulse.example",
+        "PULSE_HEARTBEAT_SECRET": "s3cret-value",
+        "PULSED_DOMAIN": "shop.example",
+    }
+    cfg = load({}, env, default_path=tmp_path / "absent.toml")
+    assert (cfg.status_file, cfg.metrics_file) == (None, None)

@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
+from pulsed import _schedule, _timefmt
 from pulsed import _state as st
+from pulsed._cycle import Cycle
 from pulsed._errors import ConfigError, LockHeldError, StateError
+from tests.support.loop import loop_config
 
 NOW = 1_800_000_000.0
 
@@ -33,6 +36,11 @@ def full_state() -> st.State:
         next_due=NOW + 3594.75,
         identity=st.Identity("acme_shop_bot", NOW - 100, "hmac-sha256:abc"),
         pending=st.Pending('{"domain":"x"}', NOW - 5, "sha256=00ff"),
+        counters=st.Counters(heartbeats_sent=40, deliveries_failed=2, delivery_attempts=45),
+        history=(
+            st.Delivery(NOW - 7200.5, "failed", 503, 3, 1958, "status"),
+            st.Delivery(NOW - 5.25, "sent", 200, 1, 312),
+        ),
     )
 
 
@@ -69,6 +77,14 @@ def test_no_file_is_no_state(tmp_path: Path) -> None:
         b'{"version": 1, "consecutive_failures": -1}',
         b'{"version": 1, "identity": {"username": "x"}}',
         b'{"version": 1, "last_success": "2026-11-29T05:42:28"}',
+        b'{"version": true}',
+        b'{"version": 2, "counters": {"heartbeats_sent": -1}}',
+        b'{"version": 2, "counters": []}',
+        b'{"version": 2, "history": {}}',
+        b'{"version": 2, "history": [{"outcome": "sent"}]}',
+        b'{"version": 2, "history": [{"at": "2026-11-29T05:42:28Z", "outcome": "lost"}]}',
+        b'{"version": 2, "history": [{"at": "2026-11-29T05:42:28Z", "outcome": "sent", '
+        b'"attempts": 1.5}]}',
     ],
 )
 def test_unparseable_state_is_moved_aside_with_a_warning(
@@ -107,6 +123,7 @@ def test_save_into_a_read_only_folder_is_a_state_error(tmp_path: Path) -> None:
 SAVE_UNDER_A_FILE_SIZE_LIMIT = """
 import resource, signal, sys
 from pathlib import Path
+from pulsed import _schedule, _timefmt
 from pulsed import _state as st
 from pulsed._errors import StateError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death, as root too
@@ -228,11 +245,104 @@ def test_a_missing_state_folder_is_private_enough(tmp_path: Path) -> None:
 def test_transitions() -> None:
     s = st.with_pending(st.State(consecutive_failures=2), b'{"a":1}', NOW, "sha256=ab")
     assert s.pending == st.Pending('{"a":1}', NOW, "sha256=ab")
-    ok = st.succeeded(s, NOW + 1, 200, NOW + 3601)
+    ok = st.succeeded(s, NOW + 1, 200, NOW + 3601, attempts=2, elapsed=0.3124)
     assert (ok.consecutive_failures, ok.pending, ok.last_error) == (0, None, None)
     assert ok.last_success == ok.last_attempt == NOW + 1
-    bad = st.failed(ok, NOW + 2, "timeout", None, NOW + 400)
-    assert (bad.consecutive_failures, bad.last_success, bad.last_error) == (1, NOW + 1, "timeout")
+    bad = st.failed(
+        ok, NOW + 2, "timeout: no answer", None, NOW + 400, reason="timeout", attempts=2, elapsed=2
+    )
+    assert (bad.consecutive_failures, bad.last_success, bad.last_error) == (
+        1,
+        NOW + 1,
+        "timeout: no answer",
+    )
+    assert bad.counters == st.Counters(heartbeats_sent=1, deliveries_failed=1, delivery_attempts=4)
+    assert bad.history == (
+        st.Delivery(NOW + 1, "sent", 200, 2, 312),
+        st.Delivery(NOW + 2, "failed", None, 2, 2000, "timeout"),
+    )
+
+
+def _a_week_and_more(start: st.State, deliveries: int) -> st.State:
+    state = start
+    for i in range(deliveries):
+        at = NOW + i * 3600.0
+        if i % 3:
+            state = st.succeeded(state, at, 200, at + 3600, attempts=1, elapsed=0.25)
+        else:
+            state = st.failed(
+                state,
+                at,
+                "status: HTTP 503 " + "x" * 200,
+                503,
+                at + 300,
+                reason="status",
+                attempts=3,
+                elapsed=1.999,
+            )
+    return state
+
+
+def test_history_keeps_the_last_168_deliveries_and_counters_keep_everything() -> None:
+    state = _a_week_and_more(st.State(), 500)
+    assert len(state.history) == st.HISTORY_LIMIT == 168
+    assert state.history[-1].at == NOW + 499 * 3600.0
+    assert state.history[0].at == NOW + (500 - 168) * 3600.0
+    sent = sum(1 for i in range(500) if i % 3)
+    assert state.counters == st.Counters(sent, 500 - sent, sent + 3 * (500 - sent))
+
+
+def test_a_full_history_keeps_the_file_far_under_the_corrupt_limit(tmp_path: Path) -> None:
+    state = _a_week_and_more(full_state(), 1000)
+    store = st.StateStore(tmp_path)
+    store.save(state)
+    size = store.path.stat().st_size
+    assert size < 64 * 1024 < st.MAX_STATE_BYTES  # about 30 KiB as written
+    assert store.read() == state
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("name", ["state-v1.json", "state-v1-failing.json"])
+def test_a_version_1_state_is_carried_forward_whole(tmp_path: Path, name: str) -> None:
+    """Files written by the version-1 writer: every field survives, counting starts empty."""
+    raw = json.loads((DATA / name).read_text())
+    assert raw["version"] == 1
+    (tmp_path / "state.json").write_bytes((DATA / name).read_bytes())
+    store = st.StateStore(tmp_path)
+    state = store.load(NOW)
+    assert not list(tmp_path.glob("*.corrupt-*"))
+    for key in ("last_success", "last_attempt", "next_due"):
+        assert st._stamp(getattr(state, key)) == raw[key], key
+    assert (state.last_error, state.last_status) == (raw["last_error"], raw["last_status"])
+    assert state.consecutive_failures == raw["consecutive_failures"]
+    assert state.identity is not None
+    assert st._stamp(state.identity.fetched_at) == raw["identity"]["fetched_at"]
+    assert state.identity.username == raw["identity"]["username"]
+    assert state.identity.token_fingerprint == raw["identity"]["token_fingerprint"]
+    if raw["pending"] is None:
+        assert state.pending is None
+    else:
+        assert state.pending == st.Pending(
+            raw["pending"]["body"],
+            _timefmt.parse(raw["pending"]["timestamp"]),
+            raw["pending"]["signature"],
+        )
+    assert (state.counters, state.history) == (st.Counters(), ())
+    # Written back, it is a version-2 file that reads as the same state.
+    store.save(state)
+    assert json.loads(store.path.read_text())["version"] == 2
+    assert store.read() == state
+
+
+def test_a_version_1_state_is_due_exactly_when_it_was() -> None:
+    raw = json.loads((DATA / "state-v1.json").read_text())
+    state = st.from_json(raw)
+    interval = 3600.0
+    due = _schedule.due_at(state.last_success, state.next_due, NOW, interval)
+    assert due.at == _timefmt.parse(raw["next_due"]) > NOW  # not due: nothing sent early
+    assert not due.clock_went_back
 
 
 HOLDER = """
@@ -327,6 +437,8 @@ def test_file_holds_exactly_the_documented_keys(tmp_path: Path) -> None:
     store.save(full_state())
     assert set(json.loads(store.path.read_text())) == {
         "version",
+        "counters",
+        "history",
         "last_success",
         "last_attempt",
         "last_error",
@@ -475,12 +587,15 @@ def test_success_clears_the_failure_and_the_pending_body() -> None:
         next_due=NOW + 300,
         pending=st.Pending("{}", NOW),
     )
-    assert st.succeeded(before, NOW + 1, 200, NOW + 3601) == st.State(
+    after = st.succeeded(before, NOW + 1, 200, NOW + 3601, attempts=2, elapsed=0.25)
+    assert after == st.State(
         last_success=NOW + 1,
         last_attempt=NOW + 1,
         last_status=200,
         consecutive_failures=0,
         next_due=NOW + 3601,
+        counters=st.Counters(heartbeats_sent=1, deliveries_failed=0, delivery_attempts=2),
+        history=(st.Delivery(NOW + 1, "sent", 200, 2, 250),),
     )
 
 
@@ -493,13 +608,18 @@ def test_failure_counts_up_and_keeps_the_last_success() -> None:
         next_due=NOW,
         pending=st.Pending("{}", NOW),
     )
-    assert st.failed(before, NOW + 2, "status", 503, NOW + 400) == st.State(
+    after = st.failed(
+        before, NOW + 2, "status", 503, NOW + 400, reason="status", attempts=3, elapsed=1.5
+    )
+    assert after == st.State(
         last_success=NOW - 3600,
         last_attempt=NOW + 2,
         last_error="status",
         last_status=503,
         consecutive_failures=2,
         next_due=NOW + 400,
+        counters=st.Counters(heartbeats_sent=0, deliveries_failed=1, delivery_attempts=3),
+        history=(st.Delivery(NOW + 2, "failed", 503, 3, 1500, "status"),),
     )
 
 
@@ -589,3 +709,12 @@ def test_the_corrupt_copy_is_named_in_utc_whatever_the_local_zone(
     store.path.write_bytes(b"{")
     store.load(NOW)
     assert [p.name for p in tmp_path.iterdir()] == ["state.json.corrupt-20270115T080000Z"]
+
+
+def test_a_daemon_started_on_a_version_1_state_waits_for_its_due_time(tmp_path: Path) -> None:
+    """Nothing sent early: the cycle the daemon and `once` use reads the old file's schedule."""
+    (tmp_path / "state.json").write_bytes((DATA / "state-v1.json").read_bytes())
+    cycle = Cycle.open(loop_config(tmp_path), writable=True, environ={}, wall=lambda: NOW)
+    raw = json.loads((DATA / "state-v1.json").read_text())
+    assert not cycle.is_due()
+    assert cycle.wait_time() == pytest.approx(_timefmt.parse(raw["next_due"]) - NOW)

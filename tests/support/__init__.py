@@ -7,6 +7,7 @@
 - :mod:`.scan` is that scan: what must never show up, where it looked, the totals.
 - :mod:`.loop` holds the stand-ins for driving the supervisor loop on an injected clock.
 - :mod:`.wait` waits for what no log line announces.
+- :mod:`.figures` holds shop states with known figures for the status and metrics tests.
 - :mod:`.scenarios` are the reliability scenarios themselves, run small by the tests
   and large by ``make soak``.
 """

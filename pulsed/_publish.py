@@ -1,0 +1,71 @@
+"""Writing the status file and the metrics textfile: the file edge of contract §11.
+
+:func:`publish` builds the status document once (:mod:`pulsed._status`), writes
+it to ``daemon.status_file`` and its Prometheus rendering (:mod:`pulsed._metrics`)
+to ``daemon.metrics_file``, each through :func:`pulsed._files.write_atomic` with
+mode 0644 so the web server's user and node_exporter can read them. It is meant
+to be called after start and after each cycle, never on a timer, so it adds no
+idle wake-up.
+A file that cannot be written costs one ``status.unwritable`` warning for that
+call and nothing else: the heartbeat never fails because of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pulsed import _metrics, _status
+from pulsed._errors import FileError
+from pulsed._files import write_atomic
+from pulsed._status import ShopView
+
+log = logging.getLogger("pulsed.status")
+
+# Read by the web server's user and by node_exporter, never written by them.
+PUBLIC_MODE = 0o644
+
+
+def status_bytes(document: dict[str, Any]) -> bytes:
+    """The status file's content: the document as indented ASCII JSON, any reader can parse it."""
+    return json.dumps(document, indent=2, allow_nan=False).encode("ascii") + b"\n"
+
+
+def publish(
+    shops: Sequence[ShopView],
+    now: float,
+    *,
+    status_file: Path | None,
+    metrics_file: Path | None,
+    version: str,
+) -> bool:
+    """Write whichever of the two files is configured; ``False`` when one could not be written.
+
+    Never raises for a file that cannot be written: that is one warning naming
+    every file that failed and why.
+    """
+    if status_file is None and metrics_file is None:
+        return True
+    document = _status.document(shops, now)
+    failures: list[str] = []
+    if status_file is not None:
+        try:
+            write_atomic(status_file, status_bytes(document), PUBLIC_MODE)
+        except FileError as exc:
+            failures.append(str(exc))
+    if metrics_file is not None:
+        text = _metrics.render(document, version)
+        try:
+            write_atomic(metrics_file, text.encode("utf-8"), PUBLIC_MODE)
+        except FileError as exc:
+            failures.append(str(exc))
+    if failures:
+        log.warning(
+            "status cannot be written (%s); heartbeats are not affected",
+            "; ".join(failures),
+            extra={"event": "status.unwritable", "errors": failures},
+        )
+    return not failures

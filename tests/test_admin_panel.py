@@ -1,0 +1,122 @@
+"""docs/admin-panel.md's PHP function, run by php-cli on a status file pulsed wrote (§11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulsed import _publish, _status
+from pulsed._status import ShopView
+from tests.support.figures import HOUR, NOW, VIEWS
+
+REPO = Path(__file__).resolve().parent.parent
+FUNCTION = REPO / "docs" / "admin-panel.php"
+PAGE = REPO / "docs" / "admin-panel.md"
+
+DRIVER = """<?php
+require $argv[1];
+echo json_encode(pulsed_heartbeat_figures($argv[2], $argv[3], (int) $argv[4]));
+"""
+
+
+@pytest.fixture(scope="module")
+def php() -> str:
+    found = shutil.which("php")
+    if found is None:
+        if os.environ.get("PULSED_REQUIRE_PHP"):
+            pytest.fail("PULSED_REQUIRE_PHP is set but there is no php on PATH")
+        pytest.skip("no php here; CI installs php-cli and sets PULSED_REQUIRE_PHP")
+    return found
+
+
+def figures(php: str, tmp_path: Path, status: Path, shop: str, now: float, *ini: str) -> Any:
+    driver = tmp_path / "driver.php"
+    driver.write_text(DRIVER)
+    # -n: no php.ini, so a host's settings change nothing; UTC: times as the tests expect.
+    options = ["-n", "-d", "date.timezone=UTC", *ini]
+    done = subprocess.run(
+        [php, *options, str(driver), str(FUNCTION), str(status), shop, str(int(now))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stderr == ""
+    return json.loads(done.stdout)
+
+
+def written(tmp_path: Path, *views: ShopView, now: float = NOW) -> Path:
+    """A status file as the daemon writes it: its own writer, a real document."""
+    status = tmp_path / "status.json"
+    assert _publish.publish(views, now, status_file=status, metrics_file=None, version="0.9.0")
+    return status
+
+
+def test_the_page_shows_the_function_verbatim() -> None:
+    page = PAGE.read_text(encoding="utf-8")
+    blocks = re.findall(r"```php\n(.*?)```", page, re.DOTALL)
+    assert blocks == [FUNCTION.read_text(encoding="utf-8")]
+
+
+def test_a_healthy_shop_in_figures(php: str, tmp_path: Path) -> None:
+    status = written(tmp_path, VIEWS["healthy"], VIEWS["busy"])
+    got = figures(php, tmp_path, status, "default", NOW)
+    assert got == {
+        "last_heartbeat": int(NOW - 12 * 60),
+        "delivered_7d": 1,
+        "next_due": int(NOW + 48 * 60),
+        "failures_in_a_row": 0,
+        "line": "last heartbeat 12 minutes ago, 100 % delivered over 7 days, next at 08:48",
+    }
+    busy = figures(php, tmp_path, status, "eu-shop_2", NOW)
+    assert busy["line"] == "last heartbeat 12 minutes ago, 89.8 % delivered over 7 days, next now"
+
+
+@pytest.mark.parametrize("which", ["fresh", "healthy", "busy"])
+@pytest.mark.parametrize(
+    "later", [0, 59, 60, 119 * 60 - 721, 2 * HOUR, 47 * HOUR, 3 * 86400, -3 * 86400]
+)
+def test_php_says_what_pulsed_status_says(
+    php: str, tmp_path: Path, which: str, later: float
+) -> None:
+    """The admin page's line is the summary `pulsed status` prints, in the shop's time zone."""
+    view = VIEWS[which]
+    if later < 0:  # a next heartbeat days away: shown with its date
+        view = ShopView(view.name, view.domain, view.state, NOW - later)
+    status = written(tmp_path, view)
+    now = NOW + max(later, 0)
+    (shop,) = json.loads(status.read_text())["shops"]
+    expected = _status.summary(shop, now).removesuffix(" UTC")
+    assert figures(php, tmp_path, status, view.name, now)["line"] == expected
+
+
+def test_no_file_no_shop_or_open_basedir_is_null(php: str, tmp_path: Path) -> None:
+    status = written(tmp_path, VIEWS["healthy"])
+    assert figures(php, tmp_path, tmp_path / "absent.json", "default", NOW) is None
+    assert figures(php, tmp_path, status, "other", NOW) is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # The web server's open_basedir must list the status file's folder, or PHP refuses it.
+    refused = figures(
+        php,
+        tmp_path,
+        status,
+        "default",
+        NOW,
+        "-d",
+        f"open_basedir={elsewhere}:{FUNCTION.parent}:{tmp_path / 'driver.php'}",
+    )
+    assert refused is None
+
+
+def test_a_file_that_is_not_a_status_document_is_null(php: str, tmp_path: Path) -> None:
+    for content in ("", "{", "[]", '{"schema": 2, "shops": []}', '{"schema": 1, "shops": 3}'):
+        (tmp_path / "bad.json").write_text(content)
+        assert figures(php, tmp_path, tmp_path / "bad.json", "default", NOW) is None

@@ -1,0 +1,132 @@
+"""The Prometheus textfile (contract §11), read back with the Prometheus project's own parser."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pulsed import _metrics, _status
+from pulsed import _state as st
+from pulsed._status import ShopView
+from tests.support.figures import NOW, VIEWS
+
+REQUIRED = {
+    # family name as the parser gives it (a counter without its _total) → type
+    "pulsed_heartbeat_last_success_timestamp_seconds": "gauge",
+    "pulsed_heartbeat_next_due_timestamp_seconds": "gauge",
+    "pulsed_heartbeats_sent": "counter",
+    "pulsed_deliveries_failed": "counter",
+    "pulsed_delivery_attempts": "counter",
+    "pulsed_consecutive_failures": "gauge",
+    "pulsed_last_delivery_duration_seconds": "gauge",
+    "pulsed_info": "gauge",
+}
+
+
+def parsed(text: str) -> dict[str, Any]:
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def rendered(*views: ShopView, version: str = "0.9.0") -> str:
+    return _metrics.render(_status.document(list(views), NOW), version)
+
+
+def test_every_required_metric_is_there_with_help_and_type() -> None:
+    text = rendered(VIEWS["healthy"], VIEWS["busy"])
+    families = parsed(text)
+    assert {name: families[name].type for name in REQUIRED} == REQUIRED
+    for family in families.values():
+        assert family.documentation, family.name
+    # Every family has its own # HELP and # TYPE lines, by the name samples use.
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name = line.split("{", 1)[0]
+            assert f"# HELP {name} " in text and f"# TYPE {name} " in text, name
+
+
+def test_values_are_the_documents_figures() -> None:
+    got = samples(rendered(VIEWS["healthy"], VIEWS["busy"]))
+    default = (("shop", "default"),)
+    assert got[("pulsed_heartbeat_last_success_timestamp_seconds", default)] == NOW - 12 * 60
+    assert got[("pulsed_heartbeat_next_due_timestamp_seconds", default)] == NOW + 48 * 60
+    assert got[("pulsed_heartbeats_sent_total", default)] == 168
+    assert got[("pulsed_deliveries_failed_total", default)] == 0
+    assert got[("pulsed_delivery_attempts_total", default)] == 168
+    assert got[("pulsed_consecutive_failures", default)] == 0
+    assert got[("pulsed_last_delivery_duration_seconds", default)] == pytest.approx(0.312)
+    busy = (("shop", "eu-shop_2"),)
+    assert got[("pulsed_deliveries_failed_total", busy)] == 17
+    assert got[("pulsed_delivery_attempts_total", busy)] == 151 + 3 * 17
+    ratio = (("shop", "eu-shop_2"), ("window", "7d"))
+    assert got[("pulsed_delivery_success_ratio", ratio)] == pytest.approx(151 / 168, abs=1e-4)
+    assert got[("pulsed_info", (("version", "0.9.0"),))] == 1
+
+
+def test_a_figure_not_known_has_no_sample() -> None:
+    got = samples(rendered(VIEWS["fresh"]))
+    fresh = (("shop", "default"),)
+    assert ("pulsed_heartbeat_last_success_timestamp_seconds", fresh) not in got
+    assert ("pulsed_last_delivery_duration_seconds", fresh) not in got
+    assert got[("pulsed_heartbeats_sent_total", fresh)] == 0
+    assert not [key for key in got if key[0] == "pulsed_delivery_success_ratio"]
+
+
+@pytest.mark.parametrize("value", ['1.0"} 2\nfake 1', "back\\slash", "new\nline", "é ☃"])
+def test_label_values_are_escaped_and_read_back_exactly(value: str) -> None:
+    view = ShopView(value, None, st.State(), None)
+    text = _metrics.render(_status.document([view], NOW), version=value)
+    got = samples(text)
+    assert got[("pulsed_info", (("version", value),))] == 1
+    assert got[("pulsed_heartbeats_sent_total", (("shop", value),))] == 0
+    assert "fake" not in {name for name, _ in got}
+
+
+def test_no_shop_still_a_valid_file() -> None:
+    families = parsed(_metrics.render(_status.document([], NOW), "0.9.0"))
+    assert set(REQUIRED) <= set(families)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(3, "3"), (0.312, "0.312"), (1.8e9, "1800000000"), (float("nan"), "NaN")],
+)
+def test_numbers(value: float, text: str) -> None:
+    assert _metrics._number(value) == text
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_the_example_in_docs_status_is_what_render_writes() -> None:
+    page = (DOCS / "status.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```json\n(.*?)```", page, re.DOTALL)
+    text = _metrics.render(json.loads(example), "0.9.0")
+    assert f"```text\n{text}```" in page
+    assert set(REQUIRED) <= set(parsed(text))
+
+
+def test_the_grafana_panel_queries_only_metrics_the_textfile_has() -> None:
+    panel = json.loads((DOCS / "grafana-panel.json").read_text(encoding="utf-8"))
+    names = {
+        s.name for f in text_string_to_metric_families(rendered(VIEWS["busy"])) for s in f.samples
+    }
+    queried = {
+        name
+        for target in panel["targets"]
+        for name in re.findall(r"\bpulsed_[a-z_]+", target["expr"])
+    }
+    assert queried and queried <= names
+    assert panel["type"] == "timeseries"

@@ -1,0 +1,65 @@
+"""The status and metrics files on real files: atomic, 0644, one warning when refused (§11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import jsonschema
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pulsed import _publish, _status
+from tests.support.figures import NOW, SCHEMA, VIEWS
+
+SHOPS = [VIEWS["healthy"], VIEWS["busy"]]
+
+
+def test_both_files_are_written_0644_whatever_the_umask(tmp_path: Path) -> None:
+    status, metrics = tmp_path / "status.json", tmp_path / "pulsed.prom"
+    old = os.umask(0o077)  # as under the units' UMask=0077
+    try:
+        assert _publish.publish(
+            SHOPS, NOW, status_file=status, metrics_file=metrics, version="0.9.0"
+        )
+    finally:
+        os.umask(old)
+    for path in (status, metrics):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+    doc = json.loads(status.read_text(encoding="ascii"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    assert doc == _status.document(SHOPS, NOW)
+    families = {f.name for f in text_string_to_metric_families(metrics.read_text())}
+    assert "pulsed_heartbeats_sent" in families
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pulsed.prom", "status.json"]
+
+
+def test_nothing_configured_writes_nothing(tmp_path: Path) -> None:
+    assert _publish.publish(SHOPS, NOW, status_file=None, metrics_file=None, version="0.9.0")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_that_cannot_be_written_are_one_warning_and_no_exception(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    status = tmp_path / "absent" / "status.json"
+    metrics = tmp_path / "pulsed.prom"
+    metrics.mkdir()  # a folder where the file should be: rename refuses
+    ok = _publish.publish(SHOPS, NOW, status_file=status, metrics_file=metrics, version="0.9.0")
+    assert ok is False
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.event for r in warnings] == ["status.unwritable"]  # type: ignore[attr-defined]
+    assert str(status) in warnings[0].getMessage()
+    assert str(metrics) in warnings[0].getMessage()
+    assert metrics.is_dir() and not status.parent.exists()
+
+
+def test_one_file_refused_still_writes_the_other(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    ok = _publish.publish(
+        SHOPS, NOW, status_file=status, metrics_file=tmp_path / "no" / "m.prom", version="0"
+    )
+    assert ok is False
+    assert json.loads(status.read_text())["schema"] == 1
