@@ -15,14 +15,25 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import anyio
 
-from pulsed import _collect, _config, _discover, _identity, _logging, _settings
+from pulsed import (
+    _collect,
+    _config,
+    _discover,
+    _identity,
+    _logging,
+    _publish,
+    _schedule,
+    _settings,
+    _status,
+)
 from pulsed import _state as st
 from pulsed._config import Config, Setup
 from pulsed._cycle import Cycle
@@ -36,11 +47,13 @@ from pulsed._errors import (
     LockHeldError,
     StateError,
 )
+from pulsed._files import remove_leftovers
 from pulsed._notify import Notifier
 from pulsed._redact import REDACT
 from pulsed._signing import headers_for
+from pulsed._status import Problem, ShopView
 from pulsed._supervisor import CONCURRENT, SIGNALS, Supervisor
-from pulsed._timefmt import maybe, rfc3339
+from pulsed._timefmt import rfc3339
 from pulsed._version import __version__
 
 log = logging.getLogger("pulsed")
@@ -188,6 +201,22 @@ def _opener(*, writable: bool) -> Callable[[Config], Cycle]:
     return open_cycle
 
 
+def _publisher(setup: Setup) -> Callable[[Sequence[Cycle]], bool]:
+    """Writes the status file and the metrics textfile from the shops' cycles."""
+    first = setup.shops[0]
+
+    def publish(cycles: Sequence[Cycle]) -> bool:
+        return _publish.publish(
+            [c.view() for c in cycles],
+            time.time(),
+            status_file=first.status_file,
+            metrics_file=first.metrics_file,
+            version=__version__,
+        )
+
+    return publish
+
+
 @contextlib.asynccontextmanager
 async def _writable(
     setup: Setup,
@@ -200,6 +229,9 @@ async def _writable(
     if lock is not None:
         for cycle in cycles:
             cycle.store.sweep()
+        for public in (setup.shops[0].status_file, setup.shops[0].metrics_file):
+            if public is not None:
+                remove_leftovers(public)
     # Every cycle's identity round also takes the other shops' stale tokens.
     cycles[0].identities.wanted = lambda: [t for c in cycles if (t := c.stale_token())]
     sender = Sender(setup.shops[0].heartbeat_url)
@@ -244,7 +276,12 @@ async def _run(flags: Mapping[str, str], notifier: Notifier) -> int:
                 ]
 
             supervisor = Supervisor(
-                cycles, sender, notifier, reload_config=reload, open_cycle=open_cycle
+                cycles,
+                sender,
+                notifier,
+                reload_config=reload,
+                open_cycle=open_cycle,
+                publish=_publisher(setup),
             )
             cycles[0].identities.wanted = lambda: [
                 t for c in supervisor.cycles if (t := c.stale_token())
@@ -329,6 +366,7 @@ async def _once(
             return await cycle.deliver(await cycle.prepare(), sender)
 
         sent = await _each(cycles, one)
+        _publisher(setup)(cycles)
     return EX_OK if sent and not setup.disabled else EX_TEMPFAIL
 
 
@@ -365,89 +403,54 @@ async def _check(flags: Mapping[str, str], shops: Sequence[str]) -> int:
     return EX_CONFIG if setup.disabled else EX_OK
 
 
-def _state_doc(store: st.StateStore) -> tuple[dict[str, Any], st.State | None]:
-    try:
-        state = store.read()
-        problem = None
-    except StateError as exc:
-        state, problem = None, str(exc)
-        if isinstance(exc.__cause__, PermissionError):
-            # The usual case on a systemd host: the state belongs to the service's user.
-            problem = (
-                f"{store.path} cannot be read: permission denied; run as root or as the "
-                "service's user (e.g. sudo pulsed status)"
-            )
-    doc: dict[str, Any] = {"state_file": str(store.path), "error": problem}
-    if state is not None:
-        ident = state.identity
-        doc.update(
-            last_success=maybe(state.last_success),
-            last_attempt=maybe(state.last_attempt),
-            last_error=state.last_error,
-            last_status=state.last_status,
-            failures_in_a_row=state.consecutive_failures,
-            next_due=maybe(state.next_due),
-            bot_username=ident.username if ident else None,
-            identity_fetched=maybe(ident.fetched_at) if ident else None,
-            delivery_interrupted=state.pending is not None,
-        )
-    return doc, state
-
-
-def _print_state(doc: Mapping[str, Any], state: st.State | None) -> None:
-    if doc["error"]:
-        print(f"state: {printable(doc['error'])}")
-        return
-    if state is None:
-        print(f"no heartbeat yet (no {doc['state_file']})")
-        return
-    labels = (
-        ("last success", doc["last_success"] or "never"),
-        ("last attempt", doc["last_attempt"] or "never"),
-        ("last error", doc["last_error"] or "none"),
-        ("failures in a row", doc["failures_in_a_row"]),
-        ("next due", doc["next_due"] or "now"),
-        (
-            "bot",
-            f"@{doc['bot_username']} (fetched {doc['identity_fetched']})"
-            if doc["bot_username"]
-            else "unknown",
-        ),
-        ("state file", doc["state_file"]),
-    )
-    for label, value in labels:
-        print(f"{label + ':':19}{printable(str(value))}")
-
-
-def _status(flags: Mapping[str, str], shops: Sequence[str], as_json: bool) -> int:
+def _show_status(flags: Mapping[str, str], shops: Sequence[str], as_json: bool) -> int:
+    """Read only the state files; the configuration, when it loads, adds domains and names."""
+    now = time.time()
     top = _config.load_state_dir(flags, os.environ)
-    names = st.shops_on_disk(top)
-    listed = names != [st.DEFAULT_SHOP]
+    configs: dict[str, Config] = {}
+    try:
+        setup = _config.load_setup(flags, os.environ)
+        configs = {c.name: c for c in setup.shops}
+        names = [*configs, *(d.name for d in setup.disabled)]
+    except ConfigError:
+        names = st.shops_on_disk(top)
     if shops:
         names = list(dict.fromkeys(shops))
-    docs = []
+    views: list[ShopView] = []
+    hints: list[str] = []
     for name in names:
-        doc, state = _state_doc(st.StateStore(st.shop_state_dir(top, name)))
-        docs.append((name, doc, state))
-    if not listed and not shops:
-        (_, doc, state), *_ = docs
-        if as_json:
-            print(json.dumps(doc, ensure_ascii=False))
-        else:
-            _print_state(doc, state)
-        return EX_OK
+        store = st.StateStore(st.shop_state_dir(top, name))
+        cfg = configs.get(name)
+        problem: Problem | None = None
+        try:
+            state = store.read() or st.State()
+        except StateError as exc:
+            state, problem = st.State(), "corrupt" if exc.corrupt else "unreadable"
+            hint = str(exc)
+            if isinstance(exc.__cause__, PermissionError):
+                # The usual case on a systemd host: the state belongs to the service's user.
+                hint = (
+                    f"{store.path} cannot be read: permission denied; run as root or as the "
+                    "service's user (e.g. sudo pulsed status)"
+                )
+            hints.append(f"shop {name}: {hint}")
+        interval = cfg.interval if cfg is not None else None
+        due = (
+            _schedule.due_at(state.last_success, state.next_due, now, interval).at
+            if interval is not None
+            else state.next_due
+        )
+        views.append(ShopView(name, cfg.domain if cfg else None, state, due, problem))
+    doc = _status.document(views, now)
     if as_json:
-        print(json.dumps({"shops": [{"shop": n, **d} for n, d, _ in docs]}, ensure_ascii=False))
+        if hints:
+            doc["errors"] = hints
+        print(json.dumps(doc, ensure_ascii=False))
         return EX_OK
-    for i, (name, doc, state) in enumerate(docs):
-        print(f"{'' if i == 0 else chr(10)}shop {printable(name)}:")
-        _print_state(doc, state)
+    sys.stdout.write(_status.text(doc, now))
+    for hint in hints:
+        print(_status.printable(hint))
     return EX_OK
-
-
-def printable(text: str) -> str:
-    """``text`` safe for a terminal: what is not printable is shown escaped, not obeyed."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -474,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "check":
             return anyio.run(_check, flags, args.shop)
-        return _status(flags, args.shop, args.json)
+        return _show_status(flags, args.shop, args.json)
     except ConfigError as exc:
         log.error(
             "configuration refused: %s",

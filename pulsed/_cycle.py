@@ -27,6 +27,7 @@ from pulsed._errors import DeliveryError, IdentityError, StateError
 from pulsed._proc import child_environ
 from pulsed._redact import REDACT
 from pulsed._signing import Heartbeat, decode_body, encode_body, headers_for
+from pulsed._status import ShopView
 from pulsed._timefmt import maybe, rfc3339
 from pulsed.verify import SIGNATURE_HEADER, signature
 
@@ -120,6 +121,10 @@ class Cycle:
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    def view(self) -> ShopView:
+        """The shop as ``status`` and the status file show it."""
+        return ShopView(self.name, self.cfg.domain, self.state, self.due().at)
 
     # --- schedule -------------------------------------------------------------
 

@@ -71,6 +71,7 @@ class Supervisor:
         *,
         reload_config: Callable[[], Sequence[Config] | None],
         open_cycle: Callable[[Config], Cycle] | None = None,
+        publish: Callable[[Sequence[Cycle]], object] = lambda _: None,
         wait: Waiter = wait_or_wake,
         monotonic: Callable[[], float] = time.monotonic,
         concurrent: int = CONCURRENT,
@@ -80,6 +81,7 @@ class Supervisor:
         self.notifier = notifier
         self.reload_config = reload_config
         self.open_cycle = open_cycle
+        self.publish = publish
         self.wait = wait
         self.monotonic = monotonic
         self._limiter = anyio.CapacityLimiter(concurrent)
@@ -134,9 +136,14 @@ class Supervisor:
         nxt = maybe(min(dues)) if dues else "now"
         return ", ".join(parts) + f"; next {nxt}"
 
+    def _cycled(self) -> None:
+        """After start and after every cycle (never on a timer): STATUS=, and the files."""
+        self.notifier.status(self.summary())
+        self.publish(self.cycles)
+
     async def run(self) -> None:
         self.notifier.ready()
-        self.notifier.status(self.summary())
+        self._cycled()
         async with anyio.create_task_group() as tg:
             for shop in self.shops.values():
                 tg.start_soon(self._shop_loop, shop)
@@ -180,7 +187,7 @@ class Supervisor:
             cycle.crashed(exc)
         finally:
             shop.deadline = None
-        self.notifier.status(self.summary())
+        self._cycled()
 
     def _apply_reload(self, tg: TaskGroup) -> None:
         self._reload = False
@@ -200,4 +207,4 @@ class Supervisor:
                     added = self.shops[name] = _Shop(self.open_cycle(cfg))
                     tg.start_soon(self._shop_loop, added)
         self.notifier.ready()
-        self.notifier.status(self.summary())
+        self._cycled()

@@ -197,15 +197,18 @@ def test_status_reads_the_state(shop: Shop, receiver: Receiver) -> None:
             "PYTHONPATH": shop.env["PYTHONPATH"],
         },
     )
-    doc = json.loads(out)
+    (doc,) = json.loads(out)["shops"]
     assert code == 0
+    assert doc["name"] == "default" and doc["heartbeats_sent"] == 1
     # The body is stamped before it is sent, the success after: the same second or the next.
     stamped = datetime.fromisoformat(receiver.accepted[0]["timestamp"])
     succeeded = datetime.fromisoformat(doc["last_success"])
     assert 0 <= (succeeded - stamped).total_seconds() <= 5
     assert doc["failures_in_a_row"] == 0 and doc["next_due"] > doc["last_success"]
     code, out, _ = run_pulsed(["status"], shop.env)
+    assert "shop default (demo-shop.example)" in out
     assert "last success:" in out and "next due:" in out
+    assert "100 % delivered over 7 days" in out
 
 
 def test_check_shows_what_would_be_sent_without_secrets(shop: Shop) -> None:
@@ -379,7 +382,7 @@ def status_without_permission(state_dir: Path, *, as_json: bool) -> tuple[int, s
                 os.setgid(65534)
                 os.setuid(65534)
             sys.stdout = io.TextIOWrapper(os.fdopen(write, "wb"), encoding="utf-8")
-            code = _cli._status({"state-dir": str(state_dir)}, [], as_json)
+            code = _cli._show_status({"state-dir": str(state_dir)}, [], as_json)
             sys.stdout.flush()
         finally:
             os._exit(code)
@@ -403,7 +406,9 @@ def test_status_without_permission_says_so_and_how_to_get_it(tmp_path: Path) -> 
     code, out = status_without_permission(state_dir, as_json=True)
     doc = json.loads(out)
     assert code == 0
-    assert "permission denied" in doc["error"] and "sudo pulsed status" in doc["error"], doc
+    (error,) = doc["errors"]
+    assert "permission denied" in error and "sudo pulsed status" in error, doc
+    assert doc["shops"][0]["problem"] == "unreadable"
 
 
 def test_php_receives_no_secret_and_none_of_the_daemons_own_variables(

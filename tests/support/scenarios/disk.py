@@ -185,7 +185,9 @@ def check_corrupt_state(lab: Lab, kind: str) -> dict[str, Any]:
     (rig.state / "state.json").write_bytes(CORRUPT[kind])
     if kind.startswith("time") or kind in SOAK_ONLY_CORRUPT:
         status = rig.run("status", "--json")  # a reader: it says what is wrong, moves nothing
-        assert status.code == 0 and "cannot be parsed" in json.loads(status.out)["error"]
+        doc = json.loads(status.out)
+        assert status.code == 0 and "cannot be parsed" in " ".join(doc["errors"])
+        assert doc["shops"][0]["problem"] == "corrupt"
     result = rig.run("once")
     assert result.code == 0, result.err
     (corrupt,) = result.named("state.corrupt")
