@@ -21,7 +21,7 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     # Run as `python devtools/receiver.py`: make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devtools.faultserver import FaultServer, Reply, Request, status
+from devtools.faultserver import FaultServer, Reply, Request, delayed, status
 from pulsed.verify import (
     MAX_SKEW_SECONDS,
     SIGNATURE_HEADER,
@@ -86,8 +86,15 @@ class Receiver:
         out: TextIO | None = None,
         now: Callable[[], datetime] | None = None,
         max_skew: float = MAX_SKEW_SECONDS,
+        secrets: Mapping[str, str] | None = None,
+        hold: Mapping[str, float] | None = None,
     ) -> None:
         self.secret = secret
+        # A receiver of many shops keys each by its domain; ``secret`` serves the rest.
+        self.secrets = dict(secrets or {})
+        # Seconds to wait before answering a domain's heartbeat (accepted first), so a
+        # test can act while that delivery is in flight.
+        self.hold = dict(hold or {})
         self._out = out
         self._now = now
         self._max_skew = max_skew
@@ -184,7 +191,7 @@ class Receiver:
             return self._reject("method_not_allowed", request, 405, "POST only")
         try:
             beat = verify_heartbeat(
-                self.secret,
+                self.secrets.get(_claimed_domain(request.body), self.secret),
                 request.body,
                 request.headers.get(SIGNATURE_HEADER.lower()),
                 now=self._now() if self._now is not None else None,
@@ -204,7 +211,18 @@ class Receiver:
             self._cond.notify_all()
         self._emit(describe(beat, duplicate=duplicate))
         # A duplicate is a retry whose first answer was lost: it must still look delivered.
-        return _json_reply(200, {"ok": True})
+        answer = _json_reply(200, {"ok": True})
+        held = self.hold.get(str(beat["domain"]))
+        return delayed(held, answer) if held else answer
+
+
+def _claimed_domain(body: bytes) -> str:
+    """The domain a body claims, to pick the secret it must verify with; "" if none."""
+    try:
+        claimed = json.loads(body).get("domain")
+    except (ValueError, AttributeError):
+        return ""
+    return claimed if isinstance(claimed, str) else ""
 
 
 def _write_port_file(path: Path, port: int) -> None:
