@@ -120,3 +120,20 @@ def test_a_file_that_is_not_a_status_document_is_null(php: str, tmp_path: Path) 
     for content in ("", "{", "[]", '{"schema": 2, "shops": []}', '{"schema": 1, "shops": 3}'):
         (tmp_path / "bad.json").write_text(content)
         assert figures(php, tmp_path, tmp_path / "bad.json", "default", NOW) is None
+
+
+def test_the_function_reads_the_status_file_a_real_daemon_wrote(
+    php: str, tmp_path: Path, shop: Any, receiver: Any
+) -> None:
+    """The whole path: `pulsed once` writes the file, php-cli reads what an admin page shows."""
+    from tests.support.process import run_pulsed
+
+    status = tmp_path / "run" / "status.json"
+    status.parent.mkdir()
+    env = {**shop.env, "PULSED_STATUS_FILE": str(status)}
+    code, _, err = run_pulsed(["once"], env)
+    assert code == 0, err
+    assert status.stat().st_mode & 0o777 == 0o644
+    now = json.loads(status.read_text())["shops"][0]
+    got = figures(php, tmp_path, status, "default", _status._stamp(now["last_success"]) or 0)
+    assert got["line"].startswith("last heartbeat less than a minute ago, 100 % delivered")

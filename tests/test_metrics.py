@@ -130,3 +130,21 @@ def test_the_grafana_panel_queries_only_metrics_the_textfile_has() -> None:
     }
     assert queried and queried <= names
     assert panel["type"] == "timeseries"
+
+
+def test_a_real_daemon_writes_the_textfile_for_every_shop(tmp_path: Path) -> None:
+    """`pulsed once` on two shops: node_exporter's parser reads a sample per shop."""
+    from devtools.receiver import Receiver
+    from tests.support.host import Host
+    from tests.support.process import SECRET, run_pulsed
+
+    metrics = tmp_path / "textfile" / "pulsed.prom"
+    metrics.parent.mkdir()
+    with Receiver(SECRET) as receiver:
+        host = Host(tmp_path / "host", receiver.url, ["alpha", "beta"])
+        code, _, err = run_pulsed(["once"], {**host.env, "PULSED_METRICS_FILE": str(metrics)})
+        assert code == 0, err
+    assert metrics.stat().st_mode & 0o777 == 0o644
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    sent = {s.labels["shop"]: s.value for s in families["pulsed_heartbeats_sent"].samples}
+    assert sent == {"alpha": 1.0, "beta": 1.0}
