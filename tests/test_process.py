@@ -454,3 +454,15 @@ def test_php_receives_no_secret_and_none_of_the_daemons_own_variables(
     }
     for secret in (SECRET, TOKEN, "legacy-key-0042"):
         assert secret.encode() not in raw
+
+
+def test_status_json_with_an_unreadable_state_still_matches_the_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent.parent / "docs/status.schema.json").read_text())
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "state.json").write_text('{"version": 1}')
+    code, out = status_without_permission(state_dir, as_json=True)
+    assert code == 0
+    jsonschema.Draft202012Validator(schema).validate(json.loads(out))
