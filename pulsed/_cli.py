@@ -194,9 +194,13 @@ def _opener(*, writable: bool) -> Callable[[Config], Cycle]:
     collect = functools.partial(_collect.collect, php=_collect.PhpVersions())
 
     def open_cycle(cfg: Config) -> Cycle:
-        return Cycle.open(
-            cfg, writable=writable, environ=os.environ, identities=identities, collect=collect
-        )
+        named = _logging.SHOP.set(cfg.name)  # a state moved aside while opening names its shop
+        try:
+            return Cycle.open(
+                cfg, writable=writable, environ=os.environ, identities=identities, collect=collect
+            )
+        finally:
+            _logging.SHOP.reset(named)
 
     return open_cycle
 

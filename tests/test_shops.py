@@ -182,3 +182,13 @@ def test_discover_prints_a_table_per_shop_and_stays_in_its_tree(tmp_path: Path) 
     found = tomllib.loads(out)["shops"]
     assert list(found) == ["alpha_example"]  # ...so only the real tree's shop is found
     assert found["alpha_example"]["root"] == str(tree / "clients" / "a" / "public_html")
+
+
+def test_a_corrupt_state_found_at_start_names_its_shop(host: Host, receiver: Receiver) -> None:
+    folder = st.shop_state_dir(host.state, "beta")
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / "state.json").write_text("{not json")
+    code, _, err = run_pulsed(["once"], host.env)
+    assert code == 0, err
+    (corrupt,) = [json.loads(line) for line in err.splitlines() if '"state.corrupt"' in line]
+    assert corrupt["shop"] == "beta"
