@@ -206,7 +206,11 @@ def _opener(*, writable: bool) -> Callable[[Config], Cycle]:
 
 
 def _publisher(setup: Setup) -> Callable[[Sequence[Cycle]], bool]:
-    """Writes the status file and the metrics textfile from the shops' cycles."""
+    """Writes the status file and the metrics textfile from the shops' cycles.
+
+    Their paths are taken at start and kept across reloads, like the state folder:
+    the unit made their folder for this process.
+    """
     first = setup.shops[0]
 
     def publish(cycles: Sequence[Cycle]) -> bool:
