@@ -6,12 +6,10 @@ stub php and its own state folder, and waits on log events — never on a sleep.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import signal
-import sys
 import time
 from datetime import datetime
 from itertools import pairwise
@@ -26,6 +24,7 @@ from pulsed import _cli
 from pulsed._identity import fingerprint
 from pulsed._state import Identity, State, StateStore
 from pulsed.verify import verify_heartbeat
+from tests.support.nobody import as_nobody
 from tests.support.process import SECRET, TOKEN, Pulsed, Shop, events_of, run_pulsed
 
 
@@ -364,35 +363,13 @@ def test_log_level_filters(shop: Shop, receiver: Receiver) -> None:
 
 
 def status_without_permission(state_dir: Path, *, as_json: bool) -> tuple[int, str]:
-    """``pulsed status`` by a user who may not read ``state_dir`` (nobody, when we are root).
-
-    Root reads every file, so a forked child drops to nobody; the interpreter is already
-    loaded, so nothing it would need to exec is out of its reach.
-    """
+    """``pulsed status`` by a user who may not read ``state_dir``."""
     if os.geteuid() != 0:
         state_dir.chmod(0)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child never returns into pytest
-        code = 70
-        try:
-            os.close(read)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            sys.stdout = io.TextIOWrapper(os.fdopen(write, "wb"), encoding="utf-8")
-            code = _cli._show_status({"state-dir": str(state_dir)}, [], as_json)
-            sys.stdout.flush()
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as fh:
-        out = fh.read().decode()
-    _, status = os.waitpid(pid, 0)
-    if os.geteuid() != 0:
+    try:
+        return as_nobody(lambda: _cli._show_status({"state-dir": str(state_dir)}, [], as_json))
+    finally:
         state_dir.chmod(0o700)
-    return os.waitstatus_to_exitcode(status), out
 
 
 def test_status_without_permission_says_so_and_how_to_get_it(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pulsed import _state as st
 from pulsed._cycle import Cycle
 from pulsed._errors import ConfigError, LockHeldError, StateError
 from tests.support.loop import loop_config
+from tests.support.nobody import as_nobody
 
 NOW = 1_800_000_000.0
 
@@ -539,30 +540,20 @@ def test_an_unreadable_state_file_is_warned_about_and_left(tmp_path: Path) -> No
     (folder / "state.json").write_text('{"version": 1}')
     (folder / "state.json").chmod(0o600 if os.geteuid() == 0 else 0)
     tmp_path.chmod(0o755)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child never returns into pytest; as nobody, root's file is closed to it
-        code = 70
-        try:
-            os.close(read)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            records: list[logging.LogRecord] = []
-            handler = logging.Handler()
-            handler.emit = records.append  # type: ignore[method-assign,assignment]
-            logging.getLogger("pulsed").addHandler(handler)
-            empty = st.StateStore(folder).load(NOW) == st.State()
-            report = [empty, *[(r.event, r.getMessage()) for r in records]]  # type: ignore[attr-defined]
-            os.write(write, json.dumps(report).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as fh:
-        report = json.loads(fh.read())
-    os.waitpid(pid, 0)
+
+    def load() -> int:
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign,assignment]
+        logging.getLogger("pulsed").addHandler(handler)
+        empty = st.StateStore(folder).load(NOW) == st.State()
+        events = [(r.event, r.getMessage()) for r in records]  # type: ignore[attr-defined]
+        print(json.dumps([empty, *events]))
+        return 0
+
+    code, printed = as_nobody(load)
+    assert code == 0
+    report = json.loads(printed)
     assert report == [True, ["state.unreadable", "state cannot be read; starting without state"]]
     assert (folder / "state.json").exists()  # left where it is: it may be fine for its owner
 
