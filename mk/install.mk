@@ -4,7 +4,7 @@
 # (a staging root, for packaging or a dry run: nothing outside it is touched, and
 # systemctl is not called). What goes where, with PREFIX=/usr/local:
 #
-#   /usr/local/lib/pulsed/venv/            a venv of its own, `pip install .` (non-editable)
+#   /usr/local/lib/pulsed/venv/            a venv of its own: requirements/runtime.txt, then pulsed
 #   /usr/local/bin/pulsed                  symlink to the venv's console script
 #   /usr/local/share/doc/pulsed/           systemd.md, credentials.md
 #   $(UNITDIR)/pulsed.service, pulsed@.service   (ExecStart= rewritten to $(PREFIX))
@@ -43,8 +43,10 @@ install:
 	                     " (ProtectHome=yes); set PULSED_PYTHON=/usr/bin/python3", file=sys.stderr); \
 	    sys.exit(hidden or sys.version_info < (3, 11))'
 	$(PULSED_PYTHON) -m venv --clear '$(DESTDIR)$(PULSED_VENV)'
-	'$(DESTDIR)$(PULSED_VENV)/bin/python' -m pip install --quiet --disable-pip-version-check \
-	    --no-compile .
+# Exactly the locked versions, hash-checked; then pulsed itself, built with the
+# locked setuptools. Every host installed from one commit runs the same bytes.
+	'$(DESTDIR)$(PULSED_VENV)/bin/python' $(PIP_LOCKED) --no-compile -r requirements/runtime.txt
+	'$(DESTDIR)$(PULSED_VENV)/bin/python' $(PIP_SELF) --no-compile .
 ifneq ($(DESTDIR),)
 # Staged: the venv must work from $(PULSED_VENV), not from the staging root.
 	grep -rlIF -- '$(DESTDIR)$(PULSED_VENV)' '$(DESTDIR)$(PULSED_VENV)/bin' \
