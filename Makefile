@@ -82,3 +82,4 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
 include mk/install.mk
+include mk/deb.mk
