@@ -22,10 +22,13 @@ DEB_EPOCH      ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 deb:
 	rm -rf '$(DEB_DIR)' && mkdir -p '$(DEB_ROOT)/DEBIAN' dist
 	$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(DEB_ROOT)' PREFIX=/usr \
-	    UNITDIR=/lib/systemd/system PULSED_PYTHON=/usr/bin/python3 >/dev/null
+	    UNITDIR=/lib/systemd/system GENERATORDIR=/lib/systemd/system-generators \
+	    PULSED_PYTHON=/usr/bin/python3 >/dev/null
 # postinst compiles byte-code on the host and creates the credentials folder 0700:
 # neither is dpkg's to own.
 	rmdir '$(DEB_ROOT)/etc/pulsed/credentials'
+# dpkg knows what it installed; make uninstall's list of created folders is not needed.
+	rm -f '$(DEB_ROOT)/usr/lib/pulsed/created-dirs'
 # pip and setuptools only built the venv; the service never runs them.
 	'$(DEB_VENV)/bin/python' -m pip uninstall --quiet --yes pip setuptools
 	find '$(DEB_ROOT)' -depth -type d -name __pycache__ -exec rm -rf {} +

@@ -87,7 +87,10 @@ def test_credentials_and_state(unit: tuple[str, Unit]) -> None:
     # one clear line) instead of failing systemd's CREDENTIALS step.
     fallbacks = {v.split(":", 1)[0] for v in values(u, "SetCredential")}
     assert fallbacks == set(loaded)
-    assert single(u, "StateDirectory") == ("pulsed/%i" if "@" in name else "pulsed")
+    # Instances under a root of their own: /var/lib/pulsed is the single unit's
+    # private folder (a DynamicUser= symlink), and systemd refuses to make it also the
+    # instances' parent (status 238), so the two could not run on one host.
+    assert single(u, "StateDirectory") == ("pulsed-instances/%i" if "@" in name else "pulsed")
     assert single(u, "DynamicUser") == "yes"
     # No secret travels through the environment the unit sets.
     for value in values(u, "Environment"):
@@ -110,7 +113,16 @@ def test_template_differs_only_where_it_must() -> None:
     assert "PULSED_CONFIG=/etc/pulsed/%i.toml" in values(template, "Environment")
     assert single(template, "User") == "pulsed-%i"
     assert "-/etc/default/pulsed-%i" in values(template, "EnvironmentFile")
-    per_instance = {"LoadCredential", "StateDirectory", "User", "Environment", "EnvironmentFile"}
+    # ExecStartPre= hands a new instance the state its shop already had.
+    assert values(template, "ExecStartPre") == ["+/usr/local/lib/pulsed/pulsed-adopt-state %i"]
+    per_instance = {
+        "LoadCredential",
+        "StateDirectory",
+        "User",
+        "Environment",
+        "EnvironmentFile",
+        "ExecStartPre",
+    }
 
     def shared(u: Unit) -> list[tuple[str, str]]:
         return [(k, v) for k, v in u["Service"] if k not in per_instance]
