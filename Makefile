@@ -17,7 +17,7 @@ LOCK_RUNTIME := requirements/runtime.txt
 PIP_LOCKED   := -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
 PIP_SELF     := -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation
 
-.PHONY: run test lint typecheck unit units bench soak clean lock lock-check
+.PHONY: run test lint typecheck unit units bench soak clean lock lock-check systemtest
 
 # --clear: a package dropped from the lock must not linger in the venv.
 $(STAMP): pyproject.toml $(LOCK_DEV)
@@ -69,6 +69,16 @@ units:
 	@if command -v systemd-analyze >/dev/null; then bash .ci/check-units; \
 	elif [ -n "$$CI" ]; then echo "units: systemd-analyze is missing" >&2; exit 1; \
 	else echo "units: systemd-analyze not installed here; skipped (CI installs it)"; fi
+
+## systemtest: the .deb and make install under a real systemd in a throwaway container (root)
+# One line and exit 0 where systemd-nspawn cannot run; in CI that is a failure.
+systemtest: $(STAMP)
+	@why=$$($(BIN)/python -c 'from tests.system.container import why_not_here as w; print(w() or "")'); \
+	if [ -n "$$why" ]; then \
+	    if [ -n "$$CI" ]; then echo "systemtest: cannot run in CI: $$why" >&2; exit 1; fi; \
+	    echo "systemtest: skipped, systemd-nspawn cannot run here ($$why)"; exit 0; \
+	fi
+	PULSED_SYSTEMTEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/system $(SYSTEMTEST_ARGS)
 
 ## bench: footprint and speed against baselines (issue 4); prints a table, writes bench/results.md
 bench: $(STAMP)
