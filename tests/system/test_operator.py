@@ -132,13 +132,8 @@ def test_moving_a_shop_from_the_single_unit_to_the_template(
     host.run(["dpkg", "-i", "/root/pulsed.deb"])
     steps.configure(host, receiver.port)
     steps.start_and_heartbeat(host, receiver)
-    host.sh(
-        "cp /etc/pulsed/pulsed.toml /etc/pulsed/shop1.toml\n"
-        "install -d -m 0700 /etc/pulsed/credentials/shop1\n"
-        "cp -p /etc/pulsed/credentials/pulse_heartbeat_secret /etc/pulsed/credentials/shop1/\n"
-    )
     for command in _doc_block(REPO / "docs" / "systemd.md", "move-to-template"):
-        host.run(["sh", "-ec", command.replace("<shop>", "shop1")])
+        host.run(["sh", "-ec", command], user=OPERATOR)
     steps.restart_sends_nothing_early(host, receiver, "pulsed@shop1")
     assert host.ok("test -f /var/lib/pulsed-instances/shop1/state.json")
     assert len(receiver.accepted()) == 1
