@@ -17,7 +17,7 @@ from tests.system.steps import SECRET, Received
 SOURCE = "/home/admin/pulsed"
 
 
-def _source_tree(host: Container) -> None:
+def source_tree(host: Container) -> None:
     """The operator's checkout: the files git tracks, as they are in this tree."""
     import subprocess
 
@@ -84,7 +84,7 @@ def test_the_debian_package_from_install_to_purge(
 
 
 def test_make_install_from_a_checkout_to_uninstall(host: Container, receiver: Received) -> None:
-    _source_tree(host)
+    source_tree(host)
     installed = host.run(["sh", "-c", f"cd {SOURCE} && make install"]).stdout
     steps.unconfigured_is_quiet(host)
 
