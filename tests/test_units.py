@@ -196,3 +196,47 @@ def test_make_install_prints_a_check_that_finds_the_credentials(tmp_path: Path) 
     assert loaded_from == {found.group(1)}
     docs = (SYSTEMD.parent / "docs" / "systemd.md").read_text(encoding="utf-8")
     assert f"sudo CREDENTIALS_DIRECTORY={found.group(1)} pulsed check" in docs
+
+
+def test_credentials_generator_loads_each_per_shop_file_under_its_own_name(
+    tmp_path: Path,
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    for name in (
+        "pulse_heartbeat_secret",  # the shared one: the unit loads it itself
+        "pulse_heartbeat_secret.shop-1",
+        "telegram_bot_token.Shop_2",
+        "pulse_heartbeat_secret.a.b",  # not a shop name
+        "pulse_heartbeat_secret." + "x" * 33,  # too long for one
+        "other.shop1",
+    ):
+        (credentials / name).write_text("s")
+    (credentials / "telegram_bot_token.shop3").symlink_to(credentials / "other.shop1")
+    out = tmp_path / "normal"
+    subprocess.run(
+        [str(SYSTEMD / "pulsed-credentials-generator"), str(out), str(tmp_path), str(tmp_path)],
+        env={"PULSED_CREDENTIALS_DIR": str(credentials), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    conf = parse_unit(out / "pulsed.service.d" / "50-shop-credentials.conf")
+    assert values(conf, "LoadCredential") == [
+        f"pulse_heartbeat_secret.shop-1:{credentials}/pulse_heartbeat_secret.shop-1",
+        f"telegram_bot_token.Shop_2:{credentials}/telegram_bot_token.Shop_2",
+    ]
+    # A fallback each, so a file removed before the next daemon-reload fails no start.
+    assert values(conf, "SetCredential") == [
+        "pulse_heartbeat_secret.shop-1:\\n",
+        "telegram_bot_token.Shop_2:\\n",
+    ]
+
+
+def test_credentials_generator_writes_nothing_without_per_shop_files(tmp_path: Path) -> None:
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "credentials" / "pulse_heartbeat_secret").write_text("s")
+    subprocess.run(
+        [str(SYSTEMD / "pulsed-credentials-generator"), str(tmp_path / "normal")],
+        env={"PULSED_CREDENTIALS_DIR": str(tmp_path / "credentials"), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert not (tmp_path / "normal").exists()
