@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -164,9 +163,9 @@ class Container:
             )
         return result
 
-    def sh(self, script: str, **kwargs: object) -> str:
-        """A shell script inside (``sh -ec``); its stdout."""
-        return self.run(["sh", "-ec", script], **kwargs).stdout  # type: ignore[arg-type]
+    def sh(self, script: str) -> str:
+        """A shell script inside (``sh -ec``), as root; its stdout. It must exit 0."""
+        return self.run(["sh", "-ec", script]).stdout
 
     def ok(self, script: str) -> bool:
         """Whether a shell script inside exits 0."""
@@ -223,7 +222,3 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def elapsed(start: float) -> float:
-    return time.monotonic() - start

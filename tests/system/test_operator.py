@@ -7,6 +7,7 @@ scenario is one more function here, built from the steps in ``steps.py``.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from tests.system import steps
@@ -19,8 +20,6 @@ SOURCE = "/home/admin/pulsed"
 
 def source_tree(host: Container) -> None:
     """The operator's checkout: the files git tracks, as they are in this tree."""
-    import subprocess
-
     files = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split("\0")
