@@ -77,7 +77,8 @@ systemtest: $(STAMP)
 	if [ -n "$$why" ]; then \
 	    if [ -n "$$CI" ]; then echo "systemtest: cannot run in CI: $$why" >&2; exit 1; fi; \
 	    echo "systemtest: skipped, systemd-nspawn cannot run here ($$why)"; exit 0; \
-	fi
+	fi; \
+	echo "PULSED_SYSTEMTEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/system $(SYSTEMTEST_ARGS)"; \
 	PULSED_SYSTEMTEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/system $(SYSTEMTEST_ARGS)
 
 ## bench: footprint and speed against baselines (issue 4); prints a table, writes bench/results.md
