@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-# Everything is installed into .venv from PyPI; nothing else is assumed.
+# Everything is installed into .venv from PyPI, exactly the versions and hashes of
+# requirements/dev.txt (`make lock` writes it); nothing else is assumed.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,13 +9,44 @@ STAMP  := $(VENV)/.installed-stamp
 # Two workers: the machines this runs on have two cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck unit units bench soak mutate clean
+LOCK_DEV     := requirements/dev.txt
+LOCK_RUNTIME := requirements/runtime.txt
+# Hash checking refuses anything not in the lock, dependencies included; --no-deps
+# and --no-build-isolation keep pip from resolving or fetching a build backend
+# behind it (setuptools is in the lock, from requirements/build.in).
+PIP_LOCKED   := -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
+PIP_SELF     := -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+.PHONY: run test lint typecheck unit units bench soak mutate clean lock lock-check systemtest
+
+# --clear: a package dropped from the lock must not linger in the venv.
+$(STAMP): pyproject.toml $(LOCK_DEV)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python $(PIP_LOCKED) -r $(LOCK_DEV)
+	$(BIN)/python $(PIP_SELF) -e .
 	touch $@
+
+## lock: re-resolve requirements/*.txt from pyproject.toml (every extra) and requirements/build.in
+# Pins already in the lock are kept unless the inputs need otherwise; to move them:
+#   make lock LOCK_FLAGS=--upgrade   or   make lock LOCK_FLAGS='--upgrade-package httpx'
+# The runtime lock is constrained by the dev one, so both name the same versions.
+LOCK_FLAGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(UV_COMPILE) --all-extras pyproject.toml requirements/build.in -o $(LOCK_DEV)
+	$(UV_COMPILE) pyproject.toml requirements/build.in -c $(LOCK_DEV) -o $(LOCK_RUNTIME)
+
+## lock-check: fails when requirements/ is not what `make lock` makes of pyproject.toml now
+# A merge that adds a dependency without re-locking would otherwise pass CI on a venv
+# that lacks it only by luck, and break `make install`.
+lock-check: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp requirements/*.txt "$$tmp/" && \
+	$(UV_COMPILE) --all-extras pyproject.toml requirements/build.in -o "$$tmp/dev.txt" && \
+	$(UV_COMPILE) pyproject.toml requirements/build.in -c "$$tmp/dev.txt" -o "$$tmp/runtime.txt" && \
+	sed -i 's|'"$$tmp"'/|requirements/|g' "$$tmp"/*.txt && \
+	diff -u $(LOCK_DEV) "$$tmp/dev.txt" && diff -u $(LOCK_RUNTIME) "$$tmp/runtime.txt" || \
+	{ echo "lock-check: requirements/ is stale; run make lock and commit it" >&2; exit 1; }
 
 ## run: the daemon in the foreground against a local receiver and the example shop
 run: $(STAMP)
@@ -38,6 +70,17 @@ units:
 	elif [ -n "$$CI" ]; then echo "units: systemd-analyze is missing" >&2; exit 1; \
 	else echo "units: systemd-analyze not installed here; skipped (CI installs it)"; fi
 
+## systemtest: the .deb and make install under a real systemd in a throwaway container (root)
+# One line and exit 0 where systemd-nspawn cannot run; in CI that is a failure.
+systemtest: $(STAMP)
+	@why=$$($(BIN)/python -c 'from tests.system.container import why_not_here as w; print(w() or "")'); \
+	if [ -n "$$why" ]; then \
+	    if [ -n "$$CI" ]; then echo "systemtest: cannot run in CI: $$why" >&2; exit 1; fi; \
+	    echo "systemtest: skipped, systemd-nspawn cannot run here ($$why)"; exit 0; \
+	fi; \
+	echo "PULSED_SYSTEMTEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/system $(SYSTEMTEST_ARGS)"; \
+	PULSED_SYSTEMTEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/system $(SYSTEMTEST_ARGS)
+
 ## bench: footprint and speed against baselines (issue 4); prints a table, writes bench/results.md
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
@@ -57,3 +100,4 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info build/mutate
 
 include mk/install.mk
+include mk/deb.mk

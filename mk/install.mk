@@ -4,16 +4,19 @@
 # (a staging root, for packaging or a dry run: nothing outside it is touched, and
 # systemctl is not called). What goes where, with PREFIX=/usr/local:
 #
-#   /usr/local/lib/pulsed/venv/            a venv of its own, `pip install .` (non-editable)
+#   /usr/local/lib/pulsed/venv/            a venv of its own: requirements/runtime.txt, then pulsed
 #   /usr/local/bin/pulsed                  symlink to the venv's console script
 #   /usr/local/share/doc/pulsed/           systemd.md, credentials.md
 #   $(UNITDIR)/pulsed.service, pulsed@.service   (ExecStart= rewritten to $(PREFIX))
+#   /usr/local/lib/pulsed/pulsed-adopt-state      run by pulsed@.service before the daemon
+#   $(GENERATORDIR)/pulsed-credentials-generator  loads per-shop credentials into pulsed.service
 #   /etc/pulsed/pulsed.toml.example        always refreshed; /etc/pulsed/pulsed.toml is never written
 #   /etc/pulsed/credentials/               created 0700 if absent; never filled
 #   /etc/default/pulsed                    only if absent
 #
-# uninstall removes what install put there and keeps what the operator made: the
-# config, the credentials, /etc/default/pulsed and the state in /var/lib/pulsed.
+# uninstall removes what install put there, and the folders it had to create once
+# they are empty, and keeps what the operator made: the config, the credentials, an
+# edited /etc/default/pulsed and the state.
 
 PYTHON     ?= python3
 # The service's interpreter. The unit hides /root and /home (ProtectHome=yes), so a
@@ -22,6 +25,8 @@ PULSED_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) $(PYTHON))
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 UNITDIR    ?= /etc/systemd/system
+# A folder systemd searches for generators whatever PREFIX is.
+GENERATORDIR ?= /etc/systemd/system-generators
 SYSCONFDIR ?= /etc
 
 PULSED_LIBDIR := $(PREFIX)/lib/pulsed
@@ -33,8 +38,18 @@ PULSED_SYSTEMCTL := $(if $(DESTDIR),,$(if $(wildcard /run/systemd/system),system
 
 .PHONY: install uninstall
 
+# Folders install may have to create. Those missing before the first install are
+# recorded in $(PULSED_CREATED), so uninstall removes exactly those, once empty.
+PULSED_DIRS    := $(PREFIX)/bin $(PREFIX)/share/doc $(UNITDIR) $(GENERATORDIR) \
+                  $(SYSCONFDIR)/default $(SYSCONFDIR)/pulsed $(SYSCONFDIR)/pulsed/credentials
+PULSED_CREATED := $(PULSED_LIBDIR)/created-dirs
+
 install:
 	@test -f pyproject.toml || { echo "make install: run it from the source tree" >&2; exit 1; }
+	@created=$$(cat '$(DESTDIR)$(PULSED_CREATED)' 2>/dev/null; \
+	    for d in $(PULSED_DIRS); do test -d "$(DESTDIR)$$d" || echo "$$d"; done); \
+	    install -d -m 0755 '$(DESTDIR)$(PULSED_LIBDIR)' && \
+	    printf '%s\n' $$created | sed '/^$$/d' | sort -u > '$(DESTDIR)$(PULSED_CREATED).new'
 # The package, in a venv of its own.
 	install -d -m 0755 '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PREFIX)/bin'
 	@$(PULSED_PYTHON) -c 'import os, sys; exe = os.path.realpath(sys.executable); \
@@ -43,8 +58,10 @@ install:
 	                     " (ProtectHome=yes); set PULSED_PYTHON=/usr/bin/python3", file=sys.stderr); \
 	    sys.exit(hidden or sys.version_info < (3, 11))'
 	$(PULSED_PYTHON) -m venv --clear '$(DESTDIR)$(PULSED_VENV)'
-	'$(DESTDIR)$(PULSED_VENV)/bin/python' -m pip install --quiet --disable-pip-version-check \
-	    --no-compile .
+# Exactly the locked versions, hash-checked; then pulsed itself, built with the
+# locked setuptools. Every host installed from one commit runs the same bytes.
+	'$(DESTDIR)$(PULSED_VENV)/bin/python' $(PIP_LOCKED) --no-compile -r requirements/runtime.txt
+	'$(DESTDIR)$(PULSED_VENV)/bin/python' $(PIP_SELF) --no-compile .
 ifneq ($(DESTDIR),)
 # Staged: the venv must work from $(PULSED_VENV), not from the staging root.
 	grep -rlIF -- '$(DESTDIR)$(PULSED_VENV)' '$(DESTDIR)$(PULSED_VENV)/bin' \
@@ -54,6 +71,11 @@ endif
 	'$(DESTDIR)$(PULSED_VENV)/bin/python' -m compileall -q -f -j 0 \
 	    $(if $(DESTDIR),-s '$(DESTDIR)' -p /) '$(DESTDIR)$(PULSED_VENV)/lib'
 	ln -sfn '$(PULSED_VENV)/bin/pulsed' '$(DESTDIR)$(PREFIX)/bin/pulsed'
+	mv -f '$(DESTDIR)$(PULSED_CREATED).new' '$(DESTDIR)$(PULSED_CREATED)'
+	install -m 0755 systemd/pulsed-adopt-state '$(DESTDIR)$(PULSED_LIBDIR)/pulsed-adopt-state'
+	install -d -m 0755 '$(DESTDIR)$(GENERATORDIR)'
+	install -m 0755 systemd/pulsed-credentials-generator \
+	    '$(DESTDIR)$(GENERATORDIR)/pulsed-credentials-generator'
 # Documentation.
 	install -d -m 0755 '$(DESTDIR)$(PULSED_DOCDIR)'
 	install -m 0644 docs/systemd.md '$(DESTDIR)$(PULSED_DOCDIR)/systemd.md'
@@ -93,11 +115,18 @@ ifneq ($(PULSED_SYSTEMCTL),)
 	done; true
 endif
 	for unit in $(PULSED_UNITS); do rm -f '$(DESTDIR)$(UNITDIR)'/"$$unit"; done
+	rm -f '$(DESTDIR)$(GENERATORDIR)/pulsed-credentials-generator'
 	if [ -L '$(DESTDIR)$(PREFIX)/bin/pulsed' ]; then rm -f '$(DESTDIR)$(PREFIX)/bin/pulsed'; fi
-	rm -rf '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PULSED_DOCDIR)'
 	rm -f '$(DESTDIR)$(SYSCONFDIR)/pulsed/pulsed.toml.example'
+# /etc/default/pulsed goes only as install wrote it; an edited one is the operator's.
+	if cmp -s systemd/pulsed.default '$(DESTDIR)$(SYSCONFDIR)/default/pulsed'; then \
+	    rm -f '$(DESTDIR)$(SYSCONFDIR)/default/pulsed'; fi
+	created=$$(cat '$(DESTDIR)$(PULSED_CREATED)' 2>/dev/null); \
+	rm -rf '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PULSED_DOCDIR)'; \
+	for d in $$(printf '%s\n' $$created | sort -r); do rmdir "$(DESTDIR)$$d" 2>/dev/null || true; done
 ifneq ($(PULSED_SYSTEMCTL),)
 	systemctl daemon-reload
 endif
 	@echo "pulsed uninstalled. Kept: $(SYSCONFDIR)/pulsed/ (config, credentials)," \
-	    "$(SYSCONFDIR)/default/pulsed and the state in /var/lib/pulsed."
+	    "an edited $(SYSCONFDIR)/default/pulsed and the state in /var/lib/pulsed" \
+	    "and /var/lib/pulsed-instances."

@@ -7,10 +7,14 @@ A test file may still define a fixture of the same name for its own, different n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# tests/system boots containers as root (make systemtest); the unit suite never does.
+collect_ignore = [] if os.environ.get("PULSED_SYSTEMTEST") else ["system"]
 
 # Before the imports below: plain asserts inside the helpers report their operands too.
 pytest.register_assert_rewrite("tests.support")

@@ -87,7 +87,10 @@ def test_credentials_and_state(unit: tuple[str, Unit]) -> None:
     # one clear line) instead of failing systemd's CREDENTIALS step.
     fallbacks = {v.split(":", 1)[0] for v in values(u, "SetCredential")}
     assert fallbacks == set(loaded)
-    assert single(u, "StateDirectory") == ("pulsed/%i" if "@" in name else "pulsed")
+    # Instances under a root of their own: /var/lib/pulsed is the single unit's
+    # private folder (a DynamicUser= symlink), and systemd refuses to make it also the
+    # instances' parent (status 238), so the two could not run on one host.
+    assert single(u, "StateDirectory") == ("pulsed-instances/%i" if "@" in name else "pulsed")
     assert single(u, "DynamicUser") == "yes"
     # No secret travels through the environment the unit sets.
     for value in values(u, "Environment"):
@@ -110,7 +113,16 @@ def test_template_differs_only_where_it_must() -> None:
     assert "PULSED_CONFIG=/etc/pulsed/%i.toml" in values(template, "Environment")
     assert single(template, "User") == "pulsed-%i"
     assert "-/etc/default/pulsed-%i" in values(template, "EnvironmentFile")
-    per_instance = {"LoadCredential", "StateDirectory", "User", "Environment", "EnvironmentFile"}
+    # ExecStartPre= hands a new instance the state its shop already had.
+    assert values(template, "ExecStartPre") == ["+/usr/local/lib/pulsed/pulsed-adopt-state %i"]
+    per_instance = {
+        "LoadCredential",
+        "StateDirectory",
+        "User",
+        "Environment",
+        "EnvironmentFile",
+        "ExecStartPre",
+    }
 
     def shared(u: Unit) -> list[tuple[str, str]]:
         return [(k, v) for k, v in u["Service"] if k not in per_instance]
@@ -184,3 +196,47 @@ def test_make_install_prints_a_check_that_finds_the_credentials(tmp_path: Path) 
     assert loaded_from == {found.group(1)}
     docs = (SYSTEMD.parent / "docs" / "systemd.md").read_text(encoding="utf-8")
     assert f"sudo CREDENTIALS_DIRECTORY={found.group(1)} pulsed check" in docs
+
+
+def test_credentials_generator_loads_each_per_shop_file_under_its_own_name(
+    tmp_path: Path,
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    for name in (
+        "pulse_heartbeat_secret",  # the shared one: the unit loads it itself
+        "pulse_heartbeat_secret.shop-1",
+        "telegram_bot_token.Shop_2",
+        "pulse_heartbeat_secret.a.b",  # not a shop name
+        "pulse_heartbeat_secret." + "x" * 33,  # too long for one
+        "other.shop1",
+    ):
+        (credentials / name).write_text("s")
+    (credentials / "telegram_bot_token.shop3").symlink_to(credentials / "other.shop1")
+    out = tmp_path / "normal"
+    subprocess.run(
+        [str(SYSTEMD / "pulsed-credentials-generator"), str(out), str(tmp_path), str(tmp_path)],
+        env={"PULSED_CREDENTIALS_DIR": str(credentials), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    conf = parse_unit(out / "pulsed.service.d" / "50-shop-credentials.conf")
+    assert values(conf, "LoadCredential") == [
+        f"pulse_heartbeat_secret.shop-1:{credentials}/pulse_heartbeat_secret.shop-1",
+        f"telegram_bot_token.Shop_2:{credentials}/telegram_bot_token.Shop_2",
+    ]
+    # A fallback each, so a file removed before the next daemon-reload fails no start.
+    assert values(conf, "SetCredential") == [
+        "pulse_heartbeat_secret.shop-1:\\n",
+        "telegram_bot_token.Shop_2:\\n",
+    ]
+
+
+def test_credentials_generator_writes_nothing_without_per_shop_files(tmp_path: Path) -> None:
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "credentials" / "pulse_heartbeat_secret").write_text("s")
+    subprocess.run(
+        [str(SYSTEMD / "pulsed-credentials-generator"), str(tmp_path / "normal")],
+        env={"PULSED_CREDENTIALS_DIR": str(tmp_path / "credentials"), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert not (tmp_path / "normal").exists()

@@ -1,0 +1,72 @@
+# make deb: dist/pulsed_<version>_<arch>.deb, built with dpkg-deb from a staged
+# `make install` (docs/packaging.md says why not dh-virtualenv).
+#
+# The venv is the locked one (requirements/runtime.txt, hash-checked), on the
+# system's /usr/bin/python3; units go to /lib/systemd/system (Debian 12 ships
+# units there), the rest under /usr. Needs dpkg-dev's tools only: dpkg-deb, gzip.
+
+DEB_VERSION    ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' pulsed/_version.py)
+DEB_ARCH       ?= $(shell dpkg --print-architecture)
+DEB_MAINTAINER ?= AcmeShop Pulse team <pulse@acmeshop.com>
+DEB_DIR        := build/deb
+DEB_ROOT       := $(DEB_DIR)/root
+DEB_VENV       := $(DEB_ROOT)/usr/lib/pulsed/venv
+DEB            := dist/pulsed_$(DEB_VERSION)_$(DEB_ARCH).deb
+# A native package (no Debian revision), hence changelog.gz.
+# Dates inside the package (changelog, file times) from the last commit, so two
+# builds of one commit differ only where pip's wheels do.
+DEB_EPOCH      ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+
+.PHONY: deb
+
+deb:
+	rm -rf '$(DEB_DIR)' && mkdir -p '$(DEB_ROOT)/DEBIAN' dist
+	$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(DEB_ROOT)' PREFIX=/usr \
+	    UNITDIR=/lib/systemd/system GENERATORDIR=/lib/systemd/system-generators \
+	    PULSED_PYTHON=/usr/bin/python3 >/dev/null
+# postinst compiles byte-code on the host and creates the credentials folder 0700:
+# neither is dpkg's to own.
+	rmdir '$(DEB_ROOT)/etc/pulsed/credentials'
+# dpkg knows what it installed; make uninstall's list of created folders is not needed.
+	rm -f '$(DEB_ROOT)/usr/lib/pulsed/created-dirs'
+# pip and setuptools only built the venv; the service never runs them.
+	'$(DEB_VENV)/bin/python' -m pip uninstall --quiet --yes pip setuptools
+	find '$(DEB_ROOT)' -depth -type d -name __pycache__ -exec rm -rf {} +
+# Nor the venv's activation scripts, nor the command-line tools of dependencies.
+	rm -f '$(DEB_VENV)'/bin/activate* '$(DEB_VENV)'/bin/Activate.ps1 '$(DEB_VENV)'/bin/httpx '$(DEB_VENV)'/bin/idna
+# What dh_strip, dh_fixperms and dh_link would do: wheels ship debug symbols and the
+# odd executable bit; symlinks within /usr are relative.
+	find '$(DEB_VENV)' -type f -name '*.so*' -exec strip --strip-unneeded {} +
+	find '$(DEB_VENV)/lib' -type f -perm /111 -name '*.py' -exec chmod a-x {} +
+	ln -sfn ../lib/pulsed/venv/bin/pulsed '$(DEB_ROOT)/usr/bin/pulsed'
+	ln -sfn ../../../../bin/python3 '$(DEB_VENV)/bin/python3'
+	install -m 0644 packaging/deb/copyright '$(DEB_ROOT)/usr/share/doc/pulsed/copyright'
+	install -m 0644 docs/packaging.md '$(DEB_ROOT)/usr/share/doc/pulsed/packaging.md'
+	printf 'pulsed (%s) stable; urgency=medium\n\n  * pulsed %s, built from its source tree.\n\n -- %s  %s\n' \
+	    '$(DEB_VERSION)' '$(DEB_VERSION)' '$(DEB_MAINTAINER)' \
+	    "$$(date -R -u -d @$(DEB_EPOCH))" \
+	    | gzip -9n > '$(DEB_ROOT)/usr/share/doc/pulsed/changelog.gz'
+	chmod 0644 '$(DEB_ROOT)/usr/share/doc/pulsed/changelog.gz'
+	install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm '$(DEB_ROOT)/DEBIAN/'
+	cd '$(DEB_ROOT)' && find etc -type f | sed 's|^|/|' | sort > DEBIAN/conffiles
+	sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	    -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' \
+	    -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN '$(DEB_ROOT)' | cut -f1)|" \
+	    packaging/deb/control.in > '$(DEB_ROOT)/DEBIAN/control'
+	cd '$(DEB_ROOT)' && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z \
+	    | xargs -0 md5sum > DEBIAN/md5sums
+	chmod 0644 '$(DEB_ROOT)/DEBIAN/control' '$(DEB_ROOT)/DEBIAN/conffiles' '$(DEB_ROOT)/DEBIAN/md5sums'
+	find '$(DEB_ROOT)' -depth -newermt @$(DEB_EPOCH) -exec touch -h -d @$(DEB_EPOCH) {} +
+	SOURCE_DATE_EPOCH=$(DEB_EPOCH) dpkg-deb --root-owner-group -Zxz --build '$(DEB_ROOT)' '$(DEB)'
+	@ls -l '$(DEB)'
+
+## lintian: the package passes lintian with no error, and each warning left is one
+## docs/packaging.md explains (a new warning fails until it is fixed or explained)
+.PHONY: lintian
+lintian: deb
+	@out=$$(lintian --fail-on error '$(DEB)' 2>&1) || { printf '%s\n' "$$out"; exit 1; }; \
+	printf '%s\n' "$$out" | grep -v '^running with root'; \
+	for tag in $$(printf '%s\n' "$$out" | sed -n 's/^[WE]: pulsed[^:]*: \([^ ]*\).*/\1/p' | sort -u); do \
+	    grep -q "^| \`$$tag\`" docs/packaging.md || \
+	    { echo "lintian: $$tag is not explained in docs/packaging.md" >&2; exit 1; }; \
+	done; echo "lintian: no errors; every warning is explained in docs/packaging.md"

@@ -1,0 +1,184 @@
+"""Fixtures of the system tests: what is built once, a fresh host per test, a receiver.
+
+Run by ``make systemtest`` (root, systemd-nspawn). A scenario is one test function
+taking ``host`` (a booted container set up as a Debian host with an operator account)
+and, when it sends heartbeats, ``receiver``; the steps an operator takes are in
+:mod:`tests.system.steps`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.wait import wait_until
+from tests.system.container import Container, stop, why_not_here
+from tests.system.steps import SECRET, Received
+
+REPO = Path(__file__).resolve().parents[2]
+OPERATOR = "admin"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _can_boot() -> None:
+    reason = why_not_here()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"system tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(f"system tests need systemd-nspawn as root: {reason}")
+
+
+@dataclass(frozen=True)
+class Built:
+    deb: Path  # make deb's package
+    upgrade: Path  # the same package under a higher version, for an upgrade
+    version: str
+    upgrade_version: str
+    wheels: Path  # the runtime lock's wheels: the container has no network
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    out = tmp_path_factory.mktemp("built")
+    made = subprocess.run(
+        ["make", "--no-print-directory", "deb"], cwd=REPO, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    deb = _newest_deb()
+    version = _field(deb, "Version")
+    # The upgrade is the same contents under a higher version: what is proven is how
+    # dpkg and the maintainer scripts treat a running service, not new code.
+    upgrade_version = version + "+systemtest1"
+    tree = out / "tree"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+    control = tree / "DEBIAN" / "control"
+    control.write_text(
+        control.read_text().replace(f"Version: {version}\n", f"Version: {upgrade_version}\n")
+    )
+    upgrade = out / f"pulsed_{upgrade_version}.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "-b", str(tree), str(upgrade)],
+        check=True,
+        capture_output=True,
+    )
+    wheels = REPO / "build" / "wheelhouse"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            "requirements/runtime.txt",
+            "-d",
+            str(wheels),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    return Built(deb, upgrade, version, upgrade_version, wheels)
+
+
+def _newest_deb() -> Path:
+    return max((REPO / "dist").glob("pulsed_*.deb"), key=lambda p: p.stat().st_mtime)
+
+
+def _field(deb: Path, name: str) -> str:
+    return subprocess.run(
+        ["dpkg-deb", "-f", str(deb), name], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+# The parts of the host's /etc a Debian host has and the container's fresh /etc lacks:
+# package management (dpkg's own state is copied under /var) and the alternatives
+# it manages (/usr/bin/php is one), sudo and its PAM setup.
+HOST_ETC = (
+    "alternatives",
+    "apt",
+    "dpkg",
+    "sudoers",
+    "sudoers.d",
+    "pam.d",
+    "security",
+    "login.defs",
+)
+
+
+@pytest.fixture
+def host(built: Built) -> Iterator[Container]:
+    with Container(f"pulsed-st-{os.getpid()}-{next(_names)}") as box:
+        for name in HOST_ETC:
+            if Path("/etc", name).exists():
+                box.copy_in(Path("/etc", name), f"/etc/{name}")
+        box.copy_in(Path("/var/lib/dpkg"), "/var/lib/dpkg")
+        # The container's /etc is fresh: the host's overrides name users it lacks.
+        box.write("/var/lib/dpkg/statoverride", "")
+        if Path("/var/lib/apt/lists").is_dir():
+            box.copy_in(Path("/var/lib/apt/lists"), "/var/lib/apt/lists")
+        # No network inside: pip finds the lock's wheels in a local folder instead.
+        box.copy_in(built.wheels, "/var/cache/pulsed-wheels")
+        box.write(
+            "/etc/pip.conf",
+            "[global]\nno-index = true\nfind-links = /var/cache/pulsed-wheels\n",
+        )
+        # An operator who works through sudo, as docs/systemd.md assumes.
+        box.sh(
+            f"useradd -m -s /bin/sh -G systemd-journal {OPERATOR}\n"
+            f"echo '{OPERATOR} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{OPERATOR}\n"
+            f"chmod 0440 /etc/sudoers.d/{OPERATOR}\n"
+        )
+        # The shop, as a web server would have it: world-readable, owned by root.
+        box.copy_in(REPO / "examples" / "shop", "/var/www/opencart")
+        box.sh("chmod -R a+rX /var/www/opencart")
+        box.copy_in(built.deb, "/root/pulsed.deb")
+        box.copy_in(built.upgrade, "/root/pulsed-upgrade.deb")
+        try:
+            yield box
+        finally:
+            # Shown by pytest only when the test failed: what systemd and pulsed said.
+            print(box.run(["journalctl", "--no-pager", "-n", "60", "-u", "pulsed*"]).stdout)
+
+
+@pytest.fixture
+def receiver(host: Container, tmp_path: Path) -> Iterator[Received]:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    port_file = tmp_path / "port"
+    out = tmp_path / "receiver.out"
+    process = host.spawn_in_network(
+        [
+            sys.executable,
+            str(REPO / "devtools" / "receiver.py"),
+            "--port",
+            "0",
+            "--secret-file",
+            str(secret),
+            "--port-file",
+            str(port_file),
+        ],
+        out,
+    )
+    try:
+        wait_until(port_file.exists, 15, f"the receiver's port: {out.read_text()}")
+        yield Received(out, int(port_file.read_text()))
+    finally:
+        stop(process)
+
+
+def pytest_report_header() -> str:
+    return f"system tests: systemd-nspawn {shutil.which('systemd-nspawn')}"

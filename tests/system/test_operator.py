@@ -1,0 +1,176 @@
+"""pulsed as an operator installs and runs it, under a real systemd 252 and journald.
+
+Each test is one scenario on a freshly booted host (see ``conftest.py``); a new
+scenario is one more function here, built from the steps in ``steps.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from tests.system import steps
+from tests.system.conftest import OPERATOR, REPO, Built
+from tests.system.container import Container
+from tests.system.steps import SECRET, Received
+
+SOURCE = "/home/admin/pulsed"
+
+
+def source_tree(host: Container) -> None:
+    """The operator's checkout: the files git tracks, as they are in this tree."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    host.copy_tree_files(REPO, [f for f in files if f and (REPO / f).exists()], SOURCE)
+    host.run(["chown", "-R", f"{OPERATOR}:{OPERATOR}", SOURCE])
+
+
+def test_the_debian_package_from_install_to_purge(
+    host: Container, receiver: Received, built: Built
+) -> None:
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    steps.unconfigured_is_quiet(host)
+
+    steps.configure(host, receiver.port)
+    steps.start_and_heartbeat(host, receiver)
+    steps.exactly_the_expected_warnings(host)
+    steps.reload_rereads(host, receiver.port)
+    steps.watchdog_restarts_a_stuck_daemon(host, receiver)
+    steps.stop_is_fast_and_clean(host)
+    host.run(["systemctl", "start", "pulsed"])
+    steps.restart_sends_nothing_early(host, receiver)
+    steps.template_instance_beside_the_single_unit(host, receiver)
+
+    # Upgrade: both running units restart on the new package, keep their state and
+    # send nothing before due.
+    before = steps.pids(host, "pulsed", "pulsed@shop2")
+    host.run(["dpkg", "-i", "/root/pulsed-upgrade.deb"])
+    assert host.run(["dpkg-query", "-W", "-f", "${Version}", "pulsed"]).stdout == (
+        built.upgrade_version
+    )
+    for unit, pid in before.items():
+        assert steps.pids(host, unit)[unit] != pid, f"{unit} was not restarted"
+        steps.restart_sends_nothing_early(host, receiver, unit)
+
+    # Remove stops everything and keeps state and configuration.
+    host.run(["dpkg", "-r", "pulsed"])
+    for unit in before:
+        assert not host.ok(f"systemctl -q is-active {unit}")
+    assert host.ok("test -f /var/lib/private/pulsed/state.json")
+    assert host.ok("test -f /etc/pulsed/credentials/pulse_heartbeat_secret")
+
+    # Purge removes the state, the secrets and the package's files; the operator's
+    # own config files stay.
+    host.run(["dpkg", "-P", "pulsed"])
+    for gone in (
+        "/var/lib/pulsed",
+        "/var/lib/private/pulsed",
+        "/var/lib/pulsed-instances",
+        "/var/lib/private/pulsed-instances",
+        "/etc/pulsed/credentials",
+        "/etc/default/pulsed",
+        "/etc/pulsed/pulsed.toml.example",
+        "/lib/systemd/system/pulsed.service",
+        "/usr/lib/pulsed",
+        "/etc/systemd/system/multi-user.target.wants/pulsed.service",
+        "/etc/systemd/system/multi-user.target.wants/pulsed@shop2.service",
+    ):
+        assert not host.ok(f"test -e {gone} || test -L {gone}"), f"{gone} left after purge"
+    assert host.ok("test -f /etc/pulsed/pulsed.toml")
+    assert steps.no_pulsed_unit_failed(host)
+
+
+def test_make_install_from_a_checkout_to_uninstall(host: Container, receiver: Received) -> None:
+    source_tree(host)
+    installed = host.run(["sh", "-c", f"cd {SOURCE} && make install"]).stdout
+    steps.unconfigured_is_quiet(host)
+
+    # The next steps make install prints, run as printed (the config edited between).
+    printed = [
+        line.strip() for line in installed.split("Next (docs/systemd.md):", 1)[1].splitlines()
+    ]
+    copy = [line for line in printed if line.startswith("cp ")]
+    assert len(copy) == 1
+    host.run(["sh", "-ec", copy[0].split("#", 1)[0]])
+    host.write("/etc/pulsed/pulsed.toml", steps.config(receiver.port))
+    host.write("/etc/pulsed/credentials/pulse_heartbeat_secret", SECRET, mode=0o600)
+    (check_and_start,) = [line for line in printed if "pulsed check" in line]
+    host.run(["sh", "-ec", check_and_start], user=OPERATOR)
+    receiver.wait_for(1, steps.SHOP_DOMAIN)
+    steps.exactly_the_expected_warnings(host)
+    steps.reload_rereads(host, receiver.port)
+    steps.stop_is_fast_and_clean(host)
+    host.run(["systemctl", "start", "pulsed"])
+    steps.template_instance_beside_the_single_unit(host, receiver)
+    steps.named_credential_reaches_the_daemon(host)
+
+    # Upgrade from the checkout: install again, restart as printed.
+    host.run(["sh", "-c", f"cd {SOURCE} && make install"])
+    (restart,) = [line for line in printed if "restart" in line]
+    host.run(["sh", "-ec", restart.strip("()").split("? ", 1)[1]], user=OPERATOR)
+    steps.restart_sends_nothing_early(host, receiver)
+
+    listed = host.run(["cat", "/usr/local/lib/pulsed/created-dirs"]).stdout.split()
+    host.run(["sh", "-c", f"cd {SOURCE} && make uninstall"])
+    assert not host.ok("systemctl -q is-active pulsed.service")
+    assert not host.ok("test -e /etc/systemd/system/pulsed.service")
+    assert listed, "make install recorded no folder it created"
+    for folder in listed:
+        assert host.ok(f'! test -d {folder} || test -n "$(ls -A {folder})"'), (
+            f"make uninstall left {folder} empty"
+        )
+    assert host.ok("test -f /var/lib/private/pulsed/state.json")
+
+
+def test_moving_a_shop_from_the_single_unit_to_the_template(
+    host: Container, receiver: Received
+) -> None:
+    """The documented move: no state moved by hand, nothing sent early."""
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    steps.configure(host, receiver.port)
+    steps.start_and_heartbeat(host, receiver)
+    for command in _doc_block(REPO / "docs" / "systemd.md", "move-to-template"):
+        host.run(["sh", "-ec", command], user=OPERATOR)
+    steps.restart_sends_nothing_early(host, receiver, "pulsed@shop1")
+    assert host.ok("test -f /var/lib/pulsed-instances/shop1/state.json")
+    assert len(receiver.accepted()) == 1
+
+
+def test_an_instance_from_before_the_own_state_root_keeps_its_state(
+    host: Container, receiver: Received
+) -> None:
+    """A host upgraded while pulsed@shop1 kept its state in /var/lib/pulsed/shop1."""
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    host.write("/etc/pulsed/shop1.toml", steps.config(receiver.port))
+    host.write("/etc/pulsed/credentials/shop1/pulse_heartbeat_secret", SECRET, mode=0o600)
+    # The old layout, made by the old unit line itself: StateDirectory=pulsed/%i.
+    host.write(
+        "/etc/systemd/system/pulsed@shop1.service.d/old.conf",
+        "[Service]\nStateDirectory=\nStateDirectory=pulsed/%i\nExecStartPre=\n",
+    )
+    host.run(["systemctl", "daemon-reload"])
+    host.run(["systemctl", "start", "pulsed@shop1"])
+    receiver.wait_for(1)
+    host.run(["systemctl", "stop", "pulsed@shop1"])
+    assert host.ok("test -f /var/lib/private/pulsed/shop1/state.json")
+    host.run(["rm", "-r", "/etc/systemd/system/pulsed@shop1.service.d"])
+    host.run(["systemctl", "daemon-reload"])
+
+    host.run(["systemctl", "start", "pulsed@shop1"])
+    steps.restart_sends_nothing_early(host, receiver, "pulsed@shop1")
+    assert len(receiver.accepted()) == 1
+    # The old folder is gone, so the single unit can start on this host.
+    assert not host.ok("test -e /var/lib/pulsed || test -L /var/lib/pulsed")
+    steps.configure(host, receiver.port)
+    host.run(["systemctl", "start", "pulsed"])
+    receiver.wait_for(2)
+
+
+def _doc_block(doc: Path, name: str) -> list[str]:
+    """The command lines of the ```sh block marked ``<!-- name -->`` in ``doc``."""
+    text = doc.read_text(encoding="utf-8")
+    found = re.search(rf"<!-- {name} -->\s*```sh\n(.*?)```", text, re.DOTALL)
+    assert found, f"no block {name} in {doc.name}"
+    return [line for line in found.group(1).splitlines() if line.strip()]
