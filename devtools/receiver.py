@@ -238,6 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--secret-file", type=Path, required=True, help="the heartbeat secret")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    parser.add_argument(
+        "--shop-secret",
+        action="append",
+        default=[],
+        metavar="DOMAIN=FILE",
+        help="a shop's own secret, by its domain (repeatable); others use --secret-file",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -255,7 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    receiver = Receiver(secret, host=args.host, port=args.port, out=sys.stdout)
+    secrets: dict[str, str] = {}
+    for item in args.shop_secret:
+        domain, sep, file = item.partition("=")
+        if not sep:
+            parser.error(f"--shop-secret {item!r}: expected DOMAIN=FILE")
+        secrets[domain] = Path(file).read_text(encoding="utf-8").strip()
+    receiver = Receiver(secret, host=args.host, port=args.port, out=sys.stdout, secrets=secrets)
     try:
         receiver.start()
     except OSError as exc:

@@ -115,9 +115,13 @@ def test_template_differs_only_where_it_must() -> None:
     assert "-/etc/default/pulsed-%i" in values(template, "EnvironmentFile")
     # ExecStartPre= hands a new instance the state its shop already had.
     assert values(template, "ExecStartPre") == ["+/usr/local/lib/pulsed/pulsed-adopt-state %i"]
+    assert "PULSED_STATUS_FILE=/run/pulsed-instances/%i/status.json" in values(
+        template, "Environment"
+    )
     per_instance = {
         "LoadCredential",
         "StateDirectory",
+        "RuntimeDirectory",
         "User",
         "Environment",
         "EnvironmentFile",

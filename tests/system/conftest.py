@@ -8,12 +8,13 @@ and, when it sends heartbeats, ``receiver``; the steps an operator takes are in
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,10 +155,18 @@ def host(built: Built) -> Iterator[Container]:
             print(box.run(["journalctl", "--no-pager", "-n", "60", "-u", "pulsed*"]).stdout)
 
 
-@pytest.fixture
-def receiver(host: Container, tmp_path: Path) -> Iterator[Received]:
+@contextlib.contextmanager
+def receiving(
+    host: Container, tmp_path: Path, shop_secrets: Mapping[str, str] | None = None
+) -> Iterator[Received]:
+    """The verifying receiver in the container's network; shops' own secrets by domain."""
     secret = tmp_path / "secret"
     secret.write_text(SECRET)
+    own: list[str] = []
+    for domain, value in (shop_secrets or {}).items():
+        path = tmp_path / f"secret-{domain}"
+        path.write_text(value)
+        own += ["--shop-secret", f"{domain}={path}"]
     port_file = tmp_path / "port"
     out = tmp_path / "receiver.out"
     process = host.spawn_in_network(
@@ -170,6 +179,7 @@ def receiver(host: Container, tmp_path: Path) -> Iterator[Received]:
             str(secret),
             "--port-file",
             str(port_file),
+            *own,
         ],
         out,
     )
@@ -178,6 +188,12 @@ def receiver(host: Container, tmp_path: Path) -> Iterator[Received]:
         yield Received(out, int(port_file.read_text()))
     finally:
         stop(process)
+
+
+@pytest.fixture
+def receiver(host: Container, tmp_path: Path) -> Iterator[Received]:
+    with receiving(host, tmp_path) as received:
+        yield received
 
 
 def pytest_report_header() -> str:

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from tests.system import steps
-from tests.system.conftest import OPERATOR, REPO, Built
+from tests.system.conftest import OPERATOR, REPO, Built, receiving
 from tests.system.container import Container
 from tests.system.steps import SECRET, Received
 
@@ -174,3 +174,55 @@ def _doc_block(doc: Path, name: str) -> list[str]:
     found = re.search(rf"<!-- {name} -->\s*```sh\n(.*?)```", text, re.DOTALL)
     assert found, f"no block {name} in {doc.name}"
     return [line for line in found.group(1).splitlines() if line.strip()]
+
+
+SHOP_PHP = "<?php\ndefine('HTTPS_SERVER', 'https://{domain}/');\n"
+FIGURES = (
+    'require "/srv/admin-panel.php"; '
+    'echo json_encode(pulsed_heartbeat_figures("/run/pulsed/status.json", "{shop}"));'
+)
+
+
+def test_one_service_serves_several_shops_each_with_its_own_secret(
+    host: Container, tmp_path: Path, built: Built
+) -> None:
+    """Contract §10 and §11 on the shipped unit: two shops, one signing with its own
+    credential, per-shop journal lines, and the status file the web server's user reads."""
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    for name in ("alpha", "beta"):
+        host.sh(f"cp -r /var/www/opencart /var/www/{name}")
+        host.write(f"/var/www/{name}/config.php", SHOP_PHP.format(domain=f"{name}.example"))
+    host.sh("chmod -R a+rX /var/www")
+    with receiving(host, tmp_path, {"alpha.example": "alpha's-own-secret"}) as receiver:
+        host.write(
+            "/etc/pulsed/pulsed.toml",
+            f'[pulse]\napi_host = "http://127.0.0.1:{receiver.port}"\n\n'
+            '[shops.alpha]\nroot = "/var/www/alpha"\n\n[shops.beta]\nroot = "/var/www/beta"\n',
+        )
+        host.write("/etc/pulsed/credentials/pulse_heartbeat_secret", SECRET, mode=0o600)
+        host.write(
+            "/etc/pulsed/credentials/pulse_heartbeat_secret.alpha",
+            "alpha's-own-secret",
+            mode=0o600,
+        )
+        host.run(["systemctl", "daemon-reload"])  # the generator loads alpha's credential
+        host.run(["systemctl", "enable", "--now", "pulsed"])
+        receiver.wait_for(1, "alpha.example")
+        receiver.wait_for(1, "beta.example")
+        # The receiver answers before the daemon logs: wait for both lines in the journal.
+        steps.wait_event(host, "pulsed", "heartbeat.sent", after=1)
+        sent = [e for e in steps.journal(host, "pulsed") if e.get("event") == "heartbeat.sent"]
+        assert sorted(e["shop"] for e in sent) == ["alpha", "beta"]
+
+        # The admin page's function, as the web server's user, on the file pulsed wrote.
+        host.copy_in(REPO / "docs" / "admin-panel.php", "/srv/admin-panel.php")
+        host.sh("chmod a+r /srv/admin-panel.php")
+        answer = host.run(
+            ["runuser", "-u", "www-data", "--", "php", "-n", "-r", FIGURES.format(shop="beta")]
+        ).stdout
+        assert answer.startswith('{"last_heartbeat":'), answer
+        assert "last heartbeat less than a minute ago" in answer
+
+        steps.stop_is_fast_and_clean(host)
+        # Gone with the service: it must not go on announcing heartbeats.
+        assert not host.ok("test -e /run/pulsed/status.json")
