@@ -1026,8 +1026,8 @@ class Host:
     ``[shops.<name>]`` table in one config file, with its heartbeat secret in the
     credential ``pulse_heartbeat_secret.<name>`` (the receiver's secret, so it accepts
     every shop) and its state under ``<state_dir>/shops/<name>/``. All shops share the
-    bot token (from the environment) and the stub php, as shops on one host share a
-    php binary.
+    bot token (from the environment) and one stub php that prints a fixed version, as
+    shops on one host share a php binary.
     """
 
     def __init__(self, bench: Bench, shops: int) -> None:
@@ -1044,6 +1044,9 @@ class Host:
             secret.write_text(SECRET + "\n")
             secret.chmod(0o600)
         self.config = self.home / "pulsed.toml"
+        self.php = self.home / "php"
+        self.php.write_text("#!/bin/sh\nprintf '%s' '8.2.7'\n")
+        self.php.chmod(0o755)
 
     def serve(self, names: Sequence[str], state: Callable[[str], dict[str, Any]]) -> None:
         """List ``names`` in the config file and give each the state ``state(name)``."""
@@ -1061,7 +1064,7 @@ class Host:
                 f"[shops.{name}]",
                 f"root = {json.dumps(str(self.home / 'shops' / name))}",
                 f'domain = "{name}.bench.example"',
-                f"php_binary = {json.dumps(self.bench.php)}",
+                f"php_binary = {json.dumps(str(self.php))}",
             ]
         self.config.write_text("\n".join(lines) + "\n")
         self.config.chmod(0o600)
@@ -1192,8 +1195,8 @@ def many_shops(bench: Bench) -> Section:
     section.notes += [
         f"One `pulsed run` per N, serving N shops listed as `[shops.<name>]` tables in "
         f"one config file (each a copy of `examples/shop` with its own `domain`, its "
-        f"secret in the credential `pulse_heartbeat_secret.<name>`, all with the stub "
-        f"php `{bench.php}`, all sending to the one receiver), every shop due at start "
+        f"secret in the credential `pulse_heartbeat_secret.<name>`, all with one stub "
+        f"php, all sending to the one receiver), every shop due at start "
         f"with its identity cached in its state (identity children run: {refreshed}). "
         f"Read {plan.settle:g} s after the N-th `heartbeat.sent` once the daemon had no "
         f"child, three times 0.5 s apart (medians), together with one floor process "
