@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal, get_args
 from urllib.parse import unquote
@@ -36,9 +37,11 @@ def _error(code: int, description: str) -> Reply:
 
 
 class FakeTelegram:
-    """``getMe`` for one bot, answering as the real Bot API does.
+    """``getMe`` for one bot (or several), answering as the real Bot API does.
 
-    Modes: ``"ok"`` (the valid token gets the bot, any other a 401),
+    ``valid_token`` gets ``username``; ``more_bots`` (token to username) adds bots
+    the same server answers for, as when many shops' tokens are fetched in one round.
+    Modes: ``"ok"`` (a valid token gets its bot, any other a 401),
     ``"unauthorized"`` (401 always), ``"server_error"`` (500, JSON error),
     ``"malformed"`` (200 with a body that is not JSON), ``"hang"`` (never
     answers). Methods other than ``getMe`` get the Bot API's 404.
@@ -50,10 +53,12 @@ class FakeTelegram:
         valid_token: str = "123456:ABC-secret",  # noqa: S107 -- a fixed test token, not a credential
         *,
         first_name: str = "Acme Shop",
+        more_bots: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.username = username
         self.valid_token = valid_token
+        self.bots = {**(more_bots or {}), valid_token: username}
         self.first_name = first_name
         self._cond = threading.Condition()
         self._mode: Mode = "ok"
@@ -120,15 +125,15 @@ class FakeTelegram:
             return status(200, {"Content-Type": "text/html"}, b"<html>502 Bad Gateway</html>")
         if mode == "server_error":
             return _error(500, "Internal Server Error")
-        if mode == "unauthorized" or token != self.valid_token:
+        if mode == "unauthorized" or token not in self.bots:
             return _error(401, "Unauthorized")
         # A real token starts with the bot's id.
-        bot_id = self.valid_token.partition(":")[0]
+        bot_id = token.partition(":")[0]
         user = {
             "id": int(bot_id) if bot_id.isdigit() else 1,
             "is_bot": True,
             "first_name": self.first_name,
-            "username": self.username,
+            "username": self.bots[token],
         }
         return _json_reply(200, {"ok": True, "result": user})
 

@@ -283,6 +283,21 @@ def test_fake_telegram_refuses_a_wrong_token_as_aiogram_expects() -> None:
         assert fake.calls == ["654321:WRONG"]
 
 
+def test_fake_telegram_answers_each_of_several_bots_by_token() -> None:
+    other = "777:OTHER-token"
+    with FakeTelegram(valid_token=TOKEN, more_bots={other: "other_shop_bot"}) as fake:
+        answers = {}
+        for token in (TOKEN, other, "654321:WRONG"):
+            code, _, body = fetch(fake.server.port, "POST", f"/bot{token}/getMe")
+            answers[token] = (code, json.loads(body).get("result", {}).get("username"))
+        assert answers == {
+            TOKEN: (200, "acme_shop_bot"),
+            other: (200, "other_shop_bot"),
+            "654321:WRONG": (401, None),
+        }
+        assert fake.calls == [TOKEN, other, "654321:WRONG"]
+
+
 def test_fake_telegram_failure_modes() -> None:
     path = f"/bot{TOKEN}/getMe"
     with FakeTelegram(valid_token=TOKEN) as fake:
