@@ -203,7 +203,7 @@ async def simulate(scenario: Scenario, scratch: Path) -> Outcome:
             prepared = await cycle.prepare()
             await cycle.deliver(prepared, receiver)
         except Exception as exc:  # noqa: BLE001 -- as the supervisor does
-            cycle.crashed(exc)
+            await cycle.crashed(exc)
         # Supervisor._shop_loop: the next sleep is what wait_time() says now.
         heapq.heappush(heap, (clock.now + cycle.wait_time(), i))
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0

@@ -19,6 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import anyio
+import anyio.to_thread
+
 from pulsed import _collect, _identity, _schedule
 from pulsed import _state as st
 from pulsed._config import Config
@@ -180,8 +183,17 @@ class Cycle:
     def save(self) -> None:
         if not self.writable:
             return
+        self._saved(self.state)
+
+    async def save_aside(self) -> None:
+        """:meth:`save` in a worker thread: two fsyncs on a slow disk must not hold up
+        the event loop, and with it every other shop's sleep, build and delivery."""
+        if self.writable:
+            await anyio.to_thread.run_sync(self._saved, self.state)
+
+    def _saved(self, state: st.State) -> None:
         try:
-            self.store.save(self.state)
+            self.store.save(state)
         except StateError as exc:
             log.warning(
                 "state cannot be written (%s); kept in memory, so a restart now could send "
@@ -319,18 +331,18 @@ class Cycle:
         headers = headers_for(prepared.body, self.cfg.heartbeat_secret.reveal())
         signature = headers[SIGNATURE_HEADER]
         self.state = st.with_pending(self.state, prepared.body, prepared.timestamp, signature)
-        self.save()
+        await self.save_aside()
         try:
             done = await sender.send(prepared.body, headers)
         except DeliveryError as exc:
-            self._failed(exc)
+            await self._failed(exc)
             return False
         now = self.wall()
         next_due = _schedule.after_success(now, self.cfg.interval)
         self.state = st.succeeded(
             self.state, now, done.status, next_due, attempts=done.attempts, elapsed=done.elapsed
         )
-        self.save()
+        await self.save_aside()
         log.info(
             "heartbeat sent",
             extra={
@@ -343,16 +355,16 @@ class Cycle:
         )
         return True
 
-    def crashed(self, exc: Exception) -> None:
+    async def crashed(self, exc: Exception) -> None:
         """A cycle that failed in a way nothing mapped: logged, then backed off like a failure."""
         log.error(
             "heartbeat cycle failed unexpectedly",
             exc_info=exc,
             extra={"event": "heartbeat.error"},
         )
-        self._failed(DeliveryError("internal", type(exc).__name__))
+        await self._failed(DeliveryError("internal", type(exc).__name__))
 
-    def _failed(self, exc: DeliveryError) -> None:
+    async def _failed(self, exc: DeliveryError) -> None:
         now = self.wall()
         failures = self.state.consecutive_failures + 1
         next_due = _schedule.after_failure(
@@ -370,7 +382,7 @@ class Cycle:
             attempts=exc.attempts,
             elapsed=exc.elapsed,
         )
-        self.save()
+        await self.save_aside()
         log.warning(
             "heartbeat failed: %s",
             exc,

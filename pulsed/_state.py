@@ -418,7 +418,8 @@ class StateStore:
 
         :class:`StateError` when the folder or disk refuses.
         """
-        data = json.dumps(to_json(state), indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        # Compact: the C encoder, a tenth of the CPU of an indented dump of the history.
+        data = json.dumps(to_json(state), separators=(",", ":"), sort_keys=True).encode() + b"\n"
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:

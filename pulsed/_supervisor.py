@@ -137,7 +137,13 @@ class Supervisor:
         return ", ".join(parts) + f"; next {nxt}"
 
     def _cycled(self) -> None:
-        """After start and after every cycle (never on a timer): STATUS=, and the files."""
+        """After start and after cycles (never on a timer): STATUS=, and the files.
+
+        Shops due together end their cycles together: the files are written once the
+        last of them is done, not once per shop.
+        """
+        if any(s.deadline is not None for s in self.shops.values()):
+            return
         self.notifier.status(self.summary())
         self.publish(self.cycles)
 
@@ -184,7 +190,8 @@ class Supervisor:
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:  # noqa: BLE001 -- a bug in one cycle must not end the daemon
-            cycle.crashed(exc)
+            with anyio.CancelScope(shield=True):
+                await cycle.crashed(exc)
         finally:
             shop.deadline = None
         self._cycled()

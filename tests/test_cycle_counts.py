@@ -67,6 +67,6 @@ async def test_a_failed_delivery_is_counted_with_its_reason_not_its_text(tmp_pat
 
 async def test_a_crashed_cycle_counts_as_a_failed_delivery_without_attempts(tmp_path: Path) -> None:
     cycle = a_cycle(tmp_path)
-    cycle.crashed(RuntimeError("boom"))
+    await cycle.crashed(RuntimeError("boom"))
     assert cycle.state.counters == st.Counters(0, 1, 0)
     assert cycle.state.history == (st.Delivery(NOW, "failed", None, 0, 0, "internal"),)

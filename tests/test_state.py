@@ -451,11 +451,11 @@ def test_file_holds_exactly_the_documented_keys(tmp_path: Path) -> None:
     }
 
 
-def test_file_is_indented_sorted_json_ending_in_a_newline(tmp_path: Path) -> None:
+def test_file_is_compact_sorted_json_ending_in_a_newline(tmp_path: Path) -> None:
     store = st.StateStore(tmp_path)
     store.save(full_state())
     text = store.path.read_text()
-    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    assert text == json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True) + "\n"
 
 
 def test_save_creates_missing_folders_with_mode_0700(tmp_path: Path) -> None:

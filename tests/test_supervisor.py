@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from itertools import pairwise
@@ -367,3 +368,56 @@ async def test_an_unexpected_error_in_a_cycle_is_logged_and_backed_off(
     assert error.levelname == "ERROR"
     assert len(sender.sent_at) == 1
     assert 120 <= sender.sent_at[0] - START <= 600  # the failure back-off, not a spin
+
+
+class HeldStore(st.StateStore):
+    """A state folder on a disk that hangs: every save waits for ``release``."""
+
+    def __init__(self, directory: Path, release: threading.Event) -> None:
+        super().__init__(directory)
+        self.release = release
+
+    def save(self, state: st.State) -> None:
+        assert self.release.wait(10), "never released"
+        super().save(state)
+
+
+async def test_a_shop_whose_disk_hangs_never_holds_up_another(tmp_path: Path) -> None:
+    release = threading.Event()
+    stuck = Cycle(
+        loop_config(tmp_path / "a", interval=0.05, name="stuck"),
+        HeldStore(tmp_path / "a", release),
+        st.State(),
+        writable=True,
+        environ={},
+        collect=fixed_facts,
+    )
+    fine = Cycle(
+        loop_config(tmp_path / "b", interval=0.05, name="fine"),
+        st.StateStore(tmp_path / "b"),
+        st.State(),
+        writable=True,
+        environ={},
+        collect=fixed_facts,
+    )
+
+    class Sender:
+        def __init__(self) -> None:
+            self.by_domain: dict[str, int] = {}
+            self.three = anyio.Event()
+
+        async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
+            self.by_domain["x"] = self.by_domain.get("x", 0) + 1
+            if stuck.state.pending is not None and fine.state.counters.heartbeats_sent >= 3:
+                self.three.set()
+            return Delivered(status=200, attempts=1, elapsed=0.01)
+
+    sender = Sender()
+    sup = Supervisor([stuck, fine], sender, RecordingNotifier(), reload_config=lambda: None)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await sender.three.wait()  # fine kept sending while stuck's save hung
+            assert stuck.state.counters.heartbeats_sent == 0
+            release.set()
+            sup.request_stop()
