@@ -421,3 +421,21 @@ async def test_a_shop_whose_disk_hangs_never_holds_up_another(tmp_path: Path) ->
             assert stuck.state.counters.heartbeats_sent == 0
             release.set()
             sup.request_stop()
+
+
+async def test_status_sums_up_every_shop(tmp_path: Path) -> None:
+    def cycle(name: str, state: st.State) -> Cycle:
+        cfg = loop_config(tmp_path / name, name=name)
+        return Cycle(cfg, st.StateStore(tmp_path / name), state, writable=False, environ={})
+
+    ok = st.State(last_success=START, next_due=START + HOUR)
+    failing = st.State(consecutive_failures=2, last_error="timeout", next_due=START + 300)
+    sup = Supervisor(
+        [cycle("a", ok), cycle("b", failing), cycle("c", st.State())],
+        ScriptedSender(Clock(), []),
+        RecordingNotifier(),
+        reload_config=lambda: None,
+    )
+    assert sup.summary() == (
+        "3 shops: 1 ok, 1 failing (b), 1 not sent yet; next 2027-01-15T08:05:00Z"
+    )
