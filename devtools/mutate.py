@@ -39,6 +39,7 @@ TARGET = 0.10
 MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_schedule.py": ("tests/test_schedule.py",),
     "pulsed/_state.py": ("tests/test_state.py",),
+    "pulsed/_files.py": ("tests/test_files.py",),
     "pulsed/_signing.py": ("tests/test_signing.py",),
     "pulsed/verify.py": ("tests/test_signing.py",),
     "pulsed/_delivery.py": ("tests/test_delivery.py",),
