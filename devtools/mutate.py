@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 import shutil
 import subprocess
@@ -33,10 +32,6 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # What a mutated module's tests may import besides the package and the tests themselves.
 ALSO_COPY = ("devtools",)
 TARGET = 0.10
-# mutmut routes every call of a mutated module through a trampoline, which makes the PHP
-# reader several times slower; the speed tests' limits are scaled by this, not dropped,
-# so a mutant that turns a linear scan quadratic still fails them.
-TIME_SCALE = "10"
 
 # The one place that says which tests exercise which module. A module's row names only
 # the files written for it: the slower scenario suites reach these modules too, but a
@@ -134,7 +129,6 @@ def mutate(module: str, tests: Sequence[str], workers: int) -> Row:
         done = subprocess.run(
             [str(MUTMUT), "run", "--max-children", str(workers)],
             cwd=where,
-            env={**os.environ, "PULSED_TIME_SCALE": TIME_SCALE},
             stdout=out,
             stderr=subprocess.STDOUT,
             check=False,
