@@ -334,6 +334,7 @@ def test_no_text_raises_anything_but_collect_error(text: str) -> None:
     assert result is None or isinstance(result, str)
 
 
+@pytest.mark.speed
 def test_a_mebibyte_of_php_is_read_in_well_under_a_second() -> None:
     chunk = (
         "class C {\n\tpublic function f() {\n\t\t$x = \"{$a['k']} $b\"; // c\n"
@@ -354,6 +355,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.speed
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_a_hostile_mebibyte_is_read_in_linear_time(name: str) -> None:
     started = time.perf_counter()
