@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -24,11 +26,42 @@ def test_a_longer_file_is_cut_at_the_limit_and_says_so(tmp_path: Path) -> None:
     assert (got.data, got.cut) == (b"abc", True)
 
 
-def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+def test_the_read_carries_the_files_stat(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+    assert read_regular(tmp_path / "f", 3).info.st_ino == (tmp_path / "f").stat().st_ino
+
+
+def test_short_reads_are_joined_up_to_one_byte_past_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A network file system may return fewer bytes than asked; the limit still holds.
+    (tmp_path / "f").write_bytes(b"0123456789")
+    real_read, returned = os.read, []
+
+    def short_read(fd: int, n: int) -> bytes:
+        returned.append(len(chunk := real_read(fd, min(n, 4))))
+        return chunk
+
+    monkeypatch.setattr(os, "read", short_read)
+    got = read_regular(tmp_path / "f", 4)
+    assert (got.data, got.cut, sum(returned)) == (b"0123", True, 5)
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path, follow: bool) -> None:
     os.mkfifo(tmp_path / "fifo")
-    with pytest.raises(FileError, match="not a regular file") as caught:
-        read_regular(tmp_path / "fifo", 10)
-    assert caught.value.kind == "not_regular"
+    with pytest.raises(FileError) as caught:
+        read_regular(tmp_path / "fifo", 10, follow=follow)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{tmp_path / 'fifo'}: not a regular file",
+        "not_regular",
+    )
+
+
+def test_a_symlink_is_followed_by_default(tmp_path: Path) -> None:
+    (tmp_path / "real").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert read_regular(tmp_path / "link", 10).data == b"x"
 
 
 @pytest.mark.parametrize(("follow", "kind"), [(True, None), (False, "symlink")])
@@ -40,9 +73,16 @@ def test_a_symlink_is_followed_only_when_asked(
     if kind is None:
         assert read_regular(tmp_path / "link", 10, follow=follow).data == b"x"
         return
-    with pytest.raises(FileError, match="a symlink") as caught:
+    with pytest.raises(FileError) as caught:
         read_regular(tmp_path / "link", 10, follow=follow)
-    assert caught.value.kind == kind
+    assert (caught.value.kind, caught.value.reason) == (kind, "a symlink")
+
+
+def test_a_symlink_loop_followed_is_named_a_loop(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(FileError) as caught:
+        read_regular(tmp_path / "loop", 10)
+    assert (caught.value.kind, caught.value.reason) == ("other", "symlink loop")
 
 
 def test_a_missing_file_is_named_missing(tmp_path: Path) -> None:
@@ -53,8 +93,44 @@ def test_a_missing_file_is_named_missing(tmp_path: Path) -> None:
 
 
 def test_a_path_with_a_nul_byte_is_a_file_error(tmp_path: Path) -> None:
-    with pytest.raises(FileError, match="not a valid path"):
-        read_regular(tmp_path / "a\0b", 10)
+    path = tmp_path / "a\0b"
+    with pytest.raises(FileError) as caught:
+        read_regular(path, 10)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{str(path)!r}: not a valid path",
+        "other",
+    )
+
+
+def test_an_error_while_reading_is_named_in_the_kernels_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+
+    def failing_read(fd: int, n: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "read", failing_read)
+    with pytest.raises(FileError) as caught:
+        read_regular(tmp_path / "f", 10)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{tmp_path / 'f'}: Input/output error",
+        "other",
+    )
+
+
+def test_an_error_without_errno_is_named_by_its_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+
+    def failing_read(fd: int, n: int) -> bytes:
+        raise OSError
+
+    monkeypatch.setattr(os, "read", failing_read)
+    with pytest.raises(FileError) as caught:
+        read_regular(tmp_path / "f", 10)
+    assert (caught.value.kind, caught.value.reason) == ("other", "OSError")
 
 
 # --- the one atomic writer ------------------------------------------------------
@@ -88,10 +164,37 @@ def test_write_atomic_replaces_a_planted_symlink_never_its_target(tmp_path: Path
 def test_write_atomic_into_a_missing_folder_is_a_file_error_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
-    with pytest.raises(FileError, match="not found") as caught:
+    with pytest.raises(FileError) as caught:
         write_atomic(tmp_path / "absent" / "status.json", b"{}", 0o644)
-    assert caught.value.kind == "missing"
+    assert (str(caught.value), caught.value.kind) == (
+        f"{tmp_path / 'absent' / 'status.json'}: not found",
+        "missing",
+    )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_to_a_path_with_a_nul_byte_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "a\0b"
+    with pytest.raises(FileError) as caught:
+        write_atomic(path, b"{}", 0o644)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{str(path)!r}: not a valid path",
+        "other",
+    )
+
+
+def test_write_atomic_never_writes_through_a_symlink_at_its_temp_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    target = tmp_path / "status.json"
+    monkeypatch.setattr(secrets, "token_hex", lambda nbytes=None: "0")  # a guessed name
+    (tmp_path / f"{temp_prefix(target)}0").symlink_to(victim)
+    with pytest.raises(FileError):
+        write_atomic(target, b"{}", 0o644)
+    assert victim.read_text() == "precious"
+    assert not target.exists()
 
 
 def test_write_atomic_onto_a_folder_keeps_the_folder_and_no_temp_file(tmp_path: Path) -> None:
@@ -115,3 +218,11 @@ def test_remove_leftovers_removes_only_the_targets_temp_files(tmp_path: Path) ->
     (tmp_path / "other.json").write_text("{}")
     remove_leftovers(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "status.json"]
+
+
+def test_remove_leftovers_goes_on_past_one_it_cannot_remove(tmp_path: Path) -> None:
+    target = tmp_path / "status.json"
+    (tmp_path / f"{temp_prefix(target)}folder").mkdir()  # unlink() refuses a folder
+    (tmp_path / f"{temp_prefix(target)}dead").write_text("half")
+    remove_leftovers(target)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{temp_prefix(target)}folder"]

@@ -163,7 +163,15 @@ def test_a_core_version_that_is_not_a_version_is_null_saying_why() -> None:
     ]
 
 
-@pytest.mark.parametrize("value", ["1.4.0", "ocStore 3.0.3.8", "~!@#$%^&*()_+", "9" * 64])
+def test_a_version_that_is_not_a_version_names_its_field_in_the_reason() -> None:
+    source = "<?php define('VERSION', '3.0'); define('VERSION_CORE', '');"
+    _, _, problems = _shop.versions(php(source))
+    assert [why.split(":")[0] for _, why in problems] == ["ecommerce_core_version"]
+
+
+@pytest.mark.parametrize(
+    "value", ["1", "1.4.0", "ocStore 3.0.3.8", "1.0-X", "~!@#$%^&*()_+", "9" * 64]
+)
 def test_plausible_version_keeps_printable_ascii(value: str) -> None:
     assert plausible_version(value, "module_version") == value
 
@@ -192,9 +200,9 @@ def test_composer_version_reads_the_version(text: str, expected: str) -> None:
     [
         ("{", "not valid JSON (line 1 column 2"),
         ("[" * 100_000, "not valid JSON"),
-        ('["1"]', 'no "version"'),
-        ('{"version": 1}', 'no "version"'),
-        ('{"version": ""}', 'no "version"'),
+        ('["1"]', 'no "version" string in a JSON object'),
+        ('{"version": 1}', 'no "version" string in a JSON object'),
+        ('{"version": ""}', 'no "version" string in a JSON object'),
     ],
 )
 def test_composer_version_refuses_what_has_none(text: str, why: str) -> None:
@@ -219,6 +227,10 @@ def test_composer_version_refuses_what_has_none(text: str, why: str) -> None:
         ("https://пример.рф/", "xn--e1afmkfd.xn--p1ai"),
         ("https://Straße.de:8443/", "xn--strae-oqa.de:8443"),
         ("http://my_shop.local/", "my_shop.local"),
+        ("HTTPS://MAX.EXAMPLE/", "max.example"),
+        ("http://shop.example:1/", "shop.example:1"),
+        ("http://shop.example:65535/", "shop.example:65535"),
+        ("https://shop.example/go?to=http://other.example/", "shop.example"),
         (
             "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61,
             "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61,
@@ -235,6 +247,10 @@ def test_composer_version_refuses_what_has_none(text: str, why: str) -> None:
         "idna",
         "idna-port",
         "underscore",
+        "capitals",
+        "port-1",
+        "port-65535",
+        "url-in-query",
         "253",
     ],
 )
@@ -250,9 +266,12 @@ def test_normalize_domain(value: str, expected: str) -> None:
         ("http://shop example.com/", "not a host name"),
         ("http://shop..com/", "not a host name"),
         ("http://-shop.com/", "not a host name"),
+        ("http://shop-.com/", "not a host name"),
+        ("https://-ü.de/", r"is not a host name \(Label must not start or end with a hyphen"),
         ("a" * 64 + ".com", "not a host name"),
         ("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 62, "at most 253"),
         ("http://shop.com:0/", "not 1..65535"),
+        ("http://shop.com:65536/", "not 1..65535"),
         ("http://shop.com:80a/", "not a number"),
         ("http://[::g]/", "not an IPv6 address"),
         ("http://[::1]x/", "not an IPv6 address"),
@@ -261,6 +280,42 @@ def test_normalize_domain(value: str, expected: str) -> None:
 def test_normalize_domain_refuses_what_is_not_a_host(value: str, why: str) -> None:
     with pytest.raises(CollectError, match=why):
         normalize_domain(value)
+
+
+@pytest.mark.parametrize(
+    "scheme", ["h", "git+ssh", "x-shop", "a.b"], ids=["one-letter", "plus", "hyphen", "dot"]
+)
+def test_normalize_domain_takes_off_any_scheme_rfc_3986_allows(scheme: str) -> None:
+    assert normalize_domain(f"{scheme}://shop.example/") == "shop.example"
+
+
+def test_a_port_that_is_not_a_number_is_refused_without_repeating_it() -> None:
+    with pytest.raises(CollectError) as caught:
+        normalize_domain("https://shop.example:hunter2/")
+    assert str(caught.value) == "the port is not a number"
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("[" + "g" * 100 + "]", "[" + "g" * 79),
+        ("[::1]x" + "y" * 100, "[::1]x" + "y" * 74),
+        ("ü" * 100 + ".de", "ü" * 80),
+        ("a" * 300, "a" * 80),
+        ("shop.example:" + "9" * 30, "9" * 20),
+    ],
+    ids=["ipv6", "ipv6-port", "idna", "long", "port"],
+)
+def test_a_refused_host_is_quoted_cut_short(value: str, quoted: str) -> None:
+    with pytest.raises(CollectError) as caught:
+        normalize_domain(value)
+    assert repr(quoted) in str(caught.value)
+
+
+def test_a_refused_version_is_quoted_cut_at_80_characters() -> None:
+    with pytest.raises(CollectError) as caught:
+        plausible_version("é" * 100, "module_version")
+    assert repr("é" * 80) in str(caught.value)
 
 
 def test_normalize_domain_never_repeats_a_password() -> None:
@@ -325,6 +380,14 @@ def test_a_host_taken_from_the_environment_is_refused_naming_the_line() -> None:
     )
     with pytest.raises(CollectError, match=r"HTTP_SERVER \(line 7\) .*uses the name 'HOST_NAME'"):
         _shop.domain(php(source, "config.php"))
+
+
+def test_no_server_define_in_a_config_names_both() -> None:
+    with pytest.raises(CollectError) as caught:
+        _shop.domain(php("<?php", "config.php"))
+    assert str(caught.value) == (
+        "no define('HTTPS_SERVER', …) nor define('HTTP_SERVER', …) in /shop/config.php"
+    )
 
 
 def test_no_server_define_in_a_cut_config_says_it_was_cut() -> None:

@@ -201,6 +201,45 @@ def test_an_oversized_state_file_is_corrupt_without_being_read_whole(tmp_path: P
     assert list(tmp_path.glob("state.json.corrupt-*"))
 
 
+def test_the_default_shop_keeps_the_top_folder_and_others_have_their_own() -> None:
+    top = Path("/var/lib/pulsed")
+    assert (st.shop_state_dir(top, "default"), st.shop_state_dir(top, "b")) == (
+        top,
+        top / "shops" / "b",
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "shops"),
+    [
+        ([], ["default"]),
+        (["state.json"], ["default"]),
+        (["shops/b/state.json", "shops/a/state.json", "shops/c/x"], ["a", "b"]),
+        (["state.json", "shops/a/state.json"], ["default", "a"]),
+    ],
+    ids=["nothing", "one-shop", "shops-only", "both"],
+)
+def test_shops_on_disk_are_those_with_a_state(
+    tmp_path: Path, files: list[str], shops: list[str]
+) -> None:
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    assert st.shops_on_disk(tmp_path) == shops
+
+
+def test_a_shop_whose_state_cannot_be_looked_at_is_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shops" / "a").mkdir(parents=True)
+
+    def refuse(self: Path) -> bool:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "exists", refuse)
+    assert st.shops_on_disk(tmp_path) == ["default", "a"]
+
+
 def test_sweep_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     store = st.StateStore(tmp_path)
     store.save(st.State(last_success=NOW))
@@ -216,7 +255,7 @@ def test_sweep_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
         (0o755, "self", None),
         (0o775, "self", "writable by others"),
         (0o1777, "self", "writable by others"),
-        (0o700, "other", "owned by uid"),
+        (0o700, "other", r"owned by uid \d+, not by pulsed's user or root; refusing to keep"),
     ],
 )
 def test_only_a_private_state_folder_is_accepted(
@@ -236,6 +275,51 @@ def test_only_a_private_state_folder_is_accepted(
     with pytest.raises(ConfigError, match=refused) as caught:
         st.check_private(folder, euid)
     assert caught.value.setting == "daemon.state_dir"
+
+
+def refusal(folder: Path, euid: int | None = None) -> ConfigError | None:
+    try:
+        st.check_private(folder, euid)
+    except ConfigError as exc:
+        return exc
+    return None
+
+
+def test_a_folder_owned_by_root_is_accepted_whoever_pulsed_runs_as() -> None:
+    assert refusal(Path("/"), 4343) is None  # root's, mode 0755
+
+
+def test_a_folder_owned_by_pulsed_s_user_is_accepted(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    owner = os.geteuid()
+    if owner == 0:
+        owner = 4242  # root is accepted anyway: give the folder to someone else
+        os.chown(folder, owner, -1)
+    assert refusal(folder, owner) is None
+
+
+def test_without_a_uid_the_folder_is_checked_against_pulsed_s_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    owner = os.geteuid()
+    if owner == 0:
+        owner = 4242
+        os.chown(folder, owner, -1)
+        monkeypatch.setattr(os, "geteuid", lambda: owner)
+    assert refusal(folder) is None
+
+
+def test_a_state_folder_that_cannot_be_looked_at_is_refused_saying_why(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        st.check_private(tmp_path / "file" / "state")
+    assert (caught.value.setting, str(caught.value)) == (
+        "daemon.state_dir",
+        f"daemon.state_dir: {tmp_path / 'file' / 'state'}: Not a directory",
+    )
 
 
 def test_a_missing_state_folder_is_private_enough(tmp_path: Path) -> None:
@@ -465,6 +549,14 @@ def test_save_creates_missing_folders_with_mode_0700(tmp_path: Path) -> None:
     assert store.read() == st.State()
 
 
+SENT = {"at": "2027-01-15T08:00:00Z", "outcome": "sent", "status": 200, "attempts": 1}
+
+
+def test_a_version_1_document_has_no_counters_or_history_whatever_it_holds() -> None:
+    doc = {"version": 1, "counters": {"heartbeats_sent": 5}, "history": [SENT]}
+    assert (st.from_json(doc).counters, st.from_json(doc).history) == (st.Counters(), ())
+
+
 @pytest.mark.parametrize(
     ("doc", "problem"),
     [
@@ -494,6 +586,33 @@ def test_save_creates_missing_folders_with_mode_0700(tmp_path: Path) -> None:
         (
             {"version": 1, "pending": {"body": "{}", "timestamp": 5}},
             "pending.timestamp is not a time string",
+        ),
+        ({"version": 2, "counters": []}, "counters is not an object"),
+        (
+            {"version": 2, "counters": {"delivery_attempts": -1}},
+            "counters.delivery_attempts is not a count",
+        ),
+        ({"version": 2, "history": {}}, "history is not a list"),
+        ({"version": 2, "history": [1]}, "a history entry is not an object"),
+        (
+            {"version": 2, "history": [{"at": 5, "outcome": "sent"}]},
+            "history.at is not a time string",
+        ),
+        (
+            {"version": 2, "history": [{"outcome": "sent"}]},
+            "a history entry lacks its time or outcome",
+        ),
+        (
+            {"version": 2, "history": [{**SENT, "status": "200"}]},
+            "history.status is not a number",
+        ),
+        (
+            {"version": 2, "history": [{**SENT, "attempts": 1.5}]},
+            "history.attempts is not a count",
+        ),
+        (
+            {"version": 2, "history": [{**SENT, "elapsed_ms": -1}]},
+            "history.elapsed_ms is not a count",
         ),
     ],
 )
@@ -556,6 +675,41 @@ def test_an_unreadable_state_file_is_warned_about_and_left(tmp_path: Path) -> No
     report = json.loads(printed)
     assert report == [True, ["state.unreadable", "state cannot be read; starting without state"]]
     assert (folder / "state.json").exists()  # left where it is: it may be fine for its owner
+
+
+def refuse_to_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root reads a mode-000 file, so the kernel's refusal is simulated.
+    def refuse(path: object, flags: int, mode: int = 0o777) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "open", refuse)
+
+
+def test_a_state_file_the_kernel_refuses_is_unreadable_not_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = st.StateStore(tmp_path)
+    refuse_to_open(monkeypatch)
+    with pytest.raises(StateError) as caught:
+        store.read()
+    assert (str(caught.value), caught.value.corrupt) == (
+        f"{store.path}: permission denied",
+        False,
+    )
+
+
+def test_an_unreadable_state_file_is_logged_with_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = st.StateStore(tmp_path)
+    refuse_to_open(monkeypatch)
+    assert store.load(NOW) == st.State()
+    (rec,) = caplog.records
+    assert (rec.getMessage(), rec.event, rec.error) == (  # type: ignore[attr-defined]
+        "state cannot be read; starting without state",
+        "state.unreadable",
+        f"{store.path}: permission denied",
+    )
 
 
 def test_a_state_file_that_is_a_folder_is_moved_aside(
