@@ -154,7 +154,7 @@ CORRUPT: dict[str, bytes] = {
     "wrong-types": json.dumps(
         {"version": 1, "last_success": 5, "consecutive_failures": "many"}
     ).encode(),
-    "another-version": b'{"version": 2}',
+    "another-version": b'{"version": 99}',
     "time-past-year-9999": json.dumps(
         {"version": 1, "last_attempt": "9999-12-31T23:59:59.999999Z"}
     ).encode(),
