@@ -29,27 +29,17 @@ from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
 from pulsed._supervisor import Supervisor
 from pulsed.verify import signature
-from tests.support.loop import fixed_facts, loop_config
+from tests.support.loop import START, Clocks, fixed_facts, loop_config, stepped
 
 pytestmark = pytest.mark.anyio
 
 HOUR = 3600.0
-START = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.wall = START
-        self.mono = 0.0
-
-    def now(self) -> float:
-        return self.wall
 
 
 class ScriptedSender:
     """Answers from a script: ``"ok"``, or a :class:`DeliveryError`; records send times."""
 
-    def __init__(self, clock: Clock, script: list[Any]) -> None:
+    def __init__(self, clock: Clocks, script: list[Any]) -> None:
         self.clock = clock
         self.script = list(script)
         self.sent_at: list[float] = []
@@ -83,8 +73,8 @@ def make(
     state: st.State | None = None,
     interval: float = HOUR,
     jump: dict[int, float] | None = None,
-) -> tuple[Supervisor, ScriptedSender, Clock, RecordingNotifier]:
-    clock = Clock()
+) -> tuple[Supervisor, ScriptedSender, Clocks, RecordingNotifier]:
+    clock = Clocks()
     sender = ScriptedSender(clock, script)
     store = st.StateStore(tmp_path)
     cycle = Cycle(
@@ -98,28 +88,7 @@ def make(
         collect=fixed_facts,
     )
     notifier = RecordingNotifier()
-    sleeps = 0
-
-    async def wait(delay: float, wake: anyio.Event) -> bool:
-        nonlocal sleeps
-        sleeps += 1
-        clock.wall += delay
-        clock.mono += delay
-        if jump and sleeps in jump:
-            clock.wall += jump[sleeps]  # the wall clock is set while we sleep
-        if clock.mono >= until:
-            supervisor.request_stop()
-            return True
-        return False
-
-    supervisor = Supervisor(
-        [cycle],
-        sender,
-        notifier,
-        reload_config=lambda: None,
-        wait=wait,
-        monotonic=lambda: clock.mono,
-    )
+    supervisor = stepped(cycle, sender, notifier, clock, until=until, jumps=jump)
     return supervisor, sender, clock, notifier
 
 
@@ -219,7 +188,7 @@ async def test_unusable_interrupted_delivery_is_replaced_by_a_fresh_one(
 
 
 async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clocks()
     sender = ScriptedSender(clock, [])
     cycle = Cycle(
         loop_config(tmp_path),
@@ -241,7 +210,7 @@ async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None
 
 
 async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clocks()
     sender = ScriptedSender(clock, [])
     cycle = Cycle(
         loop_config(tmp_path),
@@ -295,7 +264,7 @@ def _queued(sock: socket.socket) -> list[str]:
 async def test_a_cycle_stuck_past_its_allowance_silences_the_watchdog(tmp_path: Path) -> None:
     # The whole wiring on a real notify socket: the loop sets the cycle's deadline
     # from the cycle's own allowance, and the watchdog task pings only while it holds.
-    clock = Clock()
+    clock = Clocks()
     started, release = anyio.Event(), anyio.Event()
 
     async def stuck_facts(*_: object) -> ShopFacts:
@@ -432,7 +401,7 @@ async def test_status_sums_up_every_shop(tmp_path: Path) -> None:
     failing = st.State(consecutive_failures=2, last_error="timeout", next_due=START + 300)
     sup = Supervisor(
         [cycle("a", ok), cycle("b", failing), cycle("c", st.State())],
-        ScriptedSender(Clock(), []),
+        ScriptedSender(Clocks(), []),
         RecordingNotifier(),
         reload_config=lambda: None,
     )

@@ -1,14 +1,68 @@
 """Stand-ins for the supervisor loop's inputs, shared by the tests that drive it on an
-injected clock: a minimal valid configuration and a collector that returns fixed facts."""
+injected clock: a minimal valid configuration, a collector that returns fixed facts,
+the two clocks, and the real loop whose every sleep moves them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+
+import anyio
 
 from pulsed._collect import ShopFacts
 from pulsed._config import Config, Secret
+from pulsed._cycle import Cycle, Sender
+from pulsed._notify import Notifier
+from pulsed._supervisor import Supervisor
 
 HOUR = 3600.0
+START = 1_800_000_000.0
+
+
+class Clocks:
+    """The wall clock and the monotonic clock a stepped loop runs on."""
+
+    def __init__(self) -> None:
+        self.wall = START
+        self.mono = 0.0
+
+    def now(self) -> float:
+        return self.wall
+
+
+def stepped(
+    cycle: Cycle,
+    sender: Sender,
+    notifier: Notifier,
+    clocks: Clocks,
+    *,
+    until: float,
+    jumps: Mapping[int, float] | None = None,
+) -> Supervisor:
+    """The real loop of one shop on ``clocks``: a sleep moves both at once, and stops
+    the loop once the monotonic clock reaches ``until``; at the n-th sleep the wall clock
+    is also set by ``jumps[n]`` seconds, as when someone sets it while pulsed sleeps."""
+    sleeps = 0
+
+    async def wait(delay: float, wake: anyio.Event) -> bool:
+        nonlocal sleeps
+        sleeps += 1
+        clocks.wall += delay + (jumps or {}).get(sleeps, 0.0)
+        clocks.mono += delay
+        if clocks.mono >= until:
+            supervisor.request_stop()
+            return True
+        return False
+
+    supervisor = Supervisor(
+        [cycle],
+        sender,
+        notifier,
+        reload_config=lambda: None,
+        wait=wait,
+        monotonic=lambda: clocks.mono,
+    )
+    return supervisor
 
 
 async def fixed_facts(*_: object) -> ShopFacts:

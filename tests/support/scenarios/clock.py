@@ -30,9 +30,8 @@ from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._notify import Notifier
 from pulsed._schedule import FUTURE_TOLERANCE
-from pulsed._supervisor import Supervisor
 from tests.support.lab import BOT, Lab
-from tests.support.loop import fixed_facts, loop_config
+from tests.support.loop import Clocks, fixed_facts, loop_config, stepped
 from tests.support.process import stamp
 
 HOUR = 3600.0
@@ -98,15 +97,6 @@ CASES = [
 ]
 
 
-START = 1_800_000_000.0
-
-
-class Clocks:
-    def __init__(self) -> None:
-        self.wall = START
-        self.mono = 0.0
-
-
 class Recorder:
     """A sender that always succeeds and notes the monotonic time of each heartbeat."""
 
@@ -134,26 +124,7 @@ async def run_with_jumps(state_dir: Path, jumps: Mapping[int, float], until: flo
         rng=random.Random(5),
         collect=fixed_facts,
     )
-    sleeps = 0
-
-    async def wait(delay: float, wake: anyio.Event) -> bool:
-        nonlocal sleeps
-        sleeps += 1
-        clocks.wall += delay + jumps.get(sleeps, 0.0)
-        clocks.mono += delay
-        if clocks.mono >= until:
-            supervisor.request_stop()
-            return True
-        return False
-
-    supervisor = Supervisor(
-        [cycle],
-        sender,
-        Notifier(None),
-        reload_config=lambda: None,
-        wait=wait,
-        monotonic=lambda: clocks.mono,
-    )
+    supervisor = stepped(cycle, sender, Notifier(None), clocks, until=until, jumps=jumps)
     await supervisor.run()
     return sender.sent_mono
 
