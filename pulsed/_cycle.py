@@ -168,13 +168,10 @@ class Cycle:
         return self.wait_time() <= 0.0
 
     def reconfigure(self, cfg: Config) -> None:
-        """Take a reloaded configuration; the state folder stays the one opened."""
-        if cfg.state_dir != self.cfg.state_dir:
-            log.warning(
-                "daemon.state_dir changes only on restart; keeping %s",
-                self.cfg.state_dir,
-                extra={"event": "config.warning"},
-            )
+        """Take a reloaded configuration; the state folder stays the one opened.
+
+        The reload warns, once for all shops, when ``daemon.state_dir`` changed.
+        """
         self.cfg = replace(cfg, state_dir=self.cfg.state_dir)
         REDACT.register(cfg.secrets())
 
