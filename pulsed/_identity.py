@@ -97,25 +97,6 @@ async def fetch_usernames(
     return results
 
 
-async def fetch_username(
-    token: str,
-    api_base: str,
-    timeout: float,
-    env: Mapping[str, str],
-    *,
-    python: str = sys.executable,
-    allowance: float = IMPORT_ALLOWANCE,
-) -> str | None:
-    """One token's username; :class:`IdentityError` on any failure."""
-    results = await fetch_usernames(
-        [token], api_base, timeout, env, python=python, allowance=allowance
-    )
-    result = results[token]
-    if isinstance(result, IdentityError):
-        raise result
-    return result
-
-
 FetchMany = Callable[
     [Sequence[str], str, float, Mapping[str, str]],
     Awaitable[dict[str, str | IdentityError | None]],

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,9 +71,19 @@ def test_a_failure_answer_is_an_identity_error_with_the_token_redacted() -> None
 pytestmark = pytest.mark.anyio
 
 
+async def fetch_one(
+    token: str, api_base: str, timeout: float, env: dict[str, str], **kwargs: Any
+) -> str | None:
+    """One token's round: its username, or its IdentityError raised."""
+    result = (await ident.fetch_usernames([token], api_base, timeout, env, **kwargs))[token]
+    if isinstance(result, IdentityError):
+        raise result
+    return result
+
+
 async def fetch(telegram: FakeTelegram, token: str = TOKEN, limit: float = 5.0) -> str | None:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    return await ident.fetch_username(token, telegram.url, limit, env)
+    return await fetch_one(token, telegram.url, limit, env)
 
 
 async def test_child_fetches_the_username_through_aiogram(telegram: FakeTelegram) -> None:
@@ -109,7 +120,7 @@ async def test_bot_api_that_never_answers_times_out(telegram: FakeTelegram) -> N
 async def test_unreachable_bot_api_is_a_network_failure(free_tcp_port: int) -> None:
     env = {"PATH": os.environ["PATH"]}
     with pytest.raises(IdentityError) as info:
-        await ident.fetch_username(TOKEN, f"http://127.0.0.1:{free_tcp_port}", 2.0, env)
+        await fetch_one(TOKEN, f"http://127.0.0.1:{free_tcp_port}", 2.0, env)
     assert info.value.kind == "network"
     assert "ABC-secret" not in str(info.value)
 
@@ -125,9 +136,7 @@ async def test_a_hanging_child_is_killed_at_its_deadline(tmp_path: Path) -> None
     python = fake_python(tmp_path, "exec sleep 60")
     start = time.monotonic()
     with pytest.raises(IdentityError) as info:
-        await ident.fetch_username(
-            TOKEN, "http://127.0.0.1:9", 0.5, {}, python=python, allowance=0.5
-        )
+        await fetch_one(TOKEN, "http://127.0.0.1:9", 0.5, {}, python=python, allowance=0.5)
     assert info.value.kind == "child"
     assert time.monotonic() - start < 5
 
@@ -145,7 +154,7 @@ async def test_a_hanging_child_is_killed_at_its_deadline(tmp_path: Path) -> None
 async def test_a_child_that_dies_or_babbles_is_an_identity_error(tmp_path: Path, body: str) -> None:
     python = fake_python(tmp_path, body)
     with pytest.raises(IdentityError) as info:
-        await ident.fetch_username(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=python)
+        await fetch_one(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=python)
     assert "ABC-secret" not in str(info.value)
 
 
@@ -158,8 +167,6 @@ async def test_token_reaches_the_child_by_pipe_only(tmp_path: Path, telegram: Fa
     )
     python = fake_python(tmp_path, f'{sys.executable} -c "{dump}"\nexec {sys.executable} "$@"')
     env = {"PATH": os.environ["PATH"], "HOME": "/root"}
-    assert await ident.fetch_username(TOKEN, telegram.url, 5.0, env, python=python) == (
-        "acme_shop_bot"
-    )
+    assert await fetch_one(TOKEN, telegram.url, 5.0, env, python=python) == ("acme_shop_bot")
     record = json.loads(seen.read_text())
     assert TOKEN not in json.dumps(record) and "ABC-secret" not in json.dumps(record)
