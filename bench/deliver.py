@@ -34,6 +34,7 @@ async def _one(
     sender: Sender, body: bytes, headers: Mapping[str, str], into: list[dict[str, Any]]
 ) -> None:
     start = time.monotonic()
+    result: dict[str, Any]
     try:
         done = await sender.send(body, headers)
     except DeliveryError as exc:

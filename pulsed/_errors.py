@@ -9,10 +9,26 @@ from status codes, error kinds and redacted text only.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 EX_OK = 0
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
+
+
+# Why a file could not be read: what a caller decides on (a missing credential is
+# "not set", a planted symlink is a corrupt state), so a typo in a comparison is a
+# type error, not a branch that never runs.
+FileKind = Literal["missing", "denied", "not_regular", "symlink", "other"]
+
+# The stable word of a failed delivery: DeliveryError.reason, the history in
+# state.json and the heartbeat.failed line. pulsed._events.FAILURE_REASONS says
+# what each means, for the README's table.
+Reason = Literal[
+    "connect", "timeout", "network", "tls", "status", "redirect", "protocol", "internal"
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
 
 
 class PulsedError(Exception):
@@ -32,7 +48,7 @@ class FileError(PulsedError):
     """A file could not be read. ``kind``: ``missing``, ``denied``, ``not_regular``,
     ``symlink`` (refused, not followed) or ``other``; the message names the path."""
 
-    def __init__(self, path: str, reason: str, kind: str) -> None:
+    def __init__(self, path: str, reason: str, kind: FileKind) -> None:
         super().__init__(f"{path}: {reason}")
         self.reason = reason
         self.kind = kind
@@ -72,8 +88,9 @@ class LockHeldError(PulsedError):
 class DeliveryError(PulsedError):
     """A delivery ended without a 2xx.
 
-    ``reason`` is a short stable word (``timeout``, ``connect``, ``status``,
-    ``redirect``, ``tls``, ``protocol``); ``status`` is the last HTTP status seen,
+    ``reason`` is one of :data:`Reason`, a short stable word (``connect``,
+    ``timeout``, ``network``, ``tls``, ``status``, ``redirect``, ``protocol``, or
+    ``internal`` when the cycle itself failed); ``status`` is the last HTTP status seen,
     ``retry_after`` a server's ``Retry-After`` in seconds when it did not fit the
     budget, ``attempts`` how many requests were made and ``elapsed`` how long
     the delivery took, in seconds.
@@ -81,7 +98,7 @@ class DeliveryError(PulsedError):
 
     def __init__(
         self,
-        reason: str,
+        reason: Reason,
         detail: str,
         *,
         status: int | None = None,

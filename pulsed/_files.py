@@ -25,10 +25,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulsed._errors import FileError
+from pulsed._errors import FileError, FileKind
 
 # errno → (kind, reason). ENXIO is what open(2) says for a socket.
-_KINDS = {
+_KINDS: dict[int, tuple[FileKind, str]] = {
     errno.ENOENT: ("missing", "not found"),
     errno.ENOTDIR: ("missing", "not found (a parent is not a directory)"),
     errno.EACCES: ("denied", "permission denied"),
@@ -46,6 +46,7 @@ class Read:
 
 def _error(path: Path, exc: OSError, follow: bool) -> FileError:
     code = exc.errno or 0
+    kind: FileKind
     if code == errno.ELOOP:  # O_NOFOLLOW met a symlink; without it, a loop
         kind, reason = ("other", "symlink loop") if follow else ("symlink", "a symlink")
     else:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pulsed import _timefmt
-from pulsed._errors import ConfigError, FileError, LockHeldError, StateError
+from pulsed._errors import REASONS, ConfigError, FileError, LockHeldError, Reason, StateError
 from pulsed._files import read_regular, remove_leftovers, temp_prefix, write_atomic
 
 log = logging.getLogger("pulsed.state")
@@ -88,7 +88,7 @@ class Delivery:
     status: int | None
     attempts: int
     elapsed_ms: int
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,7 @@ def failed(
     status: int | None,
     next_due: float,
     *,
-    reason: str,
+    reason: Reason,
     attempts: int,
     elapsed: float,
 ) -> State:
@@ -271,6 +271,16 @@ def _counters(raw: object) -> Counters:
     return Counters(*(_count(raw, key, "counters.") for key in keys))
 
 
+def _reason(raw: dict[str, Any]) -> Reason | None:
+    value = _opt_str(raw, "reason")
+    if value is None:
+        return None
+    for reason in REASONS:
+        if value == reason:
+            return reason
+    raise ValueError("history.reason is not a failure reason")
+
+
 def _delivery(raw: object) -> Delivery:
     if not isinstance(raw, dict):
         raise ValueError("a history entry is not an object")
@@ -284,7 +294,7 @@ def _delivery(raw: object) -> Delivery:
         _opt_status(raw, "status", "history."),
         _count(raw, "attempts", "history."),
         _count(raw, "elapsed_ms", "history."),
-        _opt_str(raw, "reason"),
+        _reason(raw),
     )
 
 

@@ -614,6 +614,10 @@ def test_a_version_1_document_has_no_counters_or_history_whatever_it_holds() -> 
             {"version": 2, "history": [{**SENT, "elapsed_ms": -1}]},
             "history.elapsed_ms is not a count",
         ),
+        (
+            {"version": 2, "history": [{**SENT, "outcome": "failed", "reason": "timeuot"}]},
+            "history.reason is not a failure reason",
+        ),
     ],
 )
 def test_a_corrupt_document_is_refused_naming_what_is_wrong(doc: object, problem: str) -> None:
