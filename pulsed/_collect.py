@@ -20,6 +20,7 @@ import anyio
 
 from pulsed import _shop
 from pulsed._errors import CollectError, SubprocessError
+from pulsed._events import event
 from pulsed._proc import run
 
 log = logging.getLogger("pulsed.collect")
@@ -42,7 +43,7 @@ def _unavailable(field: str, reason: str) -> None:
         "%s is null: %s",
         field,
         reason,
-        extra={"event": "collect.unavailable", "field": field, "reason": reason},
+        extra=event("collect.unavailable", field=field, reason=reason),
     )
 
 

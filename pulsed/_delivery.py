@@ -28,6 +28,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from pulsed._errors import DeliveryError
+from pulsed._events import event
 
 log = logging.getLogger("pulsed.delivery")
 
@@ -246,5 +247,5 @@ class Sender:
             log.warning(
                 "receiver's clock differs from ours by %+.0f s; it rejects timestamps off by 300 s",
                 skew,
-                extra={"event": "clock.skew", "skew_s": round(skew, 1)},
+                extra=event("clock.skew", skew_s=round(skew, 1)),
             )

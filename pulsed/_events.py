@@ -2,10 +2,10 @@
 
 An ``event`` is the stable name an operator filters on (``journalctl``, ``jq``,
 alerting), so it is part of what pulsed promises, like a command's exit status.
-Log calls keep naming their event as a string literal in ``extra``; the tests
-hold every such literal in the package, and the README's event table, to
-:data:`EVENTS`. :data:`FAILURE_REASONS` does the same for the ``reason`` of a
-``heartbeat.failed`` line.
+A log call names its event through :func:`event`, whose :data:`EventName` makes a
+mistyped name a type error; the tests hold every name logged in the package, and
+the README's event table, to :data:`EVENTS`. :data:`FAILURE_REASONS` does the same
+for the ``reason`` of a ``heartbeat.failed`` line.
 """
 
 from __future__ import annotations
@@ -13,12 +13,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pulsed._errors import Reason
+
 Level = Literal["debug", "info", "warning", "error"]
+# Every name of EVENTS, in its order (a test holds the two together).
+EventName = Literal[
+    "daemon.started",
+    "daemon.stopped",
+    "daemon.crashed",
+    "heartbeat.sent",
+    "heartbeat.failed",
+    "heartbeat.error",
+    "heartbeat.skipped",
+    "heartbeat.resumed",
+    "heartbeat.interrupted",
+    "identity.refreshed",
+    "identity.failed",
+    "identity.missing",
+    "collect.unavailable",
+    "clock.skew",
+    "state.corrupt",
+    "state.unreadable",
+    "state.unwritable",
+    "state.clock_future",
+    "status.unwritable",
+    "state.locked",
+    "state.unlocked",
+    "config.invalid",
+    "config.warning",
+    "config.reloaded",
+    "config.reload_failed",
+    "notify.failed",
+    "shop.disabled",
+]
+
+
+def event(name: EventName, /, **fields: object) -> dict[str, object]:
+    """The ``extra`` of a log call writing the event ``name`` with its ``fields``."""
+    return {"event": name, **fields}
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    name: str
+    name: EventName
     level: Level
     means: str
 
@@ -53,9 +90,7 @@ EVENTS: tuple[Event, ...] = (
     Event("shop.disabled", "error", "one shop cannot work and is skipped; the others run"),
 )
 
-BY_NAME = {event.name: event for event in EVENTS}
-
-FAILURE_REASONS: dict[str, str] = {
+FAILURE_REASONS: dict[Reason, str] = {
     "connect": "no connection (refused, unreachable, name not resolved)",
     "timeout": "no complete answer within the budget",
     "network": "the connection broke during the exchange",

@@ -27,6 +27,8 @@ import socket
 import time
 from collections.abc import MutableMapping
 
+from pulsed._events import event
+
 __all__ = ["Notifier"]
 
 log = logging.getLogger("pulsed.notify")
@@ -112,7 +114,7 @@ class Notifier:
     def _failed(self, error: str) -> None:
         if error != self.last_error:
             log.warning(
-                "%s; systemd does not hear from pulsed", error, extra={"event": "notify.failed"}
+                "%s; systemd does not hear from pulsed", error, extra=event("notify.failed")
             )
         self.last_error = error
 

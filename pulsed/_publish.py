@@ -20,6 +20,7 @@ from typing import Any
 
 from pulsed import _metrics, _status
 from pulsed._errors import FileError
+from pulsed._events import event
 from pulsed._files import write_atomic
 from pulsed._status import ShopView
 
@@ -66,6 +67,6 @@ def publish(
         log.warning(
             "status cannot be written (%s); heartbeats are not affected",
             "; ".join(failures),
-            extra={"event": "status.unwritable", "errors": failures},
+            extra=event("status.unwritable", errors=failures),
         )
     return not failures

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pulsed import _timefmt
 from pulsed._errors import REASONS, ConfigError, FileError, LockHeldError, Reason, StateError
+from pulsed._events import event
 from pulsed._files import read_regular, remove_leftovers, temp_prefix, write_atomic
 
 log = logging.getLogger("pulsed.state")
@@ -401,7 +402,7 @@ class StateStore:
             if not exc.corrupt:
                 log.warning(
                     "state cannot be read; starting without state",
-                    extra={"event": "state.unreadable", "error": str(exc)},
+                    extra=event("state.unreadable", error=str(exc)),
                 )
                 return State()
             aside = self.path.with_name(f"{STATE_FILE}.corrupt-{_timefmt.compact(now)}")
@@ -410,16 +411,12 @@ class StateStore:
             except OSError as move_exc:
                 log.warning(
                     "state file cannot be parsed and cannot be moved aside; starting without state",
-                    extra={
-                        "event": "state.corrupt",
-                        "error": str(exc),
-                        "move_error": move_exc.strerror,
-                    },
+                    extra=event("state.corrupt", error=str(exc), move_error=move_exc.strerror),
                 )
             else:
                 log.warning(
                     "state file cannot be parsed; moved aside, starting without state",
-                    extra={"event": "state.corrupt", "error": str(exc), "moved_to": str(aside)},
+                    extra=event("state.corrupt", error=str(exc), moved_to=str(aside)),
                 )
             return State()
 

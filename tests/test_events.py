@@ -5,41 +5,67 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import get_args
 
-from pulsed._events import BY_NAME, EVENTS, FAILURE_REASONS
+from pulsed._errors import Reason
+from pulsed._events import EVENTS, FAILURE_REASONS, Event, EventName, event
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = sorted((REPO / "pulsed").glob("*.py"))
 LOG_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "error": "error"}
 LOG_LEVELS["exception"] = "error"
+BY_NAME: dict[str, Event] = {e.name: e for e in EVENTS}
+# A log call names its event as event("x.y", ...); these modules still write the
+# mapping out as {"event": "x.y", ...} and are held to the same table until they move.
+DICT_SPELLING = {"_cli.py", "_cycle.py"}
+# Either spelling of a logged event's name, in the source text.
+EVENT_LITERAL = re.compile(r'"event":\s*"([^"]*)"|\bevent\(\s*"([^"]*)"')
 
 
 def events_in_code() -> dict[str, set[str]]:
-    """Every ``"event": "<name>"`` literal in the package, with the files it is in."""
+    """Every event name the package's source spells out, with the files it is in."""
     found: dict[str, set[str]] = {}
     for path in SOURCES:
-        for name in re.findall(r'"event":\s*"([^"]*)"', path.read_text(encoding="utf-8")):
-            found.setdefault(name, set()).add(path.name)
+        for old, new in EVENT_LITERAL.findall(path.read_text(encoding="utf-8")):
+            found.setdefault(old or new, set()).add(path.name)
     return found
 
 
-def logged_levels() -> list[tuple[str, str, str]]:
-    """(event, level, where) of every ``log.<level>(..., extra={"event": "..."})`` call."""
+def _event_of(extra: ast.expr, where: str) -> tuple[str, str] | None:
+    """The event an ``extra=`` argument names, and its spelling, or None if it names none."""
+    if isinstance(extra, ast.Call) and isinstance(extra.func, ast.Name):
+        if extra.func.id != "event":
+            return None
+        name = extra.args[0]
+        assert isinstance(name, ast.Constant) and isinstance(name.value, str), where
+        return name.value, "call"
+    if isinstance(extra, ast.Dict):
+        for key, value in zip(extra.keys, extra.values, strict=True):
+            if isinstance(key, ast.Constant) and key.value == "event":
+                assert isinstance(value, ast.Constant) and isinstance(value.value, str), where
+                return value.value, "dict"
+    return None
+
+
+def logged_events() -> list[tuple[str, str, str, str]]:
+    """(event, level, spelling, where) of every ``log.<level>(..., extra=...)`` naming one."""
     calls = []
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
             for kw in node.keywords:
-                if kw.arg != "extra" or not isinstance(kw.value, ast.Dict):
-                    continue
-                for key, value in zip(kw.value.keys, kw.value.values, strict=True):
-                    if isinstance(key, ast.Constant) and key.value == "event":
-                        assert isinstance(value, ast.Constant), f"{path.name}:{node.lineno}"
-                        assert isinstance(value.value, str)
-                        level = LOG_LEVELS.get(node.func.attr, node.func.attr)
-                        calls.append((value.value, level, f"{path.name}:{node.lineno}"))
+                where = f"{path.name}:{node.lineno}"
+                named = _event_of(kw.value, where) if kw.arg == "extra" else None
+                if named is not None:
+                    level = LOG_LEVELS.get(node.func.attr, node.func.attr)
+                    calls.append((named[0], level, named[1], where))
     return calls
+
+
+def logged_levels() -> list[tuple[str, str, str]]:
+    """(event, level, where) of every log call that names an event."""
+    return [(name, level, where) for name, level, _, where in logged_events()]
 
 
 def readme_events() -> dict[str, str]:
@@ -85,6 +111,23 @@ def test_every_event_is_logged_at_its_declared_level() -> None:
     assert wrong == []
 
 
+def test_the_event_names_type_is_the_declared_events() -> None:
+    assert get_args(EventName) == tuple(e.name for e in EVENTS)
+
+
+def test_event_builds_the_extra_of_a_log_call() -> None:
+    assert event("heartbeat.failed", reason="timeout", status=None) == {
+        "event": "heartbeat.failed",
+        "reason": "timeout",
+        "status": None,
+    }
+
+
+def test_log_calls_outside_the_listed_modules_name_their_event_through_event() -> None:
+    dict_spelled = {where.split(":")[0] for _, _, how, where in logged_events() if how == "dict"}
+    assert dict_spelled <= DICT_SPELLING
+
+
 def test_readme_lists_exactly_the_declared_events_and_levels() -> None:
     assert readme_events() == {e.name: e.level for e in EVENTS}
 
@@ -104,6 +147,10 @@ def reasons_in_code() -> set[str]:
             ):
                 reasons.add(node.args[0].value)
     return reasons
+
+
+def test_failure_reasons_are_exactly_the_reason_type() -> None:
+    assert tuple(FAILURE_REASONS) == get_args(Reason)
 
 
 def test_failure_reasons_are_the_ones_the_code_produces() -> None:
