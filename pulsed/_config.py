@@ -26,7 +26,7 @@ from typing import Any
 
 from pulsed import _settings, _shop
 from pulsed._errors import CollectError, ConfigError, FileError
-from pulsed._files import read_regular
+from pulsed._files import check_owner_only, read_regular
 from pulsed._settings import (
     BY_KEY,
     DEFAULT_STATE_DIR,
@@ -44,6 +44,8 @@ __all__ = ["MAX_INTERVAL", "SECRETS", "SETTINGS", "Config", "Secret", "Setting",
 
 DEFAULT_CONFIG_PATH = Path("/etc/pulsed/pulsed.toml")
 MAX_CONFIG_BYTES = 1 << 20
+# What pulsed refuses to do with a config file or folder another user could change.
+CONFIG_USE = "take settings from it"
 
 
 @dataclass(frozen=True)
@@ -97,23 +99,6 @@ def config_path(flags: Mapping[str, str], environ: Mapping[str, str], default: P
     return default if default.exists() else None
 
 
-def check_trusted(path: Path, info: os.stat_result, euid: int | None = None) -> None:
-    """Refuse a file (or folder) that anyone but root and pulsed's own user could change.
-
-    As sshd's StrictModes: a config file steers what pulsed runs (``php_binary``)
-    and where the bot token goes (``telegram.api_base``), so one that another user
-    can write, or that sits in a folder another user can write, is not obeyed.
-    """
-    uid = os.geteuid() if euid is None else euid
-    if info.st_uid not in (0, uid):
-        raise ConfigError(
-            "config", f"{path} is owned by uid {info.st_uid}, not by root or pulsed's user"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        mode = stat.S_IMODE(info.st_mode)
-        raise ConfigError("config", f"{path} is writable by others (mode {mode:04o}; chmod go-w)")
-
-
 @dataclass(frozen=True)
 class ConfigFile:
     """One TOML file as read: its flattened known settings and its ``[shops.*]`` tables."""
@@ -130,9 +115,11 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], os.stat_result]:
         got = read_regular(path, MAX_CONFIG_BYTES)
     except FileError as exc:
         raise ConfigError("config", f"{exc}; cannot be read") from exc
-    check_trusted(path, got.info)
+    # A config file steers what pulsed runs (php_binary) and where the bot token
+    # goes (telegram.api_base): one another user could change is not obeyed.
+    check_owner_only(path, got.info, "config", use=CONFIG_USE)
     folder = path.absolute().parent
-    check_trusted(folder, folder.stat())
+    check_owner_only(folder, folder.stat(), "config", use=CONFIG_USE)
     if got.cut:
         raise ConfigError("config", f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB")
     try:
@@ -321,7 +308,7 @@ def _listed_shops(cfg_file: ConfigFile | None) -> tuple[dict[str, dict[str, Any]
         found[name] = table
     folder = cfg_file.path.absolute().parent / SHOPS_DIR
     if folder.is_dir():
-        check_trusted(folder, folder.stat())
+        check_owner_only(folder, folder.stat(), "config", use=CONFIG_USE)
         for path in sorted(folder.glob("*.toml")):
             raw, _ = _read_toml(path)
             name = path.stem

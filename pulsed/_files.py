@@ -13,6 +13,10 @@ reason; each caller turns it into its own error.
 Writing: :func:`write_atomic` is how the state, the status file and the metrics
 file reach the disk, so a kill at any instant leaves the old file or the new one
 and a reader (an admin page, node_exporter) never sees half of one.
+
+Trusting: :func:`check_owner_only` is the one test of whether a file or folder
+pulsed obeys (the config file, its folders, the state folder) could have been
+changed by another user.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulsed._errors import FileError, FileKind
+from pulsed._errors import ConfigError, FileError, FileKind
 
 # errno → (kind, reason). ENXIO is what open(2) says for a socket.
 _KINDS: dict[int, tuple[FileKind, str]] = {
@@ -52,6 +56,30 @@ def _error(path: Path, exc: OSError, follow: bool) -> FileError:
     else:
         kind, reason = _KINDS.get(code, ("other", exc.strerror or type(exc).__name__))
     return FileError(str(path), reason, kind)
+
+
+def check_owner_only(
+    path: Path, info: os.stat_result, setting: str, *, use: str, euid: int | None = None
+) -> None:
+    """Refuse ``path`` (``info`` is its stat) if anyone but root and pulsed's user could change it.
+
+    As sshd's StrictModes: what pulsed obeys or keeps must not be another user's
+    to write, so it is refused when owned by another user, or writable by its group
+    or by others. :class:`ConfigError` names ``setting``; ``use`` ends the refusal
+    of an owner (``keep state there``). ``euid`` is pulsed's, when not this process's.
+    """
+    uid = os.geteuid() if euid is None else euid
+    if info.st_uid not in (0, uid):
+        raise ConfigError(
+            setting,
+            f"{path} is owned by uid {info.st_uid}, not by pulsed's user or root; "
+            f"refusing to {use}",
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.S_IMODE(info.st_mode)
+        raise ConfigError(
+            setting, f"{path} is writable by others (mode {mode:04o}); chmod go-w {path}"
+        )
 
 
 def read_regular(path: Path, limit: int, *, follow: bool = True) -> Read:

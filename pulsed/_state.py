@@ -16,7 +16,6 @@ import fcntl
 import json
 import logging
 import os
-import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +23,13 @@ from typing import Any, Literal
 from pulsed import _timefmt
 from pulsed._errors import REASONS, ConfigError, FileError, LockHeldError, Reason, StateError
 from pulsed._events import event
-from pulsed._files import read_regular, remove_leftovers, temp_prefix, write_atomic
+from pulsed._files import (
+    check_owner_only,
+    read_regular,
+    remove_leftovers,
+    temp_prefix,
+    write_atomic,
+)
 
 log = logging.getLogger("pulsed.state")
 
@@ -471,31 +476,18 @@ def _may_exist(path: Path) -> bool:
 
 
 def check_private(directory: Path, euid: int | None = None) -> None:
-    """Refuse a state folder that anyone but pulsed's own user (or root) could write.
+    """Refuse a state folder another user could change (see :func:`check_owner_only`).
 
-    :class:`ConfigError` naming ``daemon.state_dir`` when the folder is owned by
-    another user or is writable by its group or by others. A folder that does not
-    exist yet is fine: pulsed creates it 0700.
+    :class:`ConfigError` naming ``daemon.state_dir``. A folder that does not exist
+    yet is fine: pulsed creates it 0700.
     """
-    uid = os.geteuid() if euid is None else euid
     try:
         info = directory.stat()
     except FileNotFoundError:
         return
     except OSError as exc:
         raise ConfigError("daemon.state_dir", f"{directory}: {exc.strerror}") from exc
-    if info.st_uid not in (0, uid):
-        raise ConfigError(
-            "daemon.state_dir",
-            f"{directory} is owned by uid {info.st_uid}, not by pulsed's user or root; "
-            "refusing to keep state there",
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            "daemon.state_dir",
-            f"{directory} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
-            f"chmod go-w {directory}",
-        )
+    check_owner_only(directory, info, "daemon.state_dir", use="keep state there", euid=euid)
 
 
 def _lock_holder(directory_fd: int) -> str:

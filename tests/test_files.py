@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from pulsed._errors import FileError
-from pulsed._files import read_regular, remove_leftovers, temp_prefix, write_atomic
+from pulsed._errors import ConfigError, FileError
+from pulsed._files import (
+    check_owner_only,
+    read_regular,
+    remove_leftovers,
+    temp_prefix,
+    write_atomic,
+)
 
 
 def test_a_file_within_the_limit_is_read_whole(tmp_path: Path) -> None:
@@ -226,3 +232,44 @@ def test_remove_leftovers_goes_on_past_one_it_cannot_remove(tmp_path: Path) -> N
     (tmp_path / f"{temp_prefix(target)}dead").write_text("half")
     remove_leftovers(target)
     assert [p.name for p in tmp_path.iterdir()] == [f"{temp_prefix(target)}folder"]
+
+
+def refusal(owner: int, mode: int, euid: int | None = 4242) -> ConfigError | None:
+    """What check_owner_only says of a folder of ``owner`` and ``mode``, if it refuses."""
+    info = os.stat_result((stat.S_IFDIR | mode, 1, 1, 1, owner, 0, 0, 0, 0, 0))
+    try:
+        check_owner_only(Path("/x"), info, "some.setting", use="use it", euid=euid)
+    except ConfigError as exc:
+        return exc
+    return None
+
+
+@pytest.mark.parametrize("owner", [0, 4242])
+@pytest.mark.parametrize("mode", [0o700, 0o755, 0o644, 0o1755], ids=oct)
+def test_what_only_root_or_pulsed_s_user_may_write_is_accepted(owner: int, mode: int) -> None:
+    assert refusal(owner, mode) is None
+
+
+@pytest.mark.parametrize("owner", [0, 4242])
+@pytest.mark.parametrize("mode", [0o770, 0o620, 0o1777, 0o702, 0o666], ids=oct)
+def test_what_its_group_or_others_may_write_is_refused(owner: int, mode: int) -> None:
+    refused = refusal(owner, mode)
+    assert refused is not None
+    assert (refused.setting, refused.reason) == (
+        "some.setting",
+        f"/x is writable by others (mode {mode:04o}); chmod go-w /x",
+    )
+
+
+def test_what_another_user_owns_is_refused_saying_what_pulsed_will_not_do() -> None:
+    refused = refusal(1000, 0o700)
+    assert refused is not None
+    assert (refused.setting, refused.reason) == (
+        "some.setting",
+        "/x is owned by uid 1000, not by pulsed's user or root; refusing to use it",
+    )
+
+
+def test_without_a_uid_the_owner_is_checked_against_this_process() -> None:
+    assert refusal(os.geteuid(), 0o700, None) is None
+    assert refusal(os.geteuid() + 1, 0o700, None) is not None

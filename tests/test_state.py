@@ -253,6 +253,7 @@ def test_sweep_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     [
         (0o700, "self", None),
         (0o755, "self", None),
+        (0o770, "self", "writable by others"),  # by its group alone
         (0o775, "self", "writable by others"),
         (0o1777, "self", "writable by others"),
         (0o700, "other", r"owned by uid \d+, not by pulsed's user or root; refusing to keep"),
