@@ -49,6 +49,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_delivery.py": ("tests/test_delivery.py",),
     "pulsed/_phpdefine.py": ("tests/test_phpdefine.py",),
     "pulsed/_shop.py": ("tests/test_shop.py",),
+    "pulsed/_hostname.py": ("tests/test_hostname.py",),
 }
 
 # mutmut's verdicts, as `mutmut results --all true` spells them. A timeout is a kill: the

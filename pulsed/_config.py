@@ -27,6 +27,7 @@ from typing import Any
 from pulsed import _settings, _shop
 from pulsed._errors import CollectError, ConfigError, FileError
 from pulsed._files import check_owner_only, read_regular
+from pulsed._hostname import normalize_domain
 from pulsed._settings import (
     BY_KEY,
     DEFAULT_STATE_DIR,
@@ -207,7 +208,7 @@ def pick(
 def resolve_domain(override: Path | str | None, root: Path | None) -> str:
     if override is not None:
         try:
-            return _shop.normalize_domain(str(override))
+            return normalize_domain(str(override))
         except CollectError as exc:
             raise ConfigError("shop.domain", str(exc)) from exc
     if root is None:

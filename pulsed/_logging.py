@@ -21,18 +21,13 @@ from typing import Any, TextIO
 from pythonjsonlogger.json import JsonFormatter
 
 from pulsed._redact import REDACT, Redactor
+from pulsed._settings import LEVELS
 from pulsed._timefmt import rfc3339
 
 # The shop a task works for: set where a shop's work starts, so every line logged in
 # that task (the cycle's, collect's, the identity's) names its shop without passing it.
 SHOP: ContextVar[str | None] = ContextVar("pulsed_shop", default=None)
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 def priority(levelno: int) -> int:

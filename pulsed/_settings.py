@@ -15,6 +15,7 @@ returns the typed value or raises :class:`~pulsed._errors.ConfigError` naming it
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pulsed import _shop
 from pulsed._errors import CollectError, ConfigError
-from pulsed._logging import LEVELS
+from pulsed._hostname import normalize_domain
 
 Scope = Literal["shared", "shop"]
 Parser = Callable[[str, Any], Any]
@@ -34,6 +34,13 @@ Parser = Callable[[str, Any], Any]
 MAX_INTERVAL = 10 * 365 * 86400.0
 MODULE_COMPOSER = Path("system/library/oc_telegram_shop/composer.json")
 DEFAULT_STATE_DIR = Path("/var/lib/pulsed")
+# daemon.log_level's values, and the logging level each stands for.
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 class Secret:
@@ -126,7 +133,7 @@ def base_url(name: str, value: Any) -> str:
     if not all(ch.isprintable() and not ch.isspace() for ch in url):
         raise ConfigError(name, f"{url!r:.80} is not a URL (spaces or control characters)")
     try:
-        _shop.normalize_domain(parts.netloc.rpartition("@")[2])
+        normalize_domain(parts.netloc.rpartition("@")[2])
     except CollectError as exc:
         raise ConfigError(name, f"{url!r:.80} is not a URL ({exc})") from exc
     if parts.username or parts.password:

@@ -11,8 +11,7 @@ import pytest
 from pulsed import _cli, _settings
 from pulsed._config import Config, load
 from pulsed._errors import ConfigError
-from pulsed._logging import LEVELS
-from pulsed._settings import SETTINGS
+from pulsed._settings import LEVELS, SETTINGS
 
 REPO = Path(__file__).resolve().parent.parent
 
