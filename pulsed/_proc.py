@@ -2,8 +2,9 @@
 
 The one place pulsed starts processes (``php -r``, the identity child). Children
 never inherit a secret: :func:`child_environ` drops every variable that holds
-one, and the systemd variables that belong to the daemon alone. Input goes
-through a pipe, never the command line.
+one, every variable a secret setting is read from (its caller names them), and
+the systemd variables that belong to the daemon alone. Input goes through a pipe,
+never the command line.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,22 +21,18 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from pulsed._errors import SubprocessError
-from pulsed._settings import SECRET_VARIABLES
 
 MAX_OUTPUT = 64 * 1024
-# systemd's hand-over to the daemon alone, and every variable a secret setting is read from.
-_DAEMON_ONLY = (
-    frozenset(
-        {
-            "NOTIFY_SOCKET",
-            "WATCHDOG_USEC",
-            "WATCHDOG_PID",
-            "LISTEN_FDS",
-            "LISTEN_PID",
-            "CREDENTIALS_DIRECTORY",
-        }
-    )
-    | SECRET_VARIABLES
+# systemd's hand-over to the daemon alone.
+_DAEMON_ONLY = frozenset(
+    {
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "CREDENTIALS_DIRECTORY",
+    }
 )
 
 
@@ -46,13 +43,29 @@ class Completed:
     stderr: bytes
 
 
-def child_environ(environ: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
-    """``environ`` without the daemon's own variables and without any value holding a secret."""
+def child_environ(
+    environ: Mapping[str, str],
+    secrets: Iterable[str],
+    secret_variables: Collection[str] | None = None,
+) -> dict[str, str]:
+    """``environ`` without the daemon's own variables, ``secret_variables``, and any
+    variable whose name or value holds one of ``secrets``.
+
+    ``secret_variables`` are the variables secret settings are read from
+    (:data:`pulsed._settings.SECRET_VARIABLES`): dropped by name, whatever they hold,
+    since another shop's secret is not among this one's ``secrets``.
+    """
+    if secret_variables is None:  # kept for _cycle until it moves
+        from pulsed._settings import SECRET_VARIABLES
+
+        secret_variables = SECRET_VARIABLES
     needles = [s for s in secrets if s]
     return {
         key: value
         for key, value in environ.items()
-        if key not in _DAEMON_ONLY and not any(n in value or n in key for n in needles)
+        if key not in _DAEMON_ONLY
+        and key not in secret_variables
+        and not any(n in value or n in key for n in needles)
     }
 
 
