@@ -55,30 +55,32 @@ class _Retryable(DeliveryError):
     """A failure worth another attempt; never leaves this module."""
 
 
-def _retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; ``None`` if absent or bad."""
+def _http_date(value: str | None) -> float | None:
+    """An HTTP date (``Date``, ``Retry-After``) as POSIX seconds; ``None`` if absent or bad.
+
+    A date without a zone is refused rather than guessed: HTTP dates are GMT, and
+    one that says nothing is not one.
+    """
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, moment.timestamp() - now)
+    return None if moment.tzinfo is None else moment.timestamp()
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; ``None`` if absent or bad."""
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    moment = _http_date(value)
+    return None if moment is None else max(0.0, moment - now)
 
 
 def _skew(date_header: str | None, now: float) -> float | None:
-    if not date_header:
-        return None
-    try:
-        moment = email.utils.parsedate_to_datetime(date_header)
-    except (TypeError, ValueError):
-        return None
-    return None if moment.tzinfo is None else moment.timestamp() - now
+    moment = _http_date(date_header)
+    return None if moment is None else moment - now
 
 
 def _printable(raw: bytes, limit: int = 200) -> str:

@@ -442,6 +442,15 @@ def test_a_date_header_without_a_time_zone_gives_no_skew() -> None:
     assert _skew("Sun, 29 Nov 2026 05:42:28 -0000", time.time()) is None
 
 
+@pytest.mark.parametrize("value", ["Sun, 29 Nov 2026 05:42:28 -0000", "soon", "  ", None])
+def test_a_retry_after_that_is_no_zoned_date_or_number_is_ignored(value: str | None) -> None:
+    assert _retry_after(value, time.time()) is None
+
+
+def test_retry_after_in_seconds_may_be_padded() -> None:
+    assert _retry_after(" 7 ", time.time()) == 7.0
+
+
 def test_the_budget_stops_an_attempt_that_would_start_with_under_100_ms_left() -> None:
     retry_state = RetryCallState(AsyncRetrying(), fn=None, args=(), kwargs={})
     retry_state.upcoming_sleep = 0.5
