@@ -1,4 +1,4 @@
-"""pulsed: sends the AcmeShop Pulse heartbeat of one shop, once an interval.
+"""pulsed: one process sends the AcmeShop Pulse heartbeat of one shop or many, once an interval.
 
 The public surface is small: :mod:`pulsed.verify` for receivers, the ``pulsed``
 command (``pulsed._cli:main``), and :class:`PulsedError`, the root of every error
