@@ -5,11 +5,12 @@ credential (secrets only) → TOML config file → default. The settings themsel
 are declared in :mod:`pulsed._settings`; this module finds each one's raw value,
 checks it with its declared validator, derives the defaults that depend on
 something else (the composer.json under ``shop.root``, the domain in
-``config.php``, ``$STATE_DIRECTORY``) and builds the :class:`Config`. :func:`load`
-takes all of its inputs as arguments (flags, an environment mapping, the default
-config path) so it can be tested without touching the process; a setting that
-cannot work is a :class:`ConfigError` naming it, which the command line turns into
-one line and exit 78. Secrets are held in :class:`Secret`, whose ``str`` and
+``config.php``, ``$STATE_DIRECTORY``) and builds each shop's :class:`Config` into
+one :class:`Setup`. :func:`load_setup` takes all of its inputs as arguments (flags,
+an environment mapping, the default config path) so it can be tested without
+touching the process. A shared setting that cannot work is a :class:`ConfigError`
+naming it, which the command line turns into one line and exit 78; a shop's own is
+a :class:`Disabled` shop, and the others run. Secrets are held in :class:`Secret`, whose ``str`` and
 ``repr`` never show the value.
 """
 
@@ -41,7 +42,7 @@ from pulsed._settings import (
 )
 from pulsed._state import DEFAULT_SHOP, shop_state_dir
 
-__all__ = ["MAX_INTERVAL", "SECRETS", "SETTINGS", "Config", "Secret", "Setting", "load"]
+__all__ = ["MAX_INTERVAL", "SECRETS", "SETTINGS", "Config", "Secret", "Setting", "load_setup"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/pulsed/pulsed.toml")
 MAX_CONFIG_BYTES = 1 << 20
@@ -73,7 +74,6 @@ class Config:
     log_level: str
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
     # Optional, so a Config built by hand (tests, other callers) needs neither.
     status_file: Path | None = None
     metrics_file: Path | None = None
@@ -466,20 +466,6 @@ def load_setup(
         warnings=tuple(warnings),
         listed=bool(listed or problems),
     )
-
-
-def load(
-    flags: Mapping[str, str],
-    environ: Mapping[str, str],
-    *,
-    default_path: Path = DEFAULT_CONFIG_PATH,
-) -> Config:
-    """The one shop's configuration, or the ConfigError that stops it (one-shop callers)."""
-    setup = load_setup(flags, environ, default_path=default_path)
-    if setup.disabled:
-        raise setup.disabled[0].error
-    (cfg,) = setup.shops
-    return replace(cfg, warnings=setup.warnings)
 
 
 def load_state_dir(

@@ -85,11 +85,6 @@ class Notifier:
         pid = environ.pop("WATCHDOG_PID", None)
         return cls(address or None, _watchdog_interval(usec, pid))
 
-    @property
-    def enabled(self) -> bool:
-        """True when messages go somewhere (a valid ``NOTIFY_SOCKET``, not closed)."""
-        return self._address is not None
-
     def notify(self, *lines: str) -> None:
         """Send ``lines`` as one datagram, ``"A=1\\nB=2"``. Never raises.
 
@@ -149,7 +144,7 @@ class Notifier:
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}")
 
-    def close(self) -> None:
+    def close(self) -> None:  # kept for tests/test_supervisor.py until it moves
         """Close the socket; the notifier is disabled from then on."""
         self._address = None
         self.watchdog_interval = None

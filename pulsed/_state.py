@@ -27,7 +27,6 @@ from pulsed._files import (
     check_owner_only,
     read_regular,
     remove_leftovers,
-    temp_prefix,
     write_atomic,
 )
 
@@ -43,7 +42,6 @@ HISTORY_LIMIT = 168
 STATE_FILE = "state.json"
 DEFAULT_SHOP = "default"
 SHOPS_FOLDER = "shops"
-TEMP_PREFIX = temp_prefix(Path(STATE_FILE))
 # A real state file is under 40 KiB, history included; one far larger was not written
 # by pulsed, and
 # reading it whole would cost the daemon its memory.

@@ -42,8 +42,3 @@ def parse(text: str) -> float:
     if moment.tzinfo is None:
         raise ValueError("has no time zone")
     return moment.timestamp()
-
-
-def parse_seconds(text: str) -> float:
-    """Exactly the heartbeat's form, ``2026-11-29T05:42:28Z``; ``ValueError`` otherwise."""
-    return datetime.strptime(text, _SECONDS).replace(tzinfo=UTC).timestamp()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pulsed import _config
-from pulsed._config import load
 from pulsed._errors import ConfigError
+from tests.support.config import load_one
 
 SECRET = "hb-secret-123"
 TOKEN = "123456:AAH-token-value"
@@ -41,7 +41,7 @@ def nofile(tmp_path: Path) -> Path:
 
 
 def test_defaults(shop: Path, tmp_path: Path) -> None:
-    cfg = load({}, base_env(shop), default_path=nofile(tmp_path))
+    cfg = load_one({}, base_env(shop), default_path=nofile(tmp_path))
     assert cfg.heartbeat_url == "https://pulse.example/heartbeat"
     assert cfg.heartbeat_secret.reveal() == SECRET
     assert cfg.timeout == 5.0
@@ -58,7 +58,7 @@ def test_defaults(shop: Path, tmp_path: Path) -> None:
 
 def test_http_server_is_used_when_there_is_no_https_server(shop: Path, tmp_path: Path) -> None:
     (shop / "config.php").write_text("<?php define('HTTP_SERVER', 'http://Plain.Example/');")
-    assert load({}, base_env(shop), default_path=nofile(tmp_path)).domain == "plain.example"
+    assert load_one({}, base_env(shop), default_path=nofile(tmp_path)).domain == "plain.example"
 
 
 def test_precedence_flag_env_credential_file_default(shop: Path, tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_precedence_flag_env_credential_file_default(shop: Path, tmp_path: Path)
         "OPENCART_ROOT": str(shop),
         "PULSED_INTERVAL": "120",
     }
-    cfg = load({"interval": "30"}, env)
+    cfg = load_one({"interval": "30"}, env)
     assert cfg.api_host == "https://env.example"  # env beats file
     assert cfg.interval == 30.0  # flag beats env
     assert cfg.timeout == 7.0  # file beats default
@@ -86,7 +86,7 @@ def test_precedence_flag_env_credential_file_default(shop: Path, tmp_path: Path)
     assert cfg.heartbeat_secret.reveal() == "from-credential"  # credential beats file
     assert cfg.sources["pulse.heartbeat_secret"] == "credential"
     env["PULSE_HEARTBEAT_SECRET"] = "from-env"
-    assert load({}, env).heartbeat_secret.reveal() == "from-env"  # env beats credential
+    assert load_one({}, env).heartbeat_secret.reveal() == "from-env"  # env beats credential
 
 
 def test_config_flag_beats_variable(shop: Path, tmp_path: Path) -> None:
@@ -94,19 +94,19 @@ def test_config_flag_beats_variable(shop: Path, tmp_path: Path) -> None:
     a.write_text("[daemon]\ninterval = 11\n")
     b.write_text("[daemon]\ninterval = 22\n")
     env = base_env(shop, PULSED_CONFIG=str(a))
-    assert load({"config": str(b)}, env).interval == 22.0
-    assert load({}, env).interval == 11.0
+    assert load_one({"config": str(b)}, env).interval == 22.0
+    assert load_one({}, env).interval == 11.0
 
 
 def test_default_config_path_used_only_when_it_exists(shop: Path, tmp_path: Path) -> None:
     default = tmp_path / "etc.toml"
     default.write_text("[daemon]\ninterval = 99\n")
-    assert load({}, base_env(shop), default_path=default).interval == 99.0
+    assert load_one({}, base_env(shop), default_path=default).interval == 99.0
 
 
 def test_state_directory_from_systemd(shop: Path, tmp_path: Path) -> None:
     env = base_env(shop, STATE_DIRECTORY="/var/lib/pulsed/one:/var/lib/other")
-    assert load({}, env, default_path=nofile(tmp_path)).state_dir == Path("/var/lib/pulsed/one")
+    assert load_one({}, env, default_path=nofile(tmp_path)).state_dir == Path("/var/lib/pulsed/one")
 
 
 def test_telegram_token_from_credential(shop: Path, tmp_path: Path) -> None:
@@ -114,14 +114,14 @@ def test_telegram_token_from_credential(shop: Path, tmp_path: Path) -> None:
     creds.mkdir()
     (creds / "telegram_bot_token").write_text(TOKEN + "\n")
     env = base_env(shop, CREDENTIALS_DIRECTORY=str(creds))
-    cfg = load({}, env, default_path=nofile(tmp_path))
+    cfg = load_one({}, env, default_path=nofile(tmp_path))
     assert cfg.bot_token is not None and cfg.bot_token.reveal() == TOKEN
     assert TOKEN not in repr(cfg) and SECRET not in repr(cfg)
 
 
 def test_domain_override_is_normalised(shop: Path, tmp_path: Path) -> None:
     env = base_env(shop, PULSED_DOMAIN="HTTPS://Other.Example/path")
-    assert load({}, env, default_path=nofile(tmp_path)).domain == "other.example"
+    assert load_one({}, env, default_path=nofile(tmp_path)).domain == "other.example"
 
 
 def test_domain_override_needs_no_shop_root(tmp_path: Path) -> None:
@@ -130,13 +130,13 @@ def test_domain_override_needs_no_shop_root(tmp_path: Path) -> None:
         "PULSE_HEARTBEAT_SECRET": SECRET,
         "PULSED_DOMAIN": "shop.example",
     }
-    cfg = load({}, env, default_path=nofile(tmp_path))
+    cfg = load_one({}, env, default_path=nofile(tmp_path))
     assert (cfg.domain, cfg.shop_root, cfg.composer_json) == ("shop.example", None, None)
 
 
 @pytest.mark.parametrize("host", ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9"])
 def test_http_allowed_for_loopback(shop: Path, tmp_path: Path, host: str) -> None:
-    cfg = load({}, base_env(shop, PULSE_API_HOST=host + "/"), default_path=nofile(tmp_path))
+    cfg = load_one({}, base_env(shop, PULSE_API_HOST=host + "/"), default_path=nofile(tmp_path))
     assert cfg.heartbeat_url == host + "/heartbeat"
 
 
@@ -144,7 +144,7 @@ def test_api_key_is_never_a_substitute_for_the_secret(shop: Path, tmp_path: Path
     env = base_env(shop, PULSE_API_KEY="legacy")
     del env["PULSE_HEARTBEAT_SECRET"]
     with pytest.raises(ConfigError) as info:
-        load({}, env, default_path=nofile(tmp_path))
+        load_one({}, env, default_path=nofile(tmp_path))
     assert info.value.setting == "pulse.heartbeat_secret"
 
 
@@ -194,7 +194,7 @@ def test_refused_naming_the_setting(
         else:
             env[key] = value
     with pytest.raises(ConfigError) as info:
-        load({}, env, default_path=nofile(tmp_path))
+        load_one({}, env, default_path=nofile(tmp_path))
     assert info.value.setting == setting
     assert words in str(info.value)
     assert SECRET not in str(info.value)
@@ -204,7 +204,7 @@ def test_refused_naming_the_setting(
 def test_config_php_without_server_is_refused(shop: Path, tmp_path: Path) -> None:
     (shop / "config.php").write_text("<?php define('DIR_SYSTEM', '/x/');")
     with pytest.raises(ConfigError) as info:
-        load({}, base_env(shop), default_path=nofile(tmp_path))
+        load_one({}, base_env(shop), default_path=nofile(tmp_path))
     assert info.value.setting == "shop.domain"
 
 
@@ -227,19 +227,19 @@ def test_bad_file_values_are_refused(
     env = base_env(shop, PULSED_CONFIG=str(conf))
     env.pop(drop, None)
     with pytest.raises(ConfigError, match=words):
-        load({}, env)
+        load_one({}, env)
 
 
 def test_unreadable_or_missing_named_config_file_is_refused(shop: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read") as info:
-        load({"config": str(tmp_path / "missing.toml")}, base_env(shop))
+        load_one({"config": str(tmp_path / "missing.toml")}, base_env(shop))
     assert info.value.setting == "config"
     with pytest.raises(ConfigError, match="not a regular file"):
-        load({"config": str(tmp_path)}, base_env(shop))
+        load_one({"config": str(tmp_path)}, base_env(shop))
     fifo = tmp_path / "fifo.toml"
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="not a regular file"):
-        load({"config": str(fifo)}, base_env(shop))  # refused, never blocks
+        load_one({"config": str(fifo)}, base_env(shop))  # refused, never blocks
 
 
 @pytest.mark.parametrize("mode", [0o620, 0o602], ids=oct)
@@ -278,8 +278,8 @@ def test_a_config_folder_its_group_or_others_may_write_is_refused(
 def test_unknown_keys_are_named_in_a_warning(shop: Path, tmp_path: Path) -> None:
     conf = tmp_path / "c.toml"
     conf.write_text('[pulse]\napi_hots = "typo"\n[extra]\nx = 1\n[daemon]\ninterval = 10\n')
-    cfg = load({}, base_env(shop, PULSED_CONFIG=str(conf)))
-    assert cfg.warnings == (f"{conf}: unknown settings ignored: extra.x, pulse.api_hots",)
+    setup = _config.load_setup({}, base_env(shop, PULSED_CONFIG=str(conf)))
+    assert setup.warnings == (f"{conf}: unknown settings ignored: extra.x, pulse.api_hots",)
 
 
 def test_world_readable_file_with_a_secret_warns(shop: Path, tmp_path: Path) -> None:
@@ -288,11 +288,11 @@ def test_world_readable_file_with_a_secret_warns(shop: Path, tmp_path: Path) -> 
     conf.chmod(0o644)
     env = base_env(shop, PULSED_CONFIG=str(conf))
     del env["PULSE_HEARTBEAT_SECRET"]
-    cfg = load({}, env)
-    assert any("others may read it" in w for w in cfg.warnings)
-    assert all(SECRET not in w for w in cfg.warnings)
+    warnings = _config.load_setup({}, env).warnings
+    assert any("others may read it" in w for w in warnings)
+    assert all(SECRET not in w for w in warnings)
     conf.chmod(0o600)
-    assert load({}, env).warnings == ()
+    assert _config.load_setup({}, env).warnings == ()
 
 
 def test_unreadable_credential_is_refused(shop: Path, tmp_path: Path) -> None:
@@ -302,7 +302,7 @@ def test_unreadable_credential_is_refused(shop: Path, tmp_path: Path) -> None:
     env = base_env(shop, CREDENTIALS_DIRECTORY=str(creds))
     del env["PULSE_HEARTBEAT_SECRET"]
     with pytest.raises(ConfigError, match="credential"):
-        load({}, env, default_path=nofile(tmp_path))
+        load_one({}, env, default_path=nofile(tmp_path))
 
 
 def test_state_dir_alone_survives_a_broken_config(tmp_path: Path) -> None:
@@ -331,7 +331,7 @@ def test_empty_credential_means_not_set(shop: Path, tmp_path: Path) -> None:
     conf.chmod(0o600)
     env = base_env(shop, CREDENTIALS_DIRECTORY=str(creds), PULSED_CONFIG=str(conf))
     del env["PULSE_HEARTBEAT_SECRET"]
-    cfg = load({}, env)
+    cfg = load_one({}, env)
     assert cfg.bot_token is None
     assert cfg.heartbeat_secret.reveal() == "from-file"
 
@@ -340,8 +340,8 @@ def test_config_file_with_a_byte_order_mark_is_read(shop: Path, tmp_path: Path) 
     # Windows editors save UTF-8 with a BOM; the composer.json reader accepts it too.
     conf = tmp_path / "bom.toml"
     conf.write_bytes(b"\xef\xbb\xbf[daemon]\ninterval = 42\n")
-    cfg = load({}, base_env(shop, PULSED_CONFIG=str(conf)))
-    assert cfg.interval == 42.0 and cfg.warnings == ()
+    setup = _config.load_setup({}, base_env(shop, PULSED_CONFIG=str(conf)))
+    assert setup.shops[0].interval == 42.0 and setup.warnings == ()
 
 
 def test_missing_secret_says_where_credentials_are_read_from(shop: Path, tmp_path: Path) -> None:
@@ -350,7 +350,7 @@ def test_missing_secret_says_where_credentials_are_read_from(shop: Path, tmp_pat
     env = base_env(shop)
     del env["PULSE_HEARTBEAT_SECRET"]
     with pytest.raises(ConfigError) as info:
-        load({}, env, default_path=nofile(tmp_path))
+        load_one({}, env, default_path=nofile(tmp_path))
     assert info.value.setting == "pulse.heartbeat_secret"
     assert "$CREDENTIALS_DIRECTORY" in info.value.reason
     assert "systemd sets only for the service" in info.value.reason
@@ -358,7 +358,7 @@ def test_missing_secret_says_where_credentials_are_read_from(shop: Path, tmp_pat
     creds = tmp_path / "creds"
     creds.mkdir()
     with pytest.raises(ConfigError) as info:
-        load({}, dict(env, CREDENTIALS_DIRECTORY=str(creds)), default_path=nofile(tmp_path))
+        load_one({}, dict(env, CREDENTIALS_DIRECTORY=str(creds)), default_path=nofile(tmp_path))
     assert f"no credential pulse_heartbeat_secret in $CREDENTIALS_DIRECTORY ({creds})" in str(
         info.value
     )

@@ -22,6 +22,12 @@ from pulsed._notify import Notifier
 KEYS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
+def hang_up(notifier: Notifier) -> None:
+    """Close the socket a notifier opened: the daemon leaves it to its exit, a test cannot."""
+    if notifier._sock is not None:
+        notifier._sock.close()
+
+
 def _receiver(address: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
@@ -73,10 +79,9 @@ def test_from_environ_removes_the_keys_and_keeps_the_rest(sock_path: Path) -> No
     }
     notifier = Notifier.from_environ(environ)
     assert environ == {"PATH": "/usr/bin"}
-    assert notifier.enabled
     assert notifier.watchdog_interval == 15.0
     assert notifier.last_error is None
-    notifier.close()
+    hang_up(notifier)
 
 
 def test_each_message_arrives_exactly(sock_path: Path, path_receiver: socket.socket) -> None:
@@ -104,14 +109,13 @@ def test_each_message_arrives_exactly(sock_path: Path, path_receiver: socket.soc
 
     _no_more(path_receiver)
     assert notifier.last_error is None
-    notifier.close()
+    hang_up(notifier)
 
 
 def test_abstract_socket(abstract_name: str, abstract_receiver: socket.socket) -> None:
     environ = {"NOTIFY_SOCKET": "@" + abstract_name}
     notifier = Notifier.from_environ(environ)
     assert environ == {}
-    assert notifier.enabled
 
     notifier.ready()
     assert abstract_receiver.recv(65536) == b"READY=1"
@@ -121,7 +125,7 @@ def test_abstract_socket(abstract_name: str, abstract_receiver: socket.socket) -
     assert abstract_receiver.recv(65536) == b"STOPPING=1"
     _no_more(abstract_receiver)
     assert notifier.last_error is None
-    notifier.close()
+    hang_up(notifier)
 
 
 def test_sender_credentials_name_this_process(
@@ -138,7 +142,7 @@ def test_sender_credentials_name_this_process(
     assert len(creds) == 1
     pid, uid, _gid = array.array("i", creds[0][2][:ucred])
     assert (pid, uid) == (os.getpid(), os.getuid())
-    notifier.close()
+    hang_up(notifier)
 
 
 def test_no_notify_socket_is_a_silent_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +153,6 @@ def test_no_notify_socket_is_a_silent_no_op(monkeypatch: pytest.MonkeyPatch) -> 
     notifier = Notifier.from_environ(environ)
     assert environ == {}  # the watchdog keys go even without a socket
     monkeypatch.setattr(socket, "socket", no_socket)
-    assert not notifier.enabled
     assert notifier.watchdog_interval is None  # no one to ping
     notifier.ready()
     notifier.status("x")
@@ -157,7 +160,7 @@ def test_no_notify_socket_is_a_silent_no_op(monkeypatch: pytest.MonkeyPatch) -> 
     notifier.reloading()
     notifier.stopping()
     notifier.notify("A=1")
-    notifier.close()
+    hang_up(notifier)
     assert notifier.last_error is None
 
 
@@ -166,7 +169,6 @@ def test_unusable_notify_socket_disables(value: str) -> None:
     environ = {"NOTIFY_SOCKET": value, "WATCHDOG_USEC": "1000000"}
     notifier = Notifier.from_environ(environ)
     assert environ == {}
-    assert not notifier.enabled
     assert notifier.watchdog_interval is None
     notifier.ready()  # no error
 
@@ -223,7 +225,7 @@ def test_vanished_socket_does_not_raise_and_recovers(sock_path: Path) -> None:
     assert receiver.recv(65536) == b"WATCHDOG=1"
     assert notifier.last_error is None
     receiver.close()
-    notifier.close()
+    hang_up(notifier)
 
 
 def test_a_broken_socket_is_one_warning_per_distinct_error(
@@ -240,7 +242,7 @@ def test_a_broken_socket_is_one_warning_per_distinct_error(
     warned = [r for r in caplog.records if getattr(r, "event", "") == "notify.failed"]
     assert [r.levelname for r in warned] == ["WARNING", "WARNING"]
     assert all(str(sock_path) in r.getMessage() for r in warned)
-    notifier.close()
+    hang_up(notifier)
 
 
 def test_a_malformed_notify_socket_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
@@ -275,7 +277,7 @@ def test_full_queue_never_blocks(sock_path: Path, path_receiver: socket.socket) 
         signal.signal(signal.SIGALRM, previous)
     assert notifier.last_error is not None
     assert "EAGAIN" in notifier.last_error
-    notifier.close()
+    hang_up(notifier)
 
 
 def test_status_is_one_bounded_line(sock_path: Path, path_receiver: socket.socket) -> None:
@@ -288,18 +290,7 @@ def test_status_is_one_bounded_line(sock_path: Path, path_receiver: socket.socke
     assert data.endswith(b"...")
     assert len(data) <= 1100
     data.decode("utf-8")  # not cut inside a character
-    notifier.close()
-
-
-def test_close_disables(sock_path: Path, path_receiver: socket.socket) -> None:
-    notifier = Notifier.from_environ({"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
-    assert notifier.watchdog_interval == 1.0
-    notifier.close()
-    assert not notifier.enabled
-    assert notifier.watchdog_interval is None
-    notifier.ready()
-    _no_more(path_receiver)
-    notifier.close()  # twice is fine
+    hang_up(notifier)
 
 
 def test_children_do_not_inherit_the_variables(
@@ -309,10 +300,9 @@ def test_children_do_not_inherit_the_variables(
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     notifier = Notifier.from_environ(os.environ)
-    assert notifier.enabled
     code = f"import os; print(sorted(k for k in os.environ if k in {set(KEYS)}))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     assert out.strip() == "[]"
-    notifier.close()
+    hang_up(notifier)

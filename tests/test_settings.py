@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from pulsed import _cli, _settings
-from pulsed._config import Config, load
+from pulsed._config import Config
 from pulsed._errors import ConfigError
 from pulsed._settings import LEVELS, SETTINGS
+from tests.support.config import load_one
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def test_check_lists_every_setting_with_its_value(tmp_path: Path) -> None:
         "PULSE_HEARTBEAT_SECRET": "s3cret-value",
         "PULSED_DOMAIN": "shop.example",
     }
-    cfg = load({"interval": "60"}, env, default_path=tmp_path / "absent.toml")
+    cfg = load_one({"interval": "60"}, env, default_path=tmp_path / "absent.toml")
     rows = {key: (value, source) for key, value, source in _cli._describe(cfg)}
     assert list(rows) == [s.key for s in SETTINGS]
     assert rows["daemon.interval"] == ("60.0", "flag")
@@ -101,7 +102,7 @@ def test_defaults_are_what_the_declarations_say(tmp_path: Path) -> None:
         "PULSE_HEARTBEAT_SECRET": "s3cret-value",
         "PULSED_DOMAIN": "shop.example",
     }
-    cfg = load({}, env, default_path=tmp_path / "absent.toml")
+    cfg = load_one({}, env, default_path=tmp_path / "absent.toml")
     for setting in SETTINGS:
         if setting.default is not None:
             assert getattr(cfg, setting.field) == setting.default, setting.key
@@ -153,7 +154,7 @@ def test_every_setting_lands_in_its_field(tmp_path: Path, how: str) -> None:
     conf = tmp_path / "pulsed.toml"
     conf.write_text("".join(f"[{name}]\n{body}" for name, body in sections.items()))
     conf.chmod(0o600)
-    cfg = load(flags, env, default_path=conf)
+    cfg = load_one(flags, env, default_path=conf)
     for setting in SETTINGS:
         raw, expected = GIVEN[setting.key]
         value = getattr(cfg, setting.field)
@@ -178,5 +179,5 @@ def test_status_and_metrics_files_are_off_unless_set(tmp_path: Path) -> None:
         "PULSE_HEARTBEAT_SECRET": "s3cret-value",
         "PULSED_DOMAIN": "shop.example",
     }
-    cfg = load({}, env, default_path=tmp_path / "absent.toml")
+    cfg = load_one({}, env, default_path=tmp_path / "absent.toml")
     assert (cfg.status_file, cfg.metrics_file) == (None, None)

@@ -40,11 +40,5 @@ def test_parse_refuses_a_time_without_a_zone() -> None:
         tf.parse("2026-11-29T05:42:28")
 
 
-def test_parse_seconds_takes_only_the_heartbeat_form() -> None:
-    assert tf.parse_seconds("2026-11-29T05:42:28Z") == 1_795_930_948.0
-    with pytest.raises(ValueError):
-        tf.parse_seconds("2026-11-29T05:42:28.5Z")
-
-
 def test_a_written_time_reads_back_exactly() -> None:
     assert tf.parse(tf.rfc3339(MOMENT, "us")) == pytest.approx(MOMENT, abs=1e-6)

@@ -8,6 +8,7 @@
 - :mod:`.loop` holds the stand-ins for driving the supervisor loop on an injected clock.
 - :mod:`.wait` waits for what no log line announces.
 - :mod:`.figures` holds shop states with known figures for the status and metrics tests.
+- :mod:`.config` loads the one shop of a one-shop configuration.
 - :mod:`.scenarios` are the reliability scenarios themselves, run small by the tests
   and large by ``make soak``.
 """
