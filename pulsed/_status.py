@@ -120,19 +120,21 @@ def percent(share: float) -> str:
     return f"{math.floor(share * 1000) / 10:.1f} %"
 
 
-def _stamp(value: object) -> float | None:
+def _parse_time(value: object) -> float | None:
+    """A time of the document in POSIX seconds; None where the document has null."""
     return _timefmt.parse(value) if isinstance(value, str) else None
 
 
-def summary(shop_doc: Mapping[str, Any], now: float) -> str:
-    """``last heartbeat 12 minutes ago, 99.4 % delivered over 7 days, next at 14:05 UTC``."""
-    last = _stamp(shop_doc["last_success"])
+def one_line(shop_doc: Mapping[str, Any], now: float) -> str:
+    """The shop in one line: ``last heartbeat 12 minutes ago, 99.4 % delivered over 7 days,
+    next at 14:05 UTC``; ``pulsed status`` and the admin page open with it."""
+    last = _parse_time(shop_doc["last_success"])
     parts = ["no heartbeat yet" if last is None else f"last heartbeat {ago(now - last)}"]
     share = shop_doc["delivered_share_7d"]
     parts.append(
         "no delivery in 7 days" if share is None else f"{percent(share)} delivered over 7 days"
     )
-    nxt = _stamp(shop_doc["next_due"])
+    nxt = _parse_time(shop_doc["next_due"])
     if nxt is None or nxt <= now:
         parts.append("next now")
     elif nxt - now < DAY:
@@ -151,7 +153,7 @@ def _window(shop_doc: Mapping[str, Any], label: str, words: str) -> str:
 
 
 def text(doc: Mapping[str, Any], now: float) -> str:
-    """The document for a person: one block per shop, its summary line first."""
+    """The document for a person: one block per shop, its :func:`one_line` first."""
     blocks = []
     for s in doc["shops"]:
         head = printable(f"shop {s['name']}" + (f" ({s['domain']})" if s["domain"] else ""))
@@ -185,7 +187,7 @@ def text(doc: Mapping[str, Any], now: float) -> str:
                 f"{_window(s, '24h', '24 h')}, {_window(s, '7d', '7 days')}",
             ),
         )
-        lines = [head, f"  {summary(s, now)}"]
+        lines = [head, f"  {one_line(s, now)}"]
         lines += [f"  {label + ':':19}{printable(str(value))}" for label, value in rows]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no shop\n"

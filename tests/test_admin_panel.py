@@ -93,7 +93,7 @@ def test_php_says_what_pulsed_status_says(
     status = written(tmp_path, view)
     now = NOW + max(later, 0)
     (shop,) = json.loads(status.read_text())["shops"]
-    expected = _status.summary(shop, now).removesuffix(" UTC")
+    expected = _status.one_line(shop, now).removesuffix(" UTC")
     assert figures(php, tmp_path, status, view.name, now)["line"] == expected
 
 
@@ -135,5 +135,5 @@ def test_the_function_reads_the_status_file_a_real_daemon_wrote(
     assert code == 0, err
     assert status.stat().st_mode & 0o777 == 0o644
     now = json.loads(status.read_text())["shops"][0]
-    got = figures(php, tmp_path, status, "default", _status._stamp(now["last_success"]) or 0)
+    got = figures(php, tmp_path, status, "default", _status._parse_time(now["last_success"]) or 0)
     assert got["line"].startswith("last heartbeat less than a minute ago, 100 % delivered")

@@ -170,7 +170,7 @@ def test_text_escapes_what_a_terminal_would_obey() -> None:
 def test_a_next_heartbeat_a_day_away_shows_its_date() -> None:
     view = ShopView("default", "shop.example", st.State(), NOW + 3 * 86400)
     (shop,) = _status.document([view], NOW)["shops"]
-    assert _status.summary(shop, NOW).endswith("next at 2027-01-18 08:00 UTC")
+    assert _status.one_line(shop, NOW).endswith("next at 2027-01-18 08:00 UTC")
 
 
 def test_an_unreadable_state_says_so_and_shows_no_figures() -> None:
