@@ -22,7 +22,9 @@ Kind = Literal["gauge", "counter"]
 Value = Callable[[Mapping[str, Any]], float | None]
 
 
-def _stamp(key: str) -> Value:
+def _time_field(key: str) -> Value:
+    """The document's time ``key`` (RFC 3339 text) as seconds since the epoch."""
+
     def value(shop: Mapping[str, Any]) -> float | None:
         text = shop[key]
         return None if text is None else _timefmt.parse(text)
@@ -31,6 +33,8 @@ def _stamp(key: str) -> Value:
 
 
 def _field(key: str, scale: float = 1.0) -> Value:
+    """The document's figure ``key``, times ``scale``."""
+
     def value(shop: Mapping[str, Any]) -> float | None:
         raw = shop[key]
         return None if raw is None else raw * scale
@@ -44,13 +48,13 @@ FAMILIES: tuple[tuple[str, Kind, str, Value], ...] = (
         "pulsed_heartbeat_last_success_timestamp_seconds",
         "gauge",
         "When a heartbeat last got a 2xx, in seconds since the epoch.",
-        _stamp("last_success"),
+        _time_field("last_success"),
     ),
     (
         "pulsed_heartbeat_next_due_timestamp_seconds",
         "gauge",
         "When the next heartbeat may be sent, in seconds since the epoch.",
-        _stamp("next_due"),
+        _time_field("next_due"),
     ),
     (
         "pulsed_heartbeats_sent_total",

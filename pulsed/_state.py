@@ -181,7 +181,8 @@ def failed(
 # --- serialisation ----------------------------------------------------------
 
 
-def _stamp(moment: float | None) -> str | None:
+def _rfc3339_us(moment: float | None) -> str | None:
+    """``moment`` as the state file writes it, to the microsecond; None stays None."""
     return None if moment is None else _timefmt.rfc3339(moment, "us")
 
 
@@ -195,7 +196,7 @@ def parse_stamp(value: object, field: str) -> float | None:
     except ValueError as exc:
         raise ValueError(f"{field} {exc}") from exc
     try:
-        _stamp(seconds)  # a time that cannot be written back (past 9999 in UTC) is corrupt too
+        _rfc3339_us(seconds)  # a time that cannot be written back (past 9999 in UTC) is corrupt too
     except (OverflowError, OSError, ValueError) as exc:
         raise ValueError(f"{field} is out of range") from exc
     return seconds
@@ -206,24 +207,24 @@ def to_json(state: State) -> dict[str, Any]:
     pending = state.pending
     return {
         "version": STATE_VERSION,
-        "last_success": _stamp(state.last_success),
-        "last_attempt": _stamp(state.last_attempt),
+        "last_success": _rfc3339_us(state.last_success),
+        "last_attempt": _rfc3339_us(state.last_attempt),
         "last_error": state.last_error,
         "last_status": state.last_status,
         "consecutive_failures": state.consecutive_failures,
-        "next_due": _stamp(state.next_due),
+        "next_due": _rfc3339_us(state.next_due),
         "identity": None
         if identity is None
         else {
             "username": identity.username,
-            "fetched_at": _stamp(identity.fetched_at),
+            "fetched_at": _rfc3339_us(identity.fetched_at),
             "token_fingerprint": identity.token_fingerprint,
         },
         "pending": None
         if pending is None
         else {
             "body": pending.body,
-            "timestamp": _stamp(pending.timestamp),
+            "timestamp": _rfc3339_us(pending.timestamp),
             "signature": pending.signature,
         },
         "counters": {
@@ -233,7 +234,7 @@ def to_json(state: State) -> dict[str, Any]:
         },
         "history": [
             {
-                "at": _stamp(d.at),
+                "at": _rfc3339_us(d.at),
                 "outcome": d.outcome,
                 "status": d.status,
                 "attempts": d.attempts,
@@ -490,8 +491,8 @@ def check_private(directory: Path, euid: int | None = None) -> None:
 
 def _lock_holder(directory_fd: int) -> str:
     """Name the process holding an flock on the folder, from ``/proc/locks``."""
-    st = os.fstat(directory_fd)
-    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    info = os.fstat(directory_fd)
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
     try:
         lines = Path("/proc/locks").read_text().splitlines()
     except OSError:

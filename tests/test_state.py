@@ -401,11 +401,11 @@ def test_a_version_1_state_is_carried_forward_whole(tmp_path: Path, name: str) -
     state = store.load(NOW)
     assert not list(tmp_path.glob("*.corrupt-*"))
     for key in ("last_success", "last_attempt", "next_due"):
-        assert st._stamp(getattr(state, key)) == raw[key], key
+        assert st._rfc3339_us(getattr(state, key)) == raw[key], key
     assert (state.last_error, state.last_status) == (raw["last_error"], raw["last_status"])
     assert state.consecutive_failures == raw["consecutive_failures"]
     assert state.identity is not None
-    assert st._stamp(state.identity.fetched_at) == raw["identity"]["fetched_at"]
+    assert st._rfc3339_us(state.identity.fetched_at) == raw["identity"]["fetched_at"]
     assert state.identity.username == raw["identity"]["username"]
     assert state.identity.token_fingerprint == raw["identity"]["token_fingerprint"]
     if raw["pending"] is None:
