@@ -242,36 +242,26 @@ def test_unreadable_or_missing_named_config_file_is_refused(shop: Path, tmp_path
         load_one({"config": str(fifo)}, base_env(shop))  # refused, never blocks
 
 
-@pytest.mark.parametrize("mode", [0o620, 0o602], ids=oct)
-def test_a_config_file_its_group_or_others_may_write_is_refused(
-    shop: Path, tmp_path: Path, mode: int
-) -> None:
-    conf = tmp_path / "pulsed.toml"
-    conf.write_text("[daemon]\ninterval = 60\n")
-    conf.chmod(mode)
-    with pytest.raises(ConfigError) as info:
-        _config.load_setup({"config": str(conf)}, base_env(shop))
-    assert (info.value.setting, info.value.reason) == (
-        "config",
-        f"{conf} is writable by others (mode {mode:04o}); chmod go-w {conf}",
-    )
-
-
-@pytest.mark.parametrize("mode", [0o775, 0o757], ids=oct)
-def test_a_config_folder_its_group_or_others_may_write_is_refused(
-    shop: Path, tmp_path: Path, mode: int
+@pytest.mark.parametrize(
+    ("where", "mode"),
+    [("file", 0o620), ("file", 0o602), ("folder", 0o775), ("folder", 0o757)],
+    ids=["file-group", "file-others", "folder-group", "folder-others"],
+)
+def test_a_config_file_or_folder_its_group_or_others_may_write_is_refused(
+    shop: Path, tmp_path: Path, where: str, mode: int
 ) -> None:
     folder = tmp_path / "etc"
     folder.mkdir()
     conf = folder / "pulsed.toml"
     conf.write_text("[daemon]\ninterval = 60\n")
     conf.chmod(0o600)
-    folder.chmod(mode)
+    named = conf if where == "file" else folder
+    named.chmod(mode)
     with pytest.raises(ConfigError) as info:
         _config.load_setup({"config": str(conf)}, base_env(shop))
     assert (info.value.setting, info.value.reason) == (
         "config",
-        f"{folder} is writable by others (mode {mode:04o}); chmod go-w {folder}",
+        f"{named} is writable by others (mode {mode:04o}); chmod go-w {named}",
     )
 
 
