@@ -378,23 +378,16 @@ class Bench:
 
     def signed_request(self) -> dict[str, Any]:
         """A heartbeat signed now, as the floor processes and curl send it."""
-        from pulsed._signing import Heartbeat, encode_body, headers_for
-        from pulsed._timefmt import rfc3339
+        from pulsed import _body
 
-        beat = Heartbeat(
-            domain="demo-shop.example",
-            bot_username="acme_shop_bot",
-            php_version="8.2.7",
-            module_version="1.4.0",
-            ecommerce_version="3.0.3.8",
-            ecommerce_core_version="ocStore 3.0.3.8",
-            timestamp=rfc3339(time.time()),
-        )
-        body = encode_body(beat)
+        facts = _body.ShopFacts("8.2.7", "1.4.0", "3.0.3.8", "ocStore 3.0.3.8")
+        at = float(int(time.time()))
+        beat = _body.heartbeat("demo-shop.example", "acme_shop_bot", facts, at)
+        request = _body.signed(beat, SECRET, at)
         return {
             "url": self.receiver.url + "/heartbeat",
-            "body": body.decode("utf-8"),
-            "headers": dict(headers_for(body, SECRET)),
+            "body": request.body.decode("utf-8"),
+            "headers": dict(request.headers),
             "api_base": self.telegram.url,
             "token": TOKEN,
         }

@@ -1,8 +1,8 @@
-"""When the next heartbeat is due: pure decisions over the persisted state.
+"""The decision of a cycle: what is due, resume or start fresh, and the next due time.
 
-Nothing here reads a clock or draws a random number by itself; the caller passes
-``now`` (UTC epoch seconds) and a :class:`random.Random`. The daemon, ``once`` and
-``status`` all ask these functions, so they agree on what "due" means.
+Pure. Nothing here reads a clock or draws a random number by itself; the caller
+passes ``now`` (UTC epoch seconds) and a :class:`random.Random`. The daemon,
+``once`` and ``status`` all ask these functions, so they agree on what "due" means.
 
 The back-off after failures follows contract §4: one retry after 2–10 minutes
 (never more than one interval), then one interval ±10 %; a ``Retry-After`` too
@@ -11,8 +11,14 @@ long for the 2 s budget sets the next try instead, clamped to 60 s … interval.
 
 from __future__ import annotations
 
+import hmac
 import random
 from dataclasses import dataclass
+from typing import Literal
+
+from pulsed import _body
+from pulsed._state import Pending, State
+from pulsed.verify import signature
 
 FUTURE_TOLERANCE = 300.0
 FIRST_RETRY_MIN = 120.0
@@ -80,3 +86,49 @@ def after_failure(
 def should_resend(pending_timestamp: float, now: float) -> bool:
     """Whether an interrupted delivery's body is still fresh enough to send again as is."""
     return abs(now - pending_timestamp) <= RESEND_WINDOW
+
+
+def due(state: State, now: float, interval: float) -> Due:
+    """:func:`due_at` of a shop's state."""
+    return due_at(state.last_success, state.next_due, now, interval)
+
+
+def shown_due(state: State, now: float, interval: float | None) -> float | None:
+    """The due time ``status`` shows: the schedule's answer when the interval is known
+    (the configuration loaded), else only what the state says."""
+    return state.next_due if interval is None else due(state, now, interval).at
+
+
+def wait(state: State, now: float, interval: float) -> float:
+    """Seconds until the next cycle; 0 when due, or when a delivery was cut short: an
+    interrupted body is settled (re-sent or dropped) at once, whatever the schedule."""
+    if state.pending is not None:
+        return 0.0
+    return max(due(state, now, interval).at - now, 0.0)
+
+
+Verdict = Literal["resend", "foreign", "unsigned", "stale"]
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """What to do with an interrupted delivery: ``resend`` its body as it is (with the
+    heartbeat it holds), or drop it because it is ``foreign`` (not a heartbeat of this
+    shop), ``unsigned`` (pulsed did not sign it with this secret) or ``stale``."""
+
+    verdict: Verdict
+    beat: _body.Heartbeat | None = None
+
+
+def resume(pending: Pending, domain: str, secret: str, now: float) -> Resume:
+    """Whether the body of an interrupted delivery may still be sent as it is."""
+    body = pending.body.encode("utf-8")
+    beat = _body.decode(body)
+    if beat is None or beat.domain != domain:
+        return Resume("foreign")
+    kept = pending.signature
+    if kept is None or not hmac.compare_digest(signature(secret, body), kept):
+        return Resume("unsigned")
+    if not should_resend(pending.timestamp, now):
+        return Resume("stale")
+    return Resume("resend", beat)

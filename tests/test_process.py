@@ -20,7 +20,7 @@ import pytest
 from devtools import faultserver as fs
 from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
-from pulsed import _cli
+from pulsed import _commands
 from pulsed._identity import fingerprint
 from pulsed._state import Identity, State, StateStore
 from pulsed.verify import verify_heartbeat
@@ -367,7 +367,7 @@ def status_without_permission(state_dir: Path, *, as_json: bool) -> tuple[int, s
     if os.geteuid() != 0:
         state_dir.chmod(0)
     try:
-        return as_nobody(lambda: _cli._show_status({"state-dir": str(state_dir)}, [], as_json))
+        return as_nobody(lambda: _commands.status({"state-dir": str(state_dir)}, [], as_json))
     finally:
         state_dir.chmod(0o700)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulsed import _cli, _settings
+from pulsed import _cli, _commands, _settings
 from pulsed._config import Config, load
 from pulsed._errors import ConfigError
 from pulsed._logging import LEVELS
@@ -87,7 +87,7 @@ def test_check_lists_every_setting_with_its_value(tmp_path: Path) -> None:
         "PULSED_DOMAIN": "shop.example",
     }
     cfg = load({"interval": "60"}, env, default_path=tmp_path / "absent.toml")
-    rows = {key: (value, source) for key, value, source in _cli._describe(cfg)}
+    rows = {key: (value, source) for key, value, source in _commands.describe(cfg)}
     assert list(rows) == [s.key for s in SETTINGS]
     assert rows["daemon.interval"] == ("60.0", "flag")
     assert rows["pulse.heartbeat_secret"] == ("(set, not shown)", "env")

@@ -21,13 +21,13 @@ import anyio
 import pytest
 
 from pulsed import _state as st
-from pulsed._collect import ShopFacts
+from pulsed._body import ShopFacts
 from pulsed._config import Config
 from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
-from pulsed._supervisor import Supervisor
+from pulsed._supervisor import Supervisor, status_line
 from pulsed.verify import signature
 from tests.support.loop import START, Clocks, fixed_facts, loop_config, stepped
 
@@ -405,6 +405,6 @@ async def test_status_sums_up_every_shop(tmp_path: Path) -> None:
         RecordingNotifier(),
         reload_config=lambda: None,
     )
-    assert sup.summary() == (
+    assert status_line(sup.cycles) == (
         "3 shops: 1 ok, 1 failing (b), 1 not sent yet; next 2027-01-15T08:05:00Z"
     )
