@@ -7,7 +7,10 @@ from itertools import pairwise
 
 import pytest
 
+from pulsed import _body
 from pulsed import _schedule as sch
+from pulsed import _state as st
+from pulsed.verify import signature
 
 HOUR = 3600.0
 NOW = 1_800_000_000.0
@@ -123,3 +126,59 @@ def test_simulated_outage_never_silent_longer_than_interval_plus_backoff() -> No
 )
 def test_interrupted_body_is_resent_only_while_fresh(age: float, resend: bool) -> None:
     assert sch.should_resend(NOW - age, NOW) is resend
+
+
+# --- the decision over a whole state ---------------------------------------------------
+
+
+def _pending(body: bytes, at: float, secret: str = "s") -> st.Pending:
+    return st.Pending(body.decode(), at, signature(secret, body))
+
+
+BODY = _body.encode(
+    _body.Heartbeat("shop.example", None, _body.ShopFacts(None, "1.4.0", None, None), "x")
+)
+
+
+def test_an_interrupted_delivery_is_settled_at_once_even_before_it_is_due() -> None:
+    state = st.State(last_success=NOW - 60, pending=_pending(BODY, NOW - 1))
+    assert sch.due(state, NOW, HOUR).at == NOW - 60 + HOUR
+    assert sch.wait(state, NOW, HOUR) == 0.0
+
+
+def test_wait_is_the_time_left_and_never_negative() -> None:
+    assert sch.wait(st.State(last_success=NOW - 60), NOW, HOUR) == HOUR - 60
+    assert sch.wait(st.State(last_success=NOW - 2 * HOUR), NOW, HOUR) == 0.0
+
+
+def test_status_shows_the_schedule_when_it_knows_the_interval() -> None:
+    state = st.State(last_success=NOW - 60, next_due=NOW + 5)
+    assert sch.shown_due(state, NOW, HOUR) == NOW - 60 + HOUR
+    assert sch.shown_due(state, NOW, None) == NOW + 5
+
+
+def test_a_fresh_signed_body_of_this_shop_is_resent_with_its_heartbeat() -> None:
+    decided = sch.resume(_pending(BODY, NOW - 3), "shop.example", "s", NOW)
+    assert decided == sch.Resume("resend", _body.decode(BODY))
+
+
+@pytest.mark.parametrize(
+    ("kept", "domain", "secret", "verdict"),
+    [
+        (_pending(BODY, NOW - 3), "other.example", "s", "foreign"),
+        (st.Pending("{junk", NOW - 3, "sha256=0"), "shop.example", "s", "foreign"),
+        (st.Pending(BODY.decode(), NOW - 3, None), "shop.example", "s", "unsigned"),
+        (_pending(BODY, NOW - 3, secret="other"), "shop.example", "s", "unsigned"),
+        (_pending(BODY, NOW - sch.RESEND_WINDOW - 1), "shop.example", "s", "stale"),
+        (_pending(BODY, NOW + sch.RESEND_WINDOW + 1), "shop.example", "s", "stale"),
+    ],
+)
+def test_an_interrupted_body_that_may_not_go_again_is_dropped_and_says_why(
+    kept: st.Pending, domain: str, secret: str, verdict: sch.Verdict
+) -> None:
+    assert sch.resume(kept, domain, secret, NOW) == sch.Resume(verdict)
+
+
+def test_a_body_exactly_at_the_edge_of_the_window_is_still_resent() -> None:
+    kept = _pending(BODY, NOW - sch.RESEND_WINDOW)
+    assert sch.resume(kept, "shop.example", "s", NOW).verdict == "resend"

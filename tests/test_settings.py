@@ -165,6 +165,25 @@ def test_every_setting_lands_in_its_field(tmp_path: Path, how: str) -> None:
         assert cfg.sources[setting.key] == _given_by(setting, how), setting.key
 
 
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://localhost:8080", True),
+        ("http://pulse.localhost:8080", True),
+        ("http://[::1]:9", True),
+        ("http://127.0.0.2", True),
+        ("http://localhost.example", False),
+        ("http://pulse.example", False),
+    ],
+)
+def test_plain_http_is_taken_only_for_a_loopback_host(url: str, loopback: bool) -> None:
+    if loopback:
+        assert _settings.base_url("pulse.api_host", url) == url
+    else:
+        with pytest.raises(ConfigError, match="https"):
+            _settings.base_url("pulse.api_host", url)
+
+
 def test_a_metrics_file_must_be_one_node_exporter_reads() -> None:
     setting = _settings.BY_KEY["daemon.metrics_file"]
     assert setting.parse(setting.key, "/srv/t/pulsed.prom") == Path("/srv/t/pulsed.prom")
