@@ -255,6 +255,7 @@ class Cycle:
 
     async def deliver(self, request: Request, transport: Transport) -> bool:
         """Send; the pending body is recorded first, the outcome after. ``True`` when sent."""
+        due, failures = self.due(), self.state.consecutive_failures
         await self.recorder.started(request)
         try:
             done = await transport.send(request.body, request.headers)
@@ -262,7 +263,10 @@ class Cycle:
             await self._failed(exc)
             return False
         now = self.wall()
-        await self.recorder.sent(done, now, _schedule.after_success(now, self.cfg.interval))
+        next_due = _schedule.after_success(
+            due, request.at, now, self.cfg.interval, failures, self.rng
+        )
+        await self.recorder.sent(done, now, next_due)
         return True
 
     async def crashed(self, exc: Exception) -> None:

@@ -88,7 +88,9 @@ def test_small_interval_sends_each_interval(shop: Shop, receiver: Receiver) -> N
     stamps = [b["timestamp"] for b in receiver.wait_for_accepted(3)]
     assert len(set(stamps[:3])) == 3
     received = [r.received_at for r in receiver.server.requests]
-    assert all(b - a >= 0.99 for a, b in pairwise(received))
+    # On time, the schedule is kept (due + interval), so two may come closer than the
+    # interval by at most its grace, a tenth of it (contract §5).
+    assert all(b - a >= 0.89 for a, b in pairwise(received))
 
 
 def test_second_instance_and_once_refuse_while_a_daemon_runs(
