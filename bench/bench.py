@@ -32,16 +32,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,19 +48,29 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+# The figures import devtools and tests; this runs as a script, so bench/ is on
+# sys.path and the repository is not.
+_REPO = str(Path(__file__).resolve().parent.parent)
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
-from devtools.fake_telegram import FakeTelegram  # noqa: E402 -- needs the repo on sys.path
+from _harness import PYTHON, QUICK, REPO, SECRET, TOKEN, Bench, Plan, event_is, stop, wait_idle  # noqa: E402
+from _measure import (  # noqa: E402
+    Memory,
+    context_switches,
+    cpu_seconds,
+    load_average,
+    median_memory,
+    memory_kib,
+    run_measured,
+    user_system,
+)
+from _report import Row, Section, busy_warning, fmt_mib, ratio, render_table, report, verdict  # noqa: E402
+
+from devtools.fake_telegram import FakeTelegram  # noqa: E402
 from devtools.faultserver import FaultServer, Reply, reset, silent, status, trickle  # noqa: E402
-from devtools.receiver import Receiver  # noqa: E402
-from tests.support.process import Process, children_of, event_of  # noqa: E402
+from tests.support.process import Process, event_of  # noqa: E402
 
-SECRET = "bench-heartbeat-secret-0001"  # noqa: S105 -- known only to the local receiver
-TOKEN = "123456:ABC-secret"  # noqa: S105 -- the token FakeTelegram accepts
-PYTHON = sys.executable
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEADLINE_TARGET = 2.05
 MEMORY_TARGET = 1.25
 CPU_TARGET = 3.0
@@ -75,363 +81,6 @@ SHOPS_START_SLACK = 0.150
 SHOPS_CPU_TARGET = 0.5
 IDENTITY_TARGET = 1.3
 WATCHDOG_USEC = 10_000_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """How long and how often; ``--quick`` shrinks it, the real run never does."""
-
-    idle_seconds: float = 60.0
-    watchdog_seconds: float = 10.0
-    cpu_cycles: int = 20
-    curl_runs: int = 20
-    identity_runs: int = 3
-    deliveries: int = 30
-    concurrency: int = 10
-    start_runs: int = 9
-    scale: tuple[int, ...] = (1, 10, 50)
-    settle: float = 2.0
-    shops_scale: tuple[int, ...] = (1, 10, 50, 200)
-    shops_idle_seconds: float = 20.0
-    shops_start_runs: int = 7
-    shops_cpu_warm: int = 10
-    shops_cpu_delay: float = 10.0
-    identity_tokens: int = 50
-    fleet_seeds: tuple[int, ...] = (20261130, 1, 2)
-
-
-QUICK = Plan(
-    idle_seconds=10.0,
-    watchdog_seconds=10.0,
-    cpu_cycles=5,
-    curl_runs=5,
-    identity_runs=1,
-    deliveries=5,
-    concurrency=5,
-    start_runs=2,
-    scale=(1, 3),
-    settle=1.0,
-    shops_scale=(1, 20),
-    shops_idle_seconds=5.0,
-    shops_start_runs=2,
-    shops_cpu_warm=5,
-    shops_cpu_delay=8.0,
-    identity_tokens=50,
-    fleet_seeds=(20261130,),
-)
-
-
-@dataclasses.dataclass
-class Row:
-    figure: str
-    pulsed: str
-    baseline: str
-    ratio: str
-    target: str
-    verdict: str  # PASS, FAIL or "info" (a figure the issue asks for without a target)
-
-
-@dataclasses.dataclass
-class Section:
-    """One figure's rows and the notes that say how it was measured and what it means."""
-
-    title: str
-    rows: list[Row] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
-
-
-# --- /proc ------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Memory:
-    """KiB from ``smaps_rollup``. RSS counts every resident page; PSS divides a shared
-    page among the processes mapping it; USS is the private part alone, which no other
-    process on the host can change."""
-
-    rss: int
-    pss: int
-    uss: int
-
-
-def memory_kib(pid: int) -> Memory:
-    found: dict[str, int] = {}
-    with Path(f"/proc/{pid}/smaps_rollup").open() as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
-                found[key] = int(rest.split()[0])
-    return Memory(found["Rss"], found["Pss"], found["Private_Clean"] + found["Private_Dirty"])
-
-
-def context_switches(pid: int) -> dict[int, int]:
-    """Voluntary + involuntary switches per live thread (a sleeping thread's wake-ups)."""
-    out: dict[int, int] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        total = 0
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            for line in (task / "status").read_text().splitlines():
-                if "ctxt_switches" in line:
-                    total += int(line.split()[1])
-            out[int(task.name)] = total
-    return out
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(own utime+stime, reaped children's utime+stime) of a process, in seconds."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    # After "pid (comm) ": state is field 3, so utime..cstime (14..17) sit at 11..14.
-    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    return (utime + stime) / CLK_TCK, (cutime + cstime) / CLK_TCK
-
-
-def user_system(pid: int) -> tuple[float, float]:
-    """(utime, stime) of a process itself, in seconds."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def run_measured(argv: Sequence[str], **popen: Any) -> tuple[int, float, float]:
-    """Run to completion; (exit code, CPU seconds of that child alone, wall seconds).
-
-    ``wait4`` gives the rusage of exactly this child, so a benchmark thread reaping
-    something else at the same moment cannot leak into the number.
-    """
-    start = time.monotonic()
-    proc = subprocess.Popen(list(argv), **popen)
-    _, wait_status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(wait_status)
-    return proc.returncode, usage.ru_utime + usage.ru_stime, wall
-
-
-# --- the processes under test ---------------------------------------------------
-
-
-class NotifySocket:
-    """The service manager's end of ``NOTIFY_SOCKET``: every datagram, timestamped."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(path))
-        # A timeout only so that close() ends the reader; the bench's own wake-ups
-        # are not measured.
-        self._sock.settimeout(0.2)
-        self._cond = threading.Condition()
-        self.messages: list[tuple[float, str]] = []
-        self._open = True
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while self._open:
-            try:
-                data = self._sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            now = time.monotonic()
-            with self._cond:
-                self.messages += [(now, line) for line in data.decode().splitlines()]
-                self._cond.notify_all()
-
-    def wait_for(self, message: str, after: float = 0.0, timeout: float = 60.0) -> float:
-        """The arrival time of the first ``message`` that came after ``after``."""
-
-        def first() -> float | None:
-            return next((t for t, m in self.messages if m == message and t > after), None)
-
-        with self._cond:
-            self._cond.wait_for(lambda: first() is not None, timeout)
-            found = first()
-        if found is None:
-            raise TimeoutError(f"no {message} on {self.path} within {timeout} s")
-        return found
-
-    def count(self, message: str, start: float, end: float) -> int:
-        with self._cond:
-            return sum(1 for t, m in self.messages if m == message and start <= t <= end)
-
-    def close(self) -> None:
-        self._open = False
-        self._thread.join(2)
-        self._sock.close()
-
-
-def stop(child: Process) -> None:
-    """SIGTERM, then SIGKILL after 10 s: one stuck process must not hang the benchmark."""
-    try:
-        child.stop(10)
-    except subprocess.TimeoutExpired:
-        child.kill()
-
-
-def event_is(name: str) -> Callable[[str], bool]:
-    return lambda line: event_of(line).get("event") == name
-
-
-def wait_idle(child: Process, timeout: float = 30.0) -> None:
-    """Until the process has no child (the identity child or php has been reaped)."""
-    deadline = time.monotonic() + timeout
-    while children_of(child.pid):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"pid {child.pid} still has children after {timeout} s")
-        time.sleep(0.1)
-
-
-# --- the harness --------------------------------------------------------------
-
-
-class Bench:
-    """The local servers, the scratch folder and the helpers every figure shares."""
-
-    def __init__(self, tree: Path, plan: Plan, work: Path) -> None:
-        self.tree = tree
-        self.plan = plan
-        self.work = work
-        self.php = shutil.which("php") or self._stub_php()
-        self.receiver = Receiver(SECRET).start()
-        self.telegram = FakeTelegram(valid_token=TOKEN).start()
-        self._serial = 0
-        # The state of a daemon that fetched its identity: later daemons start from it
-        # so that only figure 1 pays for aiogram.
-        self.identity_state: dict[str, Any] | None = None
-        # The 1-minute load average before the run and before each figure: how much
-        # else the machine was doing, for whoever reads a wall-clock figure.
-        self.loads: dict[str, float] = {"run": load_average()}
-        self.children: list[Process] = []
-        # One curl run's CPU, from figure 3; figure 7 compares with it.
-        self.curl_cpu: float | None = None
-
-    def close(self) -> None:
-        # A figure that failed half-way may have left its processes running.
-        for child in self.children:
-            stop(child)
-        self.receiver.stop()
-        self.telegram.stop()
-
-    def _stub_php(self) -> str:
-        stub = self.work / "php"
-        stub.write_text("#!/bin/sh\nprintf '%s' '8.2.7'\n")
-        stub.chmod(0o755)
-        return str(stub)
-
-    def fresh_dir(self, name: str) -> Path:
-        self._serial += 1
-        path = self.work / f"{self._serial:03d}-{name}"
-        path.mkdir()
-        return path
-
-    def site(
-        self, name: str, *, state: dict[str, Any] | None = None, interval: float = 3600
-    ) -> tuple[Path, dict[str, str]]:
-        """A shop copy, a state folder (optionally pre-filled) and the daemon's environment."""
-        root = self.fresh_dir(name)
-        shutil.copytree(self.tree / "examples" / "shop", root / "shop")
-        state_dir = root / "state"
-        state_dir.mkdir(mode=0o700)
-        if state is not None:
-            path = state_dir / "state.json"
-            path.write_text(json.dumps(state))
-            path.chmod(0o600)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "PULSE_API_HOST": self.receiver.url,
-            "PULSE_HEARTBEAT_SECRET": SECRET,
-            "OPENCART_ROOT": str(root / "shop"),
-            "PULSED_PHP": self.php,
-            "PULSED_STATE_DIR": str(state_dir),
-            "PULSED_INTERVAL": f"{interval:g}",
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE": self.telegram.url,
-        }
-        return root, env
-
-    def cached_state(self, *, due_now: bool) -> dict[str, Any]:
-        """Figure 1's state: identity fetched; ``due_now`` forgets the last success."""
-        if self.identity_state is None:
-            raise RuntimeError("figure 1 must run first: it fetches the identity")
-        state = dict(self.identity_state)
-        if due_now:
-            for key in ("last_success", "last_attempt", "last_error", "last_status", "next_due"):
-                state[key] = None
-            state["consecutive_failures"] = 0
-            state["pending"] = None
-        return state
-
-    def daemon(
-        self, env: dict[str, str], notify: NotifySocket | None = None, **extra: str
-    ) -> Process:
-        env = dict(env, **extra)
-        if notify is not None:
-            env["NOTIFY_SOCKET"] = str(notify.path)
-        child = Process(
-            [PYTHON, "-m", "pulsed", "run"], env, cwd=self.tree, logs="stderr", feed=True
-        )
-        self.children.append(child)
-        return child
-
-    def signed_request(self) -> dict[str, Any]:
-        """A heartbeat signed now, as the floor processes and curl send it."""
-        from pulsed import _body
-
-        facts = _body.ShopFacts("8.2.7", "1.4.0", "3.0.3.8", "ocStore 3.0.3.8")
-        at = float(int(time.time()))
-        beat = _body.heartbeat("demo-shop.example", "acme_shop_bot", facts, at)
-        request = _body.signed(beat, SECRET, at)
-        return {
-            "url": self.receiver.url + "/heartbeat",
-            "body": request.body.decode("utf-8"),
-            "headers": dict(request.headers),
-            "api_base": self.telegram.url,
-            "token": TOKEN,
-        }
-
-    def floor(self, mode: str = "floor", notify: NotifySocket | None = None) -> Process:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-        if notify is not None:
-            env["NOTIFY_SOCKET"] = str(notify.path)
-        child = Process(
-            [PYTHON, str(REPO / "bench" / "floor.py"), mode],
-            env,
-            cwd=self.tree,
-            logs="stdout",
-            feed=True,
-        )
-        self.children.append(child)
-        child.feed(json.dumps(self.signed_request()).encode())
-        return child
-
-    def notify_socket(self, name: str) -> NotifySocket:
-        return NotifySocket(self.fresh_dir(name) / "notify")
-
-    def warm_up(self) -> None:
-        """Compile and cache every module once, so no figure pays for a cold disk or .pyc."""
-        # The processes under test get a minimal environment; so does this, lest an
-        # inherited PYTHONDONTWRITEBYTECODE keep the .pyc files from being written.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-        for code in (
-            "import pulsed._cli, pulsed._delivery, pulsed._identity_child",
-            "import anyio, httpx, tenacity, pythonjsonlogger.json",
-        ):
-            subprocess.run([PYTHON, "-c", code], cwd=self.tree, env=env, check=True)
-
-
-def fmt_mib(kib: float) -> str:
-    return f"{kib / 1024:.1f} MiB"
-
-
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}×" if b else "—"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 # --- 1 and 2: idle memory and wake-ups ------------------------------------------
@@ -1224,14 +873,6 @@ def many_shops(bench: Bench) -> Section:
     return section
 
 
-def median_memory(got: list[Memory]) -> Memory:
-    return Memory(
-        int(statistics.median(m.rss for m in got)),
-        int(statistics.median(m.pss for m in got)),
-        int(statistics.median(m.uss for m in got)),
-    )
-
-
 def shops_start_up(bench: Bench, host: Host, section: Section) -> list[Row]:
     plan = bench.plan
     n = len(host.names)
@@ -1441,127 +1082,6 @@ def fleet_outage(bench: Bench) -> Section:
     if over:
         section.notes.append("Single seeds over their target: " + "; ".join(over) + ".")
     return section
-
-
-# --- report --------------------------------------------------------------------------
-
-
-def machine() -> list[str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    packages = []
-    for name in (
-        "pulsed",
-        "anyio",
-        "httpx",
-        "httpcore",
-        "tenacity",
-        "python-json-logger",
-        "aiogram",
-        "aiohttp",
-    ):
-        try:
-            packages.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            packages.append(f"{name} (not installed)")
-
-    def first_line(argv: list[str]) -> str:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        except OSError:
-            return "not found"
-        return (done.stdout.splitlines() or ["?"])[0]
-
-    mem_total = "?"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-        mem_total = f"{kib / 2**20:.1f} GiB"
-    return [
-        f"- CPU: {model}, {os.cpu_count()} cores; memory {mem_total}",
-        f"- Kernel: {platform.system()} {platform.release()}",
-        f"- Python: {platform.python_implementation()} {platform.python_version()} ({PYTHON})",
-        f"- Packages: {', '.join(packages)}",
-        f"- curl: {first_line(['curl', '--version'])}",
-        f"- php: {first_line([shutil.which('php') or 'php', '-v'])}",
-    ]
-
-
-def render_table(rows: list[Row], markdown: bool) -> str:
-    head = Row("figure", "pulsed", "baseline", "ratio", "target", "verdict")
-    cells = [dataclasses.astuple(r) for r in [head, *rows]]
-    if markdown:
-        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
-        lines += ["| " + " | ".join(c) + " |" for c in cells[1:]]
-        return "\n".join(lines)
-    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)) for c in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def load_average() -> float:
-    """The 1-minute load average: how busy the machine was with everything else too."""
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def busy_warning(loads: dict[str, float]) -> str | None:
-    """A warning when the machine was busy before the run or before the start-up figure.
-
-    Only those two readings count: a 1-minute load average read later is mostly the
-    benchmark's own doing (figure 4's curls, figure 6's hundred processes).
-    """
-    cores = os.cpu_count() or 1
-    busy = {k: v for k, v in loads.items() if k in ("run", "start", "shops start") and v > cores}
-    if not busy:
-        return None
-    shown = ", ".join(f"{v:.1f} before {k}" for k, v in busy.items())
-    return (
-        f"The machine was busy ({shown}, on {cores} cores): wall-clock figures, start-up "
-        f"above all (a process waits for a core in proportion to the CPU it needs), are "
-        f"inflated. Run again on a quiet machine before trusting the start-up ratio; "
-        f"memory, wake-ups and CPU seconds are not affected."
-    )
-
-
-def report(sections: list[Section], bench: Bench, elapsed: float, quick: bool) -> str:
-    rows = [r for s in sections for r in s.rows]
-    warning = busy_warning(bench.loads)
-    loads = ", ".join(
-        f"{v:.2f} {'at the end' if k == 'end' else 'before ' + k}" for k, v in bench.loads.items()
-    )
-    failed = [r.figure for r in rows if r.verdict == "FAIL"]
-    out = [
-        "# pulsed benchmark results",
-        "",
-        f"Written by `make bench` (`bench/bench.py`) on "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {elapsed:.0f} s"
-        + (" — QUICK MODE, not the benchmark's numbers" if quick else "")
-        + f". Tree measured: `{bench.tree}`.",
-        "",
-        "## Machine",
-        "",
-        *machine(),
-        f"- Load average (1 min): {loads}",
-        "",
-        "## Results",
-        "",
-        render_table(rows, markdown=True),
-        "",
-        ("Every target met." if not failed else "Missed: " + "; ".join(failed) + "."),
-        *(["", f"**{warning}**"] if warning else []),
-        "",
-        "## How each figure was taken",
-    ]
-    for section in sections:
-        out += ["", f"### {section.title}", ""]
-        for note in section.notes:
-            # A table or a block stands apart; bullets follow each other.
-            out += ["", note, ""] if note.startswith(("|", "```")) else [f"- {note}"]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).rstrip() + "\n"
 
 
 FIGURES: dict[str, Callable[[Bench], list[Section]]] = {
