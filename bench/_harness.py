@@ -286,3 +286,15 @@ class Bench:
             "import anyio, httpx, tenacity, pythonjsonlogger.json",
         ):
             subprocess.run([PYTHON, "-c", code], cwd=self.tree, env=env, check=True)
+
+
+def due_in(bench: Bench, seconds: float) -> dict[str, Any]:
+    """The cached-identity state of a shop whose next heartbeat is ``seconds`` from now."""
+    from pulsed._timefmt import rfc3339
+
+    state = bench.cached_state(due_now=True)
+    now = time.time()
+    state["last_success"] = rfc3339(now - 3600 + seconds)
+    state["last_status"] = 200
+    state["next_due"] = rfc3339(now + seconds)
+    return state
