@@ -31,10 +31,6 @@ working on the harness itself (its numbers are not the benchmark's).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,125 +43,10 @@ _REPO = str(Path(__file__).resolve().parent.parent)
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from _harness import PYTHON, QUICK, REPO, Bench, Plan  # noqa: E402
-from _measure import (  # noqa: E402
-    load_average,
-)
-from _report import Row, Section, busy_warning, ratio, render_table, report, verdict  # noqa: E402
-from figures import cpu, deadline, idle, scale, shops, start  # noqa: E402
-
-from devtools.fake_telegram import FakeTelegram  # noqa: E402
-
-IDENTITY_TARGET = 1.3
-
-
-# --- 8: one identity round for many tokens ---------------------------------------------
-
-
-def identity_round(bench: Bench) -> Section:
-    plan = bench.plan
-    section = Section("8. Identity round")
-    many = plan.identity_tokens
-    tokens = [f"{100001 + i}:BENCH-bot-token-{i:03d}" for i in range(many)]
-    bots = {token: f"bench_shop_{i:03d}_bot" for i, token in enumerate(tokens)}
-    costs: dict[int, list[float]] = {1: [], many: []}
-    walls: dict[int, list[float]] = {1: [], many: []}
-    env = dict(os.environ, PYTHONPATH=str(bench.tree))
-    with FakeTelegram(valid_token=tokens[0], more_bots=bots) as telegram:
-        for _ in range(plan.identity_runs):
-            for n in (1, many):  # alternated, so a slow moment hits both alike
-                request = {"tokens": tokens[:n], "api_base": telegram.url, "timeout": 10.0}
-                done = subprocess.run(
-                    [PYTHON, str(REPO / "bench" / "identity_round.py")],
-                    input=json.dumps(request),
-                    capture_output=True,
-                    text=True,
-                    cwd=bench.tree,
-                    env=env,
-                    check=True,
-                )
-                got = json.loads(done.stdout.splitlines()[-1])
-                if got["answered"] != n:
-                    raise RuntimeError(f"identity round of {n}: {got['answered']} answered")
-                costs[n].append(got["cpu"])
-                walls[n].append(got["wall"])
-    one, all_ = statistics.median(costs[1]), statistics.median(costs[many])
-    section.rows += [
-        Row(
-            f"8 CPU of one identity round, {many} tokens vs 1",
-            f"{all_:.2f} s",
-            f"{one:.2f} s (1 token)",
-            ratio(all_, one),
-            f"≤ {IDENTITY_TARGET:g}×",
-            verdict(all_ <= IDENTITY_TARGET * one),
-        )
-    ]
-
-    def shown(values: list[float]) -> str:
-        return ", ".join(f"{v:.2f}" for v in values)
-
-    section.notes.append(
-        f"`pulsed._identity.fetch_usernames` (the daemon's round: one "
-        f"`pulsed._identity_child`, aiogram imported once, every `getMe` concurrent) "
-        f"awaited in a fresh process (`bench/identity_round.py`) against the Bot API "
-        f"stand-in answering {many} bots; the child's CPU from `getrusage(RUSAGE_CHILDREN)` "
-        f"around the round. {plan.identity_runs} rounds each, alternated, medians. CPU s — "
-        f"1 token: {shown(costs[1])}; {many} tokens: {shown(costs[many])}. Wall s — 1: "
-        f"{shown(walls[1])}; {many}: {shown(walls[many])}. Paid once per 24 h for all shops."
-    )
-    return section
-
-
-# --- 9: the fleet on the real scheduler -------------------------------------------------
-
-
-def fleet_outage(bench: Bench) -> Section:
-    plan = bench.plan
-    section = Section("9. The fleet through a receiver outage")
-    argv = [PYTHON, str(REPO / "bench" / "fleet.py"), "--json"]
-    for seed in plan.fleet_seeds:
-        argv += ["--seed", str(seed)]
-    env = dict(os.environ, PULSED_BENCH_TREE=str(bench.tree))
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
-    got = json.loads(done.stdout)
-    seeds: list[int] = got["seeds"]
-    by_label: dict[str, list[float]] = {}
-    targets: dict[str, float | None] = {}
-    for run in got["figures"]:
-        for fig in run:
-            by_label.setdefault(fig["label"], []).append(fig["value"])
-            targets[fig["label"]] = fig["target"]
-    for label, values in by_label.items():
-        target = targets[label]
-        middle = statistics.median(values)
-        spread = f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else ""
-        section.rows.append(
-            Row(
-                f"9 fleet requests/min, {label}",
-                f"{middle:.2f}×{spread}",
-                "steady state",
-                f"{middle:.2f}×",
-                f"≤ {target:g}×" if target is not None else "info",
-                verdict(middle <= target) if target is not None else "info",
-            )
-        )
-    section.notes += [
-        f"`bench/fleet.py` (runs alone too), seeds {', '.join(map(str, seeds))}: each row "
-        f"shows the median over the seeds and, in brackets, the range. A minute's count "
-        f"of about 170 requests varies by some 8 % by chance alone (see the steady hour's "
-        f"busiest minute), so the busiest minute of an hour sits above the mean by that.",
-        *got["notes"][0],
-    ]
-    over = [
-        f"seed {seed}: {label} {values[i]:.2f}× > {targets[label]:g}×"
-        for label, values in by_label.items()
-        for i, seed in enumerate(seeds)
-        if targets[label] is not None and values[i] > (targets[label] or 0)
-    ]
-    if over:
-        section.notes.append("Single seeds over their target: " + "; ".join(over) + ".")
-    return section
-
+from _harness import QUICK, REPO, Bench, Plan  # noqa: E402
+from _measure import load_average  # noqa: E402
+from _report import Row, Section, busy_warning, render_table, report  # noqa: E402
+from figures import cpu, deadline, fleet, identity, idle, scale, shops, start  # noqa: E402
 
 FIGURES: dict[str, Callable[[Bench], list[Section]]] = {
     "idle": idle.measure,
@@ -174,8 +55,8 @@ FIGURES: dict[str, Callable[[Bench], list[Section]]] = {
     "start": start.measure,
     "scale": scale.measure,
     "shops": shops.measure,
-    "identity": lambda b: [identity_round(b)],
-    "fleet": lambda b: [fleet_outage(b)],
+    "identity": identity.measure,
+    "fleet": fleet.measure,
 }
 
 
