@@ -61,6 +61,20 @@ def context_switches(pid: int) -> dict[int, int]:
     return out
 
 
+def switches_since(before: dict[int, int], after: dict[int, int]) -> int:
+    """The context switches since ``before`` of the threads alive then."""
+    return sum(after.get(t, 0) - n for t, n in before.items())
+
+
+def idle_beside(pid: int, baseline: int, seconds: float) -> tuple[int, int, int]:
+    """Wake-ups of ``pid`` and of ``baseline`` over the same ``seconds``, and ``pid``'s
+    threads at the end: (pid's, baseline's, threads)."""
+    before = (context_switches(pid), context_switches(baseline))
+    time.sleep(seconds)
+    after = (context_switches(pid), context_switches(baseline))
+    return switches_since(before[0], after[0]), switches_since(before[1], after[1]), len(after[0])
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(own utime+stime, reaped children's utime+stime) of a process, in seconds."""
     raw = Path(f"/proc/{pid}/stat").read_text()

@@ -52,6 +52,23 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def wakeup_row(figure: str, woke: int, baseline: int, target: str) -> Row:
+    """Wake-ups against the baseline's over the same window; none is the only PASS."""
+    return Row(
+        figure,
+        str(woke),
+        str(baseline),
+        "—" if baseline == 0 else ratio(woke, baseline),
+        target,
+        verdict(woke == 0),
+    )
+
+
+def in_ms(seconds: list[float]) -> str:
+    """Every run of a timing, for a note: whole milliseconds, in the order taken."""
+    return ", ".join(f"{v * 1000:.0f}" for v in seconds)
+
+
 def machine() -> list[str]:
     model = "unknown"
     with contextlib.suppress(OSError):

@@ -15,15 +15,21 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from _harness import Bench, event_is, stop, wait_idle
-from _measure import Memory, context_switches, memory_kib
-from _report import Row, Section, fmt_mib, ratio, verdict
+from _measure import (
+    Memory,
+    context_switches,
+    idle_beside,
+    median_memory,
+    memory_kib,
+    switches_since,
+)
+from _report import Row, Section, fmt_mib, ratio, verdict, wakeup_row
 
 MEMORY_TARGET = 1.25
 WATCHDOG_USEC = 10_000_000
@@ -57,15 +63,7 @@ def measure(bench: Bench) -> list[Section]:
     state_file = Path(env["PULSED_STATE_DIR"]) / "state.json"
     bench.identity_state = json.loads(state_file.read_text())
 
-    def median(name: str) -> Memory:
-        got = samples[name]
-        return Memory(
-            int(statistics.median(m.rss for m in got)),
-            int(statistics.median(m.pss for m in got)),
-            int(statistics.median(m.uss for m in got)),
-        )
-
-    p, f, n = median("pulsed"), median("floor"), median("naive")
+    p, f, n = (median_memory(samples[name]) for name in ("pulsed", "floor", "naive"))
     mem.rows += [
         Row(
             "1 idle PSS",
@@ -113,22 +111,10 @@ def measure(bench: Bench) -> list[Section]:
     ]
 
     # 2a: the same daemon, idle, no watchdog; the floor idles next to it as the baseline.
-    before = (context_switches(daemon.pid), context_switches(floor.pid))
-    time.sleep(plan.idle_seconds)
-    after = (context_switches(daemon.pid), context_switches(floor.pid))
+    woke, floor_woke, threads = idle_beside(daemon.pid, floor.pid, plan.idle_seconds)
     stop(floor)
-    woke = sum(after[0].get(t, 0) - n for t, n in before[0].items())
-    floor_woke = sum(after[1].get(t, 0) - n for t, n in before[1].items())
-    threads = len(after[0])
     wake.rows.append(
-        Row(
-            f"2 wake-ups in {plan.idle_seconds:g} s idle",
-            str(woke),
-            str(floor_woke),
-            "—" if floor_woke == 0 else ratio(woke, floor_woke),
-            "0",
-            verdict(woke == 0),
-        )
+        wakeup_row(f"2 wake-ups in {plan.idle_seconds:g} s idle", woke, floor_woke, "0")
     )
     wake.notes.append(
         f"Sum of `voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches` over "
@@ -162,7 +148,7 @@ def measure(bench: Bench) -> list[Section]:
     pings = notify.count("WATCHDOG=1", start, end)
     stop(daemon)
     notify.close()
-    woke = sum(later.get(t, 0) - n for t, n in counts.items())
+    woke = switches_since(counts, later)
     expected = plan.watchdog_seconds / period
     wake.rows.append(
         Row(

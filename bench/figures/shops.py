@@ -18,14 +18,14 @@ from typing import Any
 from _harness import SECRET, TOKEN, Bench, due_in, event_is, stop, wait_idle
 from _measure import (
     Memory,
-    context_switches,
     cpu_seconds,
+    idle_beside,
     load_average,
     median_memory,
     memory_kib,
     user_system,
 )
-from _report import Row, Section, fmt_mib, ratio, verdict
+from _report import Row, Section, fmt_mib, in_ms, ratio, verdict, wakeup_row
 
 from figures.cpu import curl_cpu
 from tests.support.process import Process, event_of
@@ -116,7 +116,7 @@ def measure(bench: Bench) -> list[Section]:
     floor = bench.floor("floor")
     floor.wait_line(lambda line: line.startswith("sent 200"), timeout=180)
     curve: list[tuple[int, Memory, Memory, float]] = []
-    idle: tuple[int, int, int, float] | None = None
+    idle: tuple[int, int, int] | None = None
     refreshed = 0
     try:
         for n in plan.shops_scale:
@@ -147,12 +147,7 @@ def measure(bench: Bench) -> list[Section]:
             )
             if n == largest:
                 # Every shop just sent; the next is due an interval from now.
-                before = (context_switches(daemon.pid), context_switches(floor.pid))
-                time.sleep(plan.shops_idle_seconds)
-                after = (context_switches(daemon.pid), context_switches(floor.pid))
-                woke = sum(after[0].get(t, 0) - k for t, k in before[0].items())
-                floor_woke = sum(after[1].get(t, 0) - k for t, k in before[1].items())
-                idle = (woke, floor_woke, len(after[0]), time.time())
+                idle = idle_beside(daemon.pid, floor.pid, plan.shops_idle_seconds)
             stop(daemon)
     finally:
         stop(floor)
@@ -193,15 +188,13 @@ def measure(bench: Bench) -> list[Section]:
         f"interpreter each (figure 6).",
     ]
     if idle is not None:
-        woke, floor_woke, threads, _ = idle
+        woke, floor_woke, threads = idle
         section.rows.append(
-            Row(
+            wakeup_row(
                 f"7 wake-ups in {plan.shops_idle_seconds:g} s idle, {largest} shops",
-                str(woke),
-                str(floor_woke),
-                "—" if floor_woke == 0 else ratio(woke, floor_woke),
+                woke,
+                floor_woke,
                 "0 (nothing due)",
-                verdict(woke == 0),
             )
         )
         section.notes.append(
@@ -235,15 +228,12 @@ def shops_start_up(bench: Bench, host: Host, section: Section) -> list[Row]:
             notify.close()
     p, f = statistics.median(ready["pulsed"]), statistics.median(ready["floor"])
 
-    def runs(values: list[float]) -> str:
-        return ", ".join(f"{v * 1000:.0f}" for v in values)
-
     section.notes.append(
         f"Start-up: medians of {plan.shops_start_runs} runs each, floor and pulsed "
         f"alternated, from just before `Popen` to the `READY=1` datagram; the daemon "
         f"reads the config with {n} `[shops.*]` tables, {n} credentials and {n} state "
-        f"files (none due). READY ms — pulsed: {runs(ready['pulsed'])}; floor: "
-        f"{runs(ready['floor'])} (load average before: {bench.loads['shops start']:.2f})."
+        f"files (none due). READY ms — pulsed: {in_ms(ready['pulsed'])}; floor: "
+        f"{in_ms(ready['floor'])} (load average before: {bench.loads['shops start']:.2f})."
     )
     return [
         Row(

@@ -12,7 +12,7 @@ import statistics
 import subprocess
 
 from _harness import PYTHON, Bench, event_is, stop
-from _report import Row, Section, ratio, verdict
+from _report import Row, Section, in_ms, ratio, verdict
 
 START_SLACK = 0.100
 
@@ -61,20 +61,17 @@ def measure(bench: Bench) -> list[Section]:
         ),
     ]
 
-    def runs(values: list[float]) -> str:
-        return ", ".join(f"{v * 1000:.0f}" for v in values)
-
     section.notes += [
         f"Medians of {plan.start_runs} runs each, floor and pulsed alternated. Start is "
         f"just before `Popen`; READY=1 is the arrival of the datagram on the bound "
         f"`NOTIFY_SOCKET`; the heartbeat is the receiver's `received_at`. pulsed starts "
         f"with the identity cached and a heartbeat due. The floor says READY=1 once its "
         f"imports are done and its client is open, then POSTs.",
-        f"READY ms — pulsed: {runs(ready['pulsed'])}; floor: {runs(ready['floor'])} "
+        f"READY ms — pulsed: {in_ms(ready['pulsed'])}; floor: {in_ms(ready['floor'])} "
         f"(fastest: {min(ready['pulsed']) * 1000:.0f} vs {min(ready['floor']) * 1000:.0f}; "
         f"load only ever adds, so the fastest runs are the least disturbed). "
-        f"First heartbeat ms — pulsed: {runs(first['pulsed'])}; floor: "
-        f"{runs(first['floor'])}.",
+        f"First heartbeat ms — pulsed: {in_ms(first['pulsed'])}; floor: "
+        f"{in_ms(first['floor'])}.",
     ]
     if p_ready > f_ready + START_SLACK:
         over = (p_ready - f_ready - START_SLACK) * 1000
