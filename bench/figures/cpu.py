@@ -37,21 +37,7 @@ def measure(bench: Bench) -> list[Section]:
     kids = (kids1 - kids0) / plan.cpu_cycles
 
     # curl sends the very bytes the daemon sent last, with the same headers.
-    sent = bench.receiver.server.requests[-1]
-    body = bench.fresh_dir("curl") / "body.json"
-    body.write_bytes(sent.body)
-    argv = ["curl", "-sS", "--fail", "-o", "/dev/null", "--data-binary", f"@{body}"]
-    for name in ("content-type", "user-agent", "x-pulse-signature", "x-megapay-version"):
-        if name in sent.headers:
-            argv += ["-H", f"{name}: {sent.headers[name]}"]
-    argv.append(bench.receiver.url + "/heartbeat")
-    costs = []
-    for i in range(plan.curl_runs + 2):
-        code, cpu, _ = run_measured(argv, stdin=subprocess.DEVNULL)
-        if code != 0:
-            raise RuntimeError(f"curl exited {code}: {argv}")
-        if i >= 2:  # two warm-up runs fill the page cache for curl's libraries
-            costs.append(cpu)
+    argv, costs = curl_runs(bench, "curl", plan.curl_runs)
     curl = statistics.mean(costs)
 
     bench.curl_cpu = curl
@@ -94,14 +80,26 @@ def curl_cpu(bench: Bench) -> float:
         floor = bench.floor()
         floor.wait_line(lambda line: line.startswith("sent 200"), timeout=180)
         stop(floor)
-        sent = bench.receiver.server.requests[-1]
-        body = bench.fresh_dir("curl-shops") / "body.json"
-        body.write_bytes(sent.body)
-        argv = ["curl", "-sS", "--fail", "-o", "/dev/null", "--data-binary", f"@{body}"]
-        for name, value in sent.headers.items():
-            if name.lower() in ("content-type", "user-agent", "x-pulse-signature"):
-                argv += ["-H", f"{name}: {value}"]
-        argv.append(bench.receiver.url + "/heartbeat")
-        costs = [run_measured(argv, stdin=subprocess.DEVNULL)[1] for _ in range(12)][2:]
-        bench.curl_cpu = statistics.mean(costs)
+        bench.curl_cpu = statistics.mean(curl_runs(bench, "curl-shops", 10)[1])
     return bench.curl_cpu
+
+
+def curl_runs(bench: Bench, folder: str, runs: int) -> tuple[list[str], list[float]]:
+    """The receiver's last request sent again by ``curl``, ``runs`` times after two
+    warm-ups: (curl's argv, the CPU seconds of each run)."""
+    sent = bench.receiver.server.requests[-1]
+    body = bench.fresh_dir(folder) / "body.json"
+    body.write_bytes(sent.body)
+    argv = ["curl", "-sS", "--fail", "-o", "/dev/null", "--data-binary", f"@{body}"]
+    for name in ("content-type", "user-agent", "x-pulse-signature", "x-megapay-version"):
+        if name in sent.headers:
+            argv += ["-H", f"{name}: {sent.headers[name]}"]
+    argv.append(bench.receiver.url + "/heartbeat")
+    costs = []
+    for i in range(runs + 2):
+        code, cpu, _ = run_measured(argv, stdin=subprocess.DEVNULL)
+        if code != 0:
+            raise RuntimeError(f"curl exited {code}: {argv}")
+        if i >= 2:  # two warm-up runs fill the page cache for curl's libraries
+            costs.append(cpu)
+    return argv, costs
