@@ -11,7 +11,7 @@ import re
 import statistics
 import subprocess
 
-from _harness import PYTHON, Bench, event_is, stop
+from _harness import CLI_MODULE, PYTHON, Bench, event_is, stop
 from _report import Row, Section, in_ms, ratio, verdict
 
 START_SLACK = 0.100
@@ -76,7 +76,7 @@ def measure(bench: Bench) -> list[Section]:
     if p_ready > f_ready + START_SLACK:
         over = (p_ready - f_ready - START_SLACK) * 1000
         section.notes += [
-            f"Missed by {over:.0f} ms. Slowest imports of `pulsed._cli` (self time, "
+            f"Missed by {over:.0f} ms. Slowest imports of `{CLI_MODULE}` (self time, "
             f"`-X importtime`): {slow_imports(bench)}.",
             f"Where that time goes (cProfile of the import, top functions by own time): "
             f"{import_profile(bench)}. Meeting the target takes removing at least "
@@ -88,7 +88,7 @@ def measure(bench: Bench) -> list[Section]:
 def slow_imports(bench: Bench, top: int = 4) -> str:
     """``python -X importtime``'s biggest self times: which modules make a start slow."""
     done = subprocess.run(
-        [PYTHON, "-X", "importtime", "-c", "import pulsed._cli"],
+        [PYTHON, "-X", "importtime", "-c", f"import {CLI_MODULE}"],
         cwd=bench.tree,
         capture_output=True,
         text=True,
@@ -107,7 +107,7 @@ _PROFILE_IMPORT = """
 import cProfile, pstats
 profile = cProfile.Profile()
 profile.enable()
-import pulsed._cli
+import MODULE
 profile.disable()
 rows = sorted(pstats.Stats(profile).stats.items(), key=lambda kv: -kv[1][2])
 for (path, line, name), (_, _, own, _, _) in rows[:TOP]:
@@ -118,7 +118,7 @@ for (path, line, name), (_, _, own, _, _) in rows[:TOP]:
 def import_profile(bench: Bench, top: int = 3) -> str:
     """The functions that spend the import's time: *why* a module is slow to import."""
     done = subprocess.run(
-        [PYTHON, "-c", _PROFILE_IMPORT.replace("TOP", str(top))],
+        [PYTHON, "-c", _PROFILE_IMPORT.replace("TOP", str(top)).replace("MODULE", CLI_MODULE)],
         cwd=bench.tree,
         capture_output=True,
         text=True,
