@@ -68,6 +68,7 @@ def test_a_symlinked_folder_is_not_walked(tmp_path: Path) -> None:
         ("...", "shop"),
         ("_a.b_", "a_b"),
         ("x" * 40, "x" * 29),
+        ("Xmas-shop", "Xmas-shop"),
     ],
 )
 def test_a_name_is_the_domain_in_name_characters(domain: str, name: str) -> None:
@@ -90,25 +91,33 @@ def test_a_numbered_name_keeps_within_the_length_of_a_name() -> None:
 def test_tables_are_valid_toml_with_each_shops_root(tmp_path: Path) -> None:
     make_shop(tmp_path / "a", "define('HTTPS_SERVER', 'https://a.example/');")
     make_shop(tmp_path / "b", "define('HTTP_SERVER', 'http://b.example:8080/');")
-    shops = tomllib.loads(_discover.tables([tmp_path]))["shops"]
-    assert shops == {
+    text = _discover.tables([tmp_path])
+    assert tomllib.loads(text)["shops"] == {
         "a_example": {"root": str(tmp_path / "a")},
         "b_example_8080": {"root": str(tmp_path / "b")},
     }
+    assert "# no shop with the module found" not in text
 
 
 def test_a_root_with_quotes_backslashes_and_control_characters_stays_one_toml_string(
     tmp_path: Path,
 ) -> None:
-    shop = make_shop(tmp_path / 'we"ird\\ na\tme\u2028')
+    shop = make_shop(tmp_path / 'we"ird\\ na\tme\u2028\x1b')
     shops = tomllib.loads(_discover.tables([tmp_path]))["shops"]
     assert shops["shop_example"]["root"] == str(shop)
 
 
 def test_a_shop_reached_twice_is_listed_once(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    make_shop(tmp_path / "b", "define('HTTPS_SERVER', 'https://b.example/');")
+    text = _discover.tables([tmp_path / "a", tmp_path])
+    assert sorted(tomllib.loads(text)["shops"]) == ["a_example", "b_example"]
+
+
+def test_a_folder_that_is_not_there_does_not_stop_the_ones_after_it(tmp_path: Path) -> None:
     make_shop(tmp_path / "shop")
-    text = _discover.tables([tmp_path, tmp_path / "shop"])
-    assert text.count("[shops.") == 1
+    text = _discover.tables([tmp_path / "absent", tmp_path])
+    assert list(tomllib.loads(text)["shops"]) == ["shop_example"]
 
 
 def test_a_shop_without_a_domain_is_listed_with_an_empty_one_and_the_reason(
