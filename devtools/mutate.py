@@ -34,7 +34,7 @@ RESULTS = REPO / "docs" / "mutation-results.md"
 TESTING_DOC = REPO / "docs" / "testing.md"
 MUTMUT = Path(sys.executable).with_name("mutmut")
 # What a mutated module's tests may import besides the package and the tests themselves.
-ALSO_COPY = ("devtools", "examples", "docs")
+ALSO_COPY = ("devtools", "examples", "docs", "README.md")
 TARGET = 0.10
 # Tests marked `speed` hold a wall-clock limit on the real code. Under mutmut every call
 # goes through a trampoline, so they fail the clean run, and each costs seconds per
@@ -64,7 +64,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_status.py": ("tests/test_status.py",),
     "pulsed/_metrics.py": ("tests/test_metrics.py",),
     "pulsed/_notify.py": ("tests/test_notify.py",),
-    "pulsed/_timefmt.py": ("tests/test_timefmt.py",),
+    "pulsed/_timefmt.py": ("tests/test_timefmt.py", "tests/test_timefmt_zone.py"),
     "pulsed/_proc.py": ("tests/test_proc.py",),
     "pulsed/_errors.py": ("tests/test_errors.py",),
     "pulsed/_events.py": ("tests/test_events.py",),
@@ -158,8 +158,11 @@ def _prepare(module: str, tests: Sequence[str]) -> Path:
     # test changed is not one to report.
     shutil.rmtree(where, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("pulsed", "tests", *ALSO_COPY):
-        shutil.copytree(REPO / folder, where / folder, ignore=ignore)
+    for name in ("pulsed", "tests", *ALSO_COPY):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, where / name, ignore=ignore)
+        else:
+            shutil.copy2(REPO / name, where / name)
     pyproject = (REPO / "pyproject.toml").read_text()
     (where / "pyproject.toml").write_text(pyproject + _config(module, tests))
     return where
