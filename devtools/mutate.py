@@ -67,7 +67,6 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_timefmt.py": ("tests/test_timefmt.py", "tests/test_timefmt_zone.py"),
     "pulsed/_proc.py": ("tests/test_proc.py",),
     "pulsed/_errors.py": ("tests/test_errors.py",),
-    "pulsed/_events.py": ("tests/test_events.py",),
     "pulsed/_settings.py": ("tests/test_settings.py",),
     "pulsed/_config.py": ("tests/test_config.py",),
 }
@@ -78,6 +77,10 @@ NOT_MUTATED: dict[str, str] = {
     "pulsed/__init__.py": "only re-exports and the package's docstring; nothing to mutate",
     "pulsed/__main__.py": "one call to the command line's main; nothing to mutate",
     "pulsed/_version.py": "one module-level constant, which mutmut does not mutate",
+    "pulsed/_events.py": (
+        "declarations only (a dataclass with no methods, module-level tables), which"
+        " mutmut does not mutate; tests/test_events.py holds them against the code and README"
+    ),
     # Being split into smaller modules (decision, body, recorder, commands); those are
     # mapped to their own tests once the split is in.
     "pulsed/_cycle.py": "not yet mapped: being split into smaller modules",
