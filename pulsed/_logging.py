@@ -44,7 +44,7 @@ def priority(levelno: int) -> int:
 
 class _Formatter(JsonFormatter):
     def __init__(self, journal: bool, redact: Redactor) -> None:
-        super().__init__(json_ensure_ascii=False)  # the default format: the message
+        super().__init__("%(message)s", json_ensure_ascii=False)
         self._journal = journal
         self._redact = redact
 
