@@ -15,13 +15,17 @@ from typing import Any, TextIO
 import pytest
 
 from pulsed import _logging
-from pulsed._redact import REDACT
+from pulsed._redact import Redactor
 
 log = logging.getLogger("pulsed.test")
+OWN_REDACT = Redactor()
 
 
 @pytest.fixture
-def stream(tmp_path: Path) -> Iterator[TextIO]:
+def stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TextIO]:
+    # A redactor of its own: other tests register their secrets in the shared one, and
+    # a short secret would redact parts of these lines.
+    monkeypatch.setattr(_logging, "REDACT", OWN_REDACT)
     with (tmp_path / "stderr").open("w+", encoding="utf-8") as out:
         yield out
     logging.getLogger("pulsed").handlers.clear()
@@ -85,7 +89,7 @@ def test_text_outside_ascii_is_written_as_itself(stream: TextIO) -> None:
 
 
 def test_a_registered_secret_is_redacted_from_the_finished_line(stream: TextIO) -> None:
-    REDACT.register(["logging-test-secret-4711"])
+    OWN_REDACT.register(["logging-test-secret-4711"])
     _logging.setup("info", {}, stream)
     log.info("got %s", "x", extra={"detail": "key=logging-test-secret-4711"})
     assert "logging-test-secret-4711" not in lines(stream)[0]
