@@ -82,8 +82,11 @@ systemtest: $(STAMP)
 	PULSED_SYSTEMTEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/system $(SYSTEMTEST_ARGS)
 
 ## bench: footprint and speed against baselines (issue 4); prints a table, writes bench/results.md
+# BENCH_ONLY='cpu shops' runs those figures after the idle one they start from (their
+# table is printed, not written); the names are bench/figures/*.py.
+BENCH_ONLY ?=
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py $(addprefix --only ,$(BENCH_ONLY))
 
 ## soak: issue 5's long reliability scenarios (< 15 min); prints figures, writes docs/reliability.md
 soak: $(STAMP)

@@ -13,12 +13,12 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
 from pulsed import _shop
+from pulsed._body import ShopFacts
 from pulsed._errors import CollectError, SubprocessError
 from pulsed._events import event
 from pulsed._proc import run
@@ -28,14 +28,6 @@ log = logging.getLogger("pulsed.collect")
 # PHP_VERSION is echoed without a newline, so it ends the output; anything a php.ini
 # prints before it (startup warnings go to stdout on the CLI) is ignored.
 _PHP_VERSION = re.compile(r"(?<![\w.])(\d+\.\d+\.\d+[0-9A-Za-z.+~-]*)\s*\Z")
-
-
-@dataclass(frozen=True, slots=True)
-class ShopFacts:
-    php_version: str | None
-    module_version: str | None
-    ecommerce_version: str | None
-    ecommerce_core_version: str | None
 
 
 def _unavailable(field: str, reason: str) -> None:

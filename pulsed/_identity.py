@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import sys
 import time
@@ -21,9 +22,12 @@ from pathlib import Path
 import anyio
 
 from pulsed._errors import IdentityError, SubprocessError
+from pulsed._events import event
 from pulsed._proc import run
 from pulsed._redact import Redactor
 from pulsed._state import Identity
+
+log = logging.getLogger("pulsed.identity")
 
 MAX_AGE = 24 * 3600.0
 USERNAME = re.compile(r"[A-Za-z0-9_]{5,32}")
@@ -168,8 +172,47 @@ class Rounds:
             else:
                 self._failed.pop(token, None)
                 self._known[token] = Identity(result, now, fingerprint(token))
-        for event in asked.values():
-            event.set()
+        for done in asked.values():
+            done.set()
+
+    async def username(
+        self,
+        token: str | None,
+        kept: Identity | None,
+        now: float,
+        fetch: Callable[[str], Awaitable[Identity]],
+    ) -> tuple[str | None, Identity | None]:
+        """The bot's username for the body, and an identity to keep when one was fetched.
+
+        The kept identity answers while it is fresh for this token; otherwise
+        ``fetch`` (this round's :meth:`identity`, bound to the shop's settings) is
+        asked, and a failure falls back to the kept name with one warning.
+        """
+        if token is None:
+            log.warning(
+                "telegram.bot_token is not set; bot_username is null",
+                extra=event("identity.missing"),
+            )
+            return None, None
+        if not needs_refresh(kept, fingerprint(token), now):
+            return (kept.username if kept is not None else None), None
+        try:
+            got = await fetch(token)
+        except IdentityError as exc:
+            fallback = kept.username if kept is not None else None
+            log.warning(
+                "getMe failed (%s); bot_username is %s",
+                exc,
+                f"the kept @{fallback}" if fallback else "null",
+                extra=event("identity.failed", kind=exc.kind, kept=fallback),
+            )
+            return fallback, None
+        log.info(
+            "bot identity fetched: @%s",
+            got.username,
+            extra=event("identity.refreshed", bot_username=got.username),
+        )
+        return got.username, got
 
 
 def username_of(answer: Mapping[str, object], redact: Redactor) -> str | None:

@@ -34,7 +34,7 @@ def shapes(secret: str) -> set[str]:
         forms.add(json.dumps(form, ensure_ascii=False)[1:-1])
         # URL quoting differs by what a library leaves unescaped: try the usual sets.
         forms.update(quote(form, safe=safe) for safe in ("", "/", ":", ":/"))
-        forms.add(quote_plus(form, safe=""))
+        forms.add(quote_plus(form))  # its default escapes "/" and ":" too
     return forms
 
 

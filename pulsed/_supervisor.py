@@ -20,13 +20,14 @@ import signal
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from pulsed._config import Config
-from pulsed._cycle import Cycle, Sender
+from pulsed._cycle import Cycle, Transport
 from pulsed._logging import SHOP
 from pulsed._notify import Notifier
 from pulsed._timefmt import maybe
@@ -48,6 +49,42 @@ async def wait_or_wake(delay: float, wake: anyio.Event) -> bool:
     return False
 
 
+class Opener(Protocol):
+    """Opens the cycle of a shop a reload adds, and forgets one a reload removes."""
+
+    def open(self, cfg: Config) -> Cycle: ...
+
+    def close(self, name: str) -> None: ...
+
+
+def status_line(cycles: Sequence[Cycle]) -> str:
+    """One line for systemd's ``STATUS=``: the shop's own, or a sum over all shops."""
+    if len(cycles) == 1:
+        return _one_shop_line(cycles[0])
+    failing = sorted(c.name for c in cycles if c.state.consecutive_failures)
+    waiting = [c.name for c in cycles if c.state.last_success is None and c.name not in failing]
+    ok = len(cycles) - len(failing) - len(waiting)
+    dues = [c.state.next_due for c in cycles if c.state.next_due is not None]
+    parts = [f"{len(cycles)} shops: {ok} ok"]
+    if failing:
+        parts.append(f"{len(failing)} failing ({', '.join(failing[:5])})")
+    if waiting:
+        parts.append(f"{len(waiting)} not sent yet")
+    nxt = maybe(min(dues)) if dues else "now"
+    return ", ".join(parts) + f"; next {nxt}"
+
+
+def _one_shop_line(cycle: Cycle) -> str:
+    s = cycle.state
+    nxt = maybe(s.next_due) or "now"
+    if s.last_error is None and s.last_success is not None:
+        return f"last heartbeat {maybe(s.last_success)} (HTTP {s.last_status}); next {nxt}"
+    if s.last_error is not None:
+        failing = f"{s.consecutive_failures} in a row: {s.last_error}"
+        return f"heartbeat failing ({failing}); next try {nxt}"
+    return f"no heartbeat yet; next {nxt}"
+
+
 @dataclass
 class _Shop:
     cycle: Cycle
@@ -60,27 +97,28 @@ class Supervisor:
     """Runs every shop's :class:`~pulsed._cycle.Cycle` whenever it is due, until stopped.
 
     ``reload_config`` returns the shops' new configurations (``None``: refused, keep
-    the running ones); ``open_cycle`` makes the cycle of a shop a reload adds.
+    the running ones); ``shops`` opens the cycle of a shop a reload adds (without
+    it, a reload only changes and removes shops).
     """
 
     def __init__(
         self,
         cycles: Sequence[Cycle],
-        sender: Sender,
+        transport: Transport,
         notifier: Notifier,
         *,
         reload_config: Callable[[], Sequence[Config] | None],
-        open_cycle: Callable[[Config], Cycle] | None = None,
+        shops: Opener | None = None,
         publish: Callable[[Sequence[Cycle]], object] = lambda _: None,
         wait: Waiter = wait_or_wake,
         monotonic: Callable[[], float] = time.monotonic,
         concurrent: int = CONCURRENT,
     ) -> None:
         self.shops = {cycle.name: _Shop(cycle) for cycle in cycles}
-        self.sender = sender
+        self.transport = transport
         self.notifier = notifier
         self.reload_config = reload_config
-        self.open_cycle = open_cycle
+        self.opener = shops
         self.publish = publish
         self.wait = wait
         self.monotonic = monotonic
@@ -119,23 +157,6 @@ class Supervisor:
             if self.healthy():
                 self.notifier.watchdog()
 
-    def summary(self) -> str:
-        """One line for systemd's ``STATUS=``: the shop's own, or a sum over all shops."""
-        cycles = self.cycles
-        if len(cycles) == 1:
-            return cycles[0].summary()
-        failing = sorted(c.name for c in cycles if c.state.consecutive_failures)
-        waiting = [c.name for c in cycles if c.state.last_success is None and c.name not in failing]
-        ok = len(cycles) - len(failing) - len(waiting)
-        dues = [c.state.next_due for c in cycles if c.state.next_due is not None]
-        parts = [f"{len(cycles)} shops: {ok} ok"]
-        if failing:
-            parts.append(f"{len(failing)} failing ({', '.join(failing[:5])})")
-        if waiting:
-            parts.append(f"{len(waiting)} not sent yet")
-        nxt = maybe(min(dues)) if dues else "now"
-        return ", ".join(parts) + f"; next {nxt}"
-
     def _cycled(self) -> None:
         """After start and after cycles (never on a timer): STATUS=, and the files.
 
@@ -144,7 +165,7 @@ class Supervisor:
         """
         if any(s.deadline is not None for s in self.shops.values()):
             return
-        self.notifier.status(self.summary())
+        self.notifier.status(status_line(self.cycles))
         self.publish(self.cycles)
 
     async def run(self) -> None:
@@ -161,7 +182,7 @@ class Supervisor:
             tg.cancel_scope.cancel()  # sleeps and builds end; deliveries finish (shielded)
         self.notifier.stopping()
         for cycle in self.cycles:
-            cycle.save()
+            cycle.recorder.save()
 
     async def _shop_loop(self, shop: _Shop) -> None:
         SHOP.set(shop.cycle.name)  # this task's log lines name their shop
@@ -186,7 +207,7 @@ class Supervisor:
             prepared = await cycle.prepare()
             # A started delivery finishes, or gives up, within its own 2 s budget.
             with anyio.CancelScope(shield=True):
-                await cycle.deliver(prepared, self.sender)
+                await cycle.deliver(prepared, self.transport)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:  # noqa: BLE001 -- a bug in one cycle must not end the daemon
@@ -205,13 +226,15 @@ class Supervisor:
             for name in [n for n in self.shops if n not in wanted]:
                 # Its sleep or build ends now; a delivery in flight finishes first.
                 self.shops.pop(name).scope.cancel()
+                if self.opener is not None:
+                    self.opener.close(name)
             for name, cfg in wanted.items():
                 if name in self.shops:
                     shop = self.shops[name]
                     shop.cycle.reconfigure(cfg)
                     shop.wake.set()  # its interval may have changed: it looks again
-                elif self.open_cycle is not None:
-                    added = self.shops[name] = _Shop(self.open_cycle(cfg))
+                elif self.opener is not None:
+                    added = self.shops[name] = _Shop(self.opener.open(cfg))
                     tg.start_soon(self._shop_loop, added)
         self.notifier.ready()
         self._cycled()

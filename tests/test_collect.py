@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pulsed import _collect
-from pulsed._collect import ShopFacts, collect, parse_php_version
+from pulsed._body import ShopFacts
+from pulsed._collect import collect, parse_php_version
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.anyio

@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState
 
 from devtools import faultserver as fs
 from devtools.faultserver import FaultServer
+from pulsed._body import headers
 from pulsed._delivery import (
     MAX_RESPONSE_BYTES,
     MIN_ATTEMPT,
@@ -35,7 +36,7 @@ from pulsed._delivery import (
     map_transport_error,
 )
 from pulsed._errors import DeliveryError
-from pulsed._signing import headers_for
+from pulsed.verify import signature
 
 pytestmark = pytest.mark.anyio
 
@@ -45,6 +46,10 @@ BODY = (
     b'"ecommerce_version":"4.0.2.3","ecommerce_core_version":null,"timestamp":"2026-11-29T05:42:28Z"}'
 )
 LIMIT = 2.0 + 0.15
+
+
+def headers_for(body: bytes, secret: str) -> dict[str, str]:
+    return headers(signature(secret, body), "1.4.0")
 
 
 async def send(url: str, body: bytes = BODY) -> tuple[float, DeliveryError | None, int]:

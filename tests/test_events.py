@@ -17,7 +17,7 @@ LOG_LEVELS["exception"] = "error"
 BY_NAME: dict[str, Event] = {e.name: e for e in EVENTS}
 # A log call names its event as event("x.y", ...); these modules still write the
 # mapping out as {"event": "x.y", ...} and are held to the same table until they move.
-DICT_SPELLING = {"_cli.py", "_cycle.py"}
+DICT_SPELLING = {"_cli.py", "_commands.py", "_cycle.py", "_daemon.py", "_recorder.py", "_wiring.py"}
 # Either spelling of a logged event's name, in the source text.
 EVENT_LITERAL = re.compile(r'"event":\s*"([^"]*)"|\bevent\(\s*"([^"]*)"')
 

@@ -20,7 +20,7 @@ import pytest
 from devtools import faultserver as fs
 from devtools.fake_telegram import FakeTelegram
 from devtools.receiver import Receiver
-from pulsed import _cli
+from pulsed import _commands
 from pulsed._identity import fingerprint
 from pulsed._state import Identity, State, StateStore
 from pulsed.verify import verify_heartbeat
@@ -88,7 +88,9 @@ def test_small_interval_sends_each_interval(shop: Shop, receiver: Receiver) -> N
     stamps = [b["timestamp"] for b in receiver.wait_for_accepted(3)]
     assert len(set(stamps[:3])) == 3
     received = [r.received_at for r in receiver.server.requests]
-    assert all(b - a >= 0.99 for a, b in pairwise(received))
+    # On time, the schedule is kept (due + interval), so two may come closer than the
+    # interval by at most its grace, a tenth of it (contract §5).
+    assert all(b - a >= 0.89 for a, b in pairwise(received))
 
 
 def test_second_instance_and_once_refuse_while_a_daemon_runs(
@@ -367,7 +369,7 @@ def status_without_permission(state_dir: Path, *, as_json: bool) -> tuple[int, s
     if os.geteuid() != 0:
         state_dir.chmod(0)
     try:
-        return as_nobody(lambda: _cli._show_status({"state-dir": str(state_dir)}, [], as_json))
+        return as_nobody(lambda: _commands.status({"state-dir": str(state_dir)}, [], as_json))
     finally:
         state_dir.chmod(0o700)
 

@@ -63,3 +63,36 @@ def test_one_file_refused_still_writes_the_other(tmp_path: Path) -> None:
     )
     assert ok is False
     assert json.loads(status.read_text())["schema"] == 1
+
+
+def test_the_status_file_is_json_indented_by_two_and_ends_with_a_newline(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    _publish.publish(SHOPS, NOW, status_file=status, metrics_file=None, version="0")
+    expected = json.dumps(_status.document(SHOPS, NOW), indent=2) + "\n"
+    assert status.read_text(encoding="ascii") == expected
+
+
+def test_a_value_json_cannot_hold_is_refused_not_written_as_nan() -> None:
+    with pytest.raises(ValueError, match="JSON"):
+        _publish.status_bytes({"uptime": float("nan")})
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+def test_one_file_configured_is_written_alone(tmp_path: Path, which: str) -> None:
+    path = tmp_path / which
+    files = {"status_file": None, "metrics_file": None, f"{which}_file": path}
+    assert _publish.publish(SHOPS, NOW, version="0", **files)
+    assert [p.name for p in tmp_path.iterdir()] == [which]
+
+
+def test_the_warning_lists_each_refused_file_and_says_heartbeats_go_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, metrics = tmp_path / "no" / "status.json", tmp_path / "no" / "m.prom"
+    _publish.publish(SHOPS, NOW, status_file=status, metrics_file=metrics, version="0")
+    (warning,) = caplog.records
+    errors = warning.errors  # type: ignore[attr-defined]
+    assert len(errors) == 2 and str(status) in errors[0] and str(metrics) in errors[1]
+    assert warning.getMessage() == (
+        f"status cannot be written ({errors[0]}; {errors[1]}); heartbeats are not affected"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -30,8 +30,15 @@ def test_a_bot_token_is_replaced_in_every_spelling(spelling: str) -> None:
 
 @pytest.mark.parametrize(
     "spelling",
-    [SECRET, json.dumps(SECRET)[1:-1], json.dumps(SECRET, ensure_ascii=False)[1:-1], quote(SECRET)],
-    ids=["raw", "json-ascii", "json-utf8", "url-encoded"],
+    [
+        SECRET,
+        json.dumps(SECRET)[1:-1],
+        json.dumps(SECRET, ensure_ascii=False)[1:-1],
+        quote(SECRET),
+        quote(SECRET, safe=""),
+        quote_plus(SECRET),
+    ],
+    ids=["raw", "json-ascii", "json-utf8", "url-encoded", "url-encoded-slash", "form-encoded"],
 )
 def test_the_heartbeat_secret_is_replaced_raw_escaped_and_encoded(spelling: str) -> None:
     assert Redactor([SECRET])(f"echo: {spelling}!") == f"echo: {REDACTED}!"
@@ -46,6 +53,16 @@ def test_halves_apply_only_to_a_token_and_not_to_short_pieces() -> None:
     # bot id would eat ordinary numbers in the text around it.
     assert Redactor(["abc:defghij"])("abc and defghij") == "abc and defghij"
     assert Redactor(["123:AAH-key_value"])("port 123 AAH-key_value") == f"port 123 {REDACTED}"
+
+
+def test_a_six_character_half_is_long_enough_to_be_replaced() -> None:
+    assert Redactor(["123456:AAH-key"])("bot 123456 refused") == f"bot {REDACTED} refused"
+
+
+@pytest.mark.parametrize("spelling", ["20240101:key:with:colons", "key:with:colons"])
+def test_a_token_shaped_secret_splits_at_its_first_colon_only(spelling: str) -> None:
+    # The key half is whatever follows the bot id, colons and all.
+    assert Redactor(["20240101:key:with:colons"])(f"[{spelling}]") == f"[{REDACTED}]"
 
 
 def test_secrets_registered_later_are_added_to_the_earlier_ones() -> None:

@@ -67,4 +67,5 @@ def test_back_off_through_the_daemon_follows_the_contract(lab: Lab) -> None:
     waits = check_back_off_sequence(lab)
     assert FIRST_RETRY_MIN <= waits["first"] <= FIRST_RETRY_MAX
     assert INTERVAL * (1 - JITTER) - 1 <= waits["second"] <= INTERVAL * (1 + JITTER) + 1
-    assert waits["after_success"] == pytest.approx(INTERVAL)
+    # The recovery is due one interval and 0-10 % more: recovered shops spread out.
+    assert INTERVAL <= waits["after_success"] <= INTERVAL * (1 + JITTER)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulsed import _cli, _settings
+from pulsed import _cli, _commands, _settings
 from pulsed._config import Config
 from pulsed._errors import ConfigError
 from pulsed._settings import LEVELS, SETTINGS
@@ -87,7 +87,7 @@ def test_check_lists_every_setting_with_its_value(tmp_path: Path) -> None:
         "PULSED_DOMAIN": "shop.example",
     }
     cfg = load_one({"interval": "60"}, env, default_path=tmp_path / "absent.toml")
-    rows = {key: (value, source) for key, value, source in _cli._describe(cfg)}
+    rows = {key: (value, source) for key, value, source in _commands.describe(cfg)}
     assert list(rows) == [s.key for s in SETTINGS]
     assert rows["daemon.interval"] == ("60.0", "flag")
     assert rows["pulse.heartbeat_secret"] == ("(set, not shown)", "env")
@@ -163,6 +163,25 @@ def test_every_setting_lands_in_its_field(tmp_path: Path, how: str) -> None:
         else:
             assert value == expected, (setting.key, how)
         assert cfg.sources[setting.key] == _given_by(setting, how), setting.key
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://localhost:8080", True),
+        ("http://pulse.localhost:8080", True),
+        ("http://[::1]:9", True),
+        ("http://127.0.0.2", True),
+        ("http://localhost.example", False),
+        ("http://pulse.example", False),
+    ],
+)
+def test_plain_http_is_taken_only_for_a_loopback_host(url: str, loopback: bool) -> None:
+    if loopback:
+        assert _settings.base_url("pulse.api_host", url) == url
+    else:
+        with pytest.raises(ConfigError, match="https"):
+            _settings.base_url("pulse.api_host", url)
 
 
 def test_a_metrics_file_must_be_one_node_exporter_reads() -> None:

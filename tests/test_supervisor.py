@@ -11,7 +11,7 @@ import contextlib
 import random
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -21,13 +21,13 @@ import anyio
 import pytest
 
 from pulsed import _state as st
-from pulsed._collect import ShopFacts
+from pulsed._body import ShopFacts
 from pulsed._config import Config
 from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError
 from pulsed._notify import Notifier
-from pulsed._supervisor import Supervisor
+from pulsed._supervisor import Supervisor, status_line, wait_or_wake
 from pulsed.verify import signature
 from tests.support.loop import START, Clocks, fixed_facts, loop_config, stepped
 
@@ -405,6 +405,85 @@ async def test_status_sums_up_every_shop(tmp_path: Path) -> None:
         RecordingNotifier(),
         reload_config=lambda: None,
     )
-    assert sup.summary() == (
+    assert status_line(sup.cycles) == (
         "3 shops: 1 ok, 1 failing (b), 1 not sent yet; next 2027-01-15T08:05:00Z"
     )
+
+
+async def test_a_reload_wakes_a_sleeping_shop_to_its_new_interval(tmp_path: Path) -> None:
+    sender = ScriptedSender(Clocks(), [])
+    cycle = Cycle(
+        loop_config(tmp_path),
+        st.StateStore(tmp_path),
+        st.State(),
+        writable=True,
+        environ={},
+        collect=fixed_facts,
+    )
+    asleep = anyio.Event()
+
+    async def wait(delay: float, wake: anyio.Event) -> bool:
+        if delay > 60:
+            asleep.set()
+        return await wait_or_wake(delay, wake)
+
+    sup = Supervisor(
+        [cycle],
+        sender,
+        RecordingNotifier(),
+        reload_config=lambda: [loop_config(tmp_path, 0.01)],
+        wait=wait,
+    )
+    with anyio.fail_after(5):  # asleep for an hour unless the reload wakes it
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await asleep.wait()
+            sender.sent = anyio.Event()
+            sup.request_reload()
+            await sender.sent.wait()
+            sup.request_stop()
+    assert len(sender.sent_at) == 2
+
+
+async def test_shops_due_together_publish_once_after_the_last_of_them(tmp_path: Path) -> None:
+    both_sending, release, all_sent = anyio.Event(), anyio.Event(), anyio.Event()
+
+    class Together:
+        calls = 0
+
+        async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
+            self.calls += 1
+            if self.calls == 2:
+                both_sending.set()
+            await release.wait()
+            return Delivered(status=200, attempts=1, elapsed=0.01)
+
+    published: list[list[int]] = []
+
+    def publish(cycles: Sequence[Cycle]) -> None:
+        published.append([c.state.counters.heartbeats_sent for c in cycles])
+        if all(c.state.counters.heartbeats_sent for c in cycles):
+            all_sent.set()
+
+    cycles = [
+        Cycle(
+            loop_config(tmp_path / name, name=name),
+            st.StateStore(tmp_path / name),
+            st.State(),
+            writable=True,
+            environ={},
+            collect=fixed_facts,
+        )
+        for name in ("a", "b")
+    ]
+    sup = Supervisor(
+        cycles, Together(), RecordingNotifier(), reload_config=lambda: None, publish=publish
+    )
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await both_sending.wait()
+            release.set()
+            await all_sent.wait()
+            sup.request_stop()
+    assert published == [[0, 0], [1, 1]]  # at start, then once both were done

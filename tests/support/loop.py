@@ -9,9 +9,9 @@ from pathlib import Path
 
 import anyio
 
-from pulsed._collect import ShopFacts
+from pulsed._body import ShopFacts
 from pulsed._config import Config, Secret
-from pulsed._cycle import Cycle, Sender
+from pulsed._cycle import Cycle, Transport
 from pulsed._notify import Notifier
 from pulsed._supervisor import Supervisor
 
@@ -32,7 +32,7 @@ class Clocks:
 
 def stepped(
     cycle: Cycle,
-    sender: Sender,
+    sender: Transport,
     notifier: Notifier,
     clocks: Clocks,
     *,

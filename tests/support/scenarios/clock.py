@@ -75,7 +75,7 @@ def check_state_from_another_time(lab: Lab, case: str) -> dict[str, Any]:
     assert len(first.named("heartbeat.sent")) == 1
     after = rig.read_state()
     assert abs(stamp(after["last_success"]) - time.time()) < 30, "the new success is now"
-    assert stamp(after["next_due"]) - stamp(after["last_success"]) == pytest.approx(HOUR)
+    assert HOUR - 5 <= stamp(after["next_due"]) - stamp(after["last_success"]) <= HOUR
     if case == "identity-fetched-a-day-ahead":  # a future fetch time is stale: fetch again
         (failed,) = first.named("identity.failed")
         assert failed["kept"] == BOT and rig.dumps("child")

@@ -1,4 +1,4 @@
-"""The body bytes, the signature, and the receiver's verify function (contract §3)."""
+"""The body bytes, its headers, the signature, and the receiver's verify function (contract §3)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulsed._signing import Heartbeat, decode_body, encode_body, headers_for
+from pulsed._body import FIELDS as BODY_FIELDS
+from pulsed._body import Heartbeat, ShopFacts, decode, encode, signed
 from pulsed._timefmt import rfc3339
 from pulsed.verify import FIELDS, VerificationError, signature, verify_heartbeat
 
@@ -16,12 +17,15 @@ SECRET = "s3cret-heartbeat-key"
 BEAT = Heartbeat(
     domain="shop.example.com",
     bot_username="acme_shop_bot",
-    php_version="8.2.7",
-    module_version="1.4.0",
-    ecommerce_version="3.0.3.8",
-    ecommerce_core_version=None,
+    facts=ShopFacts(
+        php_version="8.2.7",
+        module_version="1.4.0",
+        ecommerce_version="3.0.3.8",
+        ecommerce_core_version=None,
+    ),
     timestamp="2026-11-29T05:42:28Z",
 )
+NO_FACTS = ShopFacts(None, None, None, None)
 # Published in docs/protocol.md; a change here is a change of the wire format.
 VECTOR_BODY = (
     b'{"domain":"shop.example.com","bot_username":"acme_shop_bot","php_version":"8.2.7",'
@@ -33,7 +37,7 @@ AT = datetime(2026, 11, 29, 5, 42, 30, tzinfo=UTC)
 
 
 def test_body_is_compact_json_with_exactly_the_seven_keys_in_order() -> None:
-    body = encode_body(BEAT)
+    body = encode(BEAT)
     assert body == VECTOR_BODY
     assert list(json.loads(body)) == list(FIELDS)
 
@@ -51,8 +55,15 @@ def test_published_vector() -> None:
     assert signature(SECRET, VECTOR_BODY) == VECTOR_SIGNATURE
 
 
+def test_the_fields_are_the_ones_receivers_verify() -> None:
+    # verify.py stands alone for receivers to copy: its list must be the body's.
+    assert BODY_FIELDS == FIELDS
+
+
 def test_headers() -> None:
-    headers = headers_for(VECTOR_BODY, SECRET)
+    request = signed(BEAT, SECRET, 1_795_930_948.0)
+    assert request.body == VECTOR_BODY
+    headers = request.headers
     assert headers["Content-Type"] == "application/json"
     assert headers["X-MEGAPAY-VERSION"] == "1.4.0"
     # The published vector, not signature(): a header signed by a broken signer must not
@@ -62,16 +73,16 @@ def test_headers() -> None:
 
 
 def test_version_header_left_out_when_module_version_is_null() -> None:
-    body = encode_body(
-        Heartbeat("shop.example.com", None, None, None, None, None, "2026-11-29T05:42:28Z")
+    request = signed(
+        Heartbeat("shop.example.com", None, NO_FACTS, "2026-11-29T05:42:28Z"), SECRET, 0.0
     )
-    assert "X-MEGAPAY-VERSION" not in headers_for(body, SECRET)
-    assert json.loads(body)["module_version"] is None
+    assert "X-MEGAPAY-VERSION" not in request.headers
+    assert json.loads(request.body)["module_version"] is None
 
 
 def test_non_ascii_is_utf8_and_signed_as_sent() -> None:
-    beat = Heartbeat("xn--80ak6aa92e.com", "бот", None, None, None, None, "2026-11-29T05:42:28Z")
-    body = encode_body(beat)
+    beat = Heartbeat("xn--80ak6aa92e.com", "бот", NO_FACTS, "2026-11-29T05:42:28Z")
+    body = encode(beat)
     assert "бот".encode() in body
     assert verify_heartbeat(SECRET, body, signature(SECRET, body), now=AT)["bot_username"] == "бот"
 
@@ -134,17 +145,29 @@ def test_rfc3339_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch)
         time.tzset()
 
 
-def test_a_body_with_other_keys_is_not_decoded() -> None:
-    assert decode_body(b'{"domain":"shop.example.com"}') is None
+def test_a_body_decodes_to_the_heartbeat_it_was_made_from() -> None:
+    assert decode(VECTOR_BODY) == BEAT
 
 
-def test_a_body_that_is_not_json_gets_no_version_header() -> None:
-    assert "X-MEGAPAY-VERSION" not in headers_for(b"not json", SECRET)
-
-
-def test_a_module_version_that_is_not_a_string_gets_no_version_header() -> None:
-    body = VECTOR_BODY.replace(b'"1.4.0"', b"140")
-    assert "X-MEGAPAY-VERSION" not in headers_for(body, SECRET)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"domain":"shop.example.com"}',
+        b"not json",
+        b"\xff",
+        b"[" * 100_000,
+        VECTOR_BODY.replace(b'"1.4.0"', b"140"),
+        VECTOR_BODY.replace(b'"shop.example.com"', b"null"),
+        VECTOR_BODY.replace(b'"2026-11-29T05:42:28Z"', b"null"),
+        # The same keys in another order is not a body pulsed made.
+        VECTOR_BODY.replace(
+            b'"domain":"shop.example.com","bot_username":"acme_shop_bot"',
+            b'"bot_username":"acme_shop_bot","domain":"shop.example.com"',
+        ),
+    ],
+)
+def test_what_pulsed_could_not_have_made_is_not_decoded(body: bytes) -> None:
+    assert decode(body) is None
 
 
 def test_a_secret_as_bytes_signs_as_its_utf8_string() -> None:
@@ -152,8 +175,8 @@ def test_a_secret_as_bytes_signs_as_its_utf8_string() -> None:
 
 
 def test_verify_without_now_uses_the_receivers_clock() -> None:
-    beat = Heartbeat("shop.example.com", None, None, None, None, None, rfc3339(time.time()))
-    body = encode_body(beat)
+    beat = Heartbeat("shop.example.com", None, NO_FACTS, rfc3339(time.time()))
+    body = encode(beat)
     assert verify_heartbeat(SECRET, body, signature(SECRET, body))["timestamp"] == beat.timestamp
 
 

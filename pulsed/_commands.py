@@ -1,0 +1,182 @@
+"""The commands that run once and end: ``once``, ``check`` and ``status``.
+
+Each takes the parsed flags and returns an exit code; the wiring they share
+(configuration, locked state, the shops' cycles) is :mod:`pulsed._wiring`'s, the
+daemon is :mod:`pulsed._daemon`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+
+import anyio
+
+from pulsed import _config, _logging, _schedule, _settings, _status, _wiring
+from pulsed._body import Request
+from pulsed._config import Config
+from pulsed._cycle import Cycle
+from pulsed._errors import EX_CONFIG, EX_OK, EX_TEMPFAIL, ConfigError, StateError
+from pulsed._state import State, StateStore, shop_state_dir, shops_on_disk
+from pulsed._status import Problem, ShopView
+from pulsed._supervisor import CONCURRENT
+from pulsed._timefmt import rfc3339
+
+log = logging.getLogger("pulsed")
+
+
+# --- once ---------------------------------------------------------------------------
+
+
+def _print_request(url: str, request: Request) -> None:
+    out = sys.stdout
+    out.write(f"POST {url}\n")
+    for name, value in request.headers.items():
+        out.write(f"{name}: {value}\n")
+    out.write("\n")
+    out.flush()
+    # The exact bytes that were signed and nothing after them: a newline here would be
+    # part of any body piped on from this output, and break its signature.
+    sys.stdout.buffer.write(request.body)
+    sys.stdout.buffer.flush()
+
+
+async def _each(cycles: Iterable[Cycle], work: Callable[[Cycle], Awaitable[bool]]) -> bool:
+    """``work`` for every shop, a few at a time, each under its shop's name; all True?"""
+    limiter = anyio.CapacityLimiter(CONCURRENT)
+    results: list[bool] = []
+
+    async def one(cycle: Cycle) -> None:
+        _logging.SHOP.set(cycle.name)
+        async with limiter:
+            results.append(await work(cycle))
+
+    async with anyio.create_task_group() as tg:
+        for cycle in cycles:
+            tg.start_soon(one, cycle)
+    return all(results)
+
+
+async def once(
+    flags: Mapping[str, str], shops: Sequence[str], *, force: bool, dry_run: bool
+) -> int:
+    setup = _wiring.configure(flags, shops)
+    if dry_run:
+        readonly = _wiring.Shops(writable=False)
+        for n, cfg in enumerate(setup.shops):
+            _logging.SHOP.set(cfg.name)
+            request = await readonly.open(cfg).build()
+            if setup.listed:
+                sys.stdout.write(f"{'' if n == 0 else chr(10) + chr(10)}# shop {cfg.name}\n")
+            _print_request(cfg.heartbeat_url, request)
+        return EX_OK if not setup.disabled else EX_CONFIG
+
+    async with _wiring.writable(setup) as (opened, sender):
+
+        async def one(cycle: Cycle) -> bool:
+            if not force and not cycle.is_due():
+                log.info(
+                    "heartbeat not due yet",
+                    extra={"event": "heartbeat.skipped", "next_due": rfc3339(cycle.due().at)},
+                )
+                return True
+            return await cycle.deliver(await cycle.prepare(), sender)
+
+        cycles = list(opened.cycles.values())
+        sent = await _each(cycles, one)
+        _wiring.publisher(setup)(cycles)
+    return EX_OK if sent and not setup.disabled else EX_TEMPFAIL
+
+
+# --- check --------------------------------------------------------------------------
+
+
+def describe(cfg: Config) -> list[tuple[str, str, str]]:
+    """Each setting of a shop as ``check`` lists it: key, value (never a secret's), source."""
+    rows = []
+    for setting in _settings.SETTINGS:
+        source = cfg.sources.get(setting.key, "default")
+        if setting.secret:
+            value = "(not set)" if source == "default" else "(set, not shown)"
+        else:
+            attr = getattr(cfg, setting.field)
+            value = "(not set)" if attr is None else str(attr)
+        if setting.key == "shop.domain" and source == "default":
+            source = "config.php"
+        rows.append((setting.key, value, source))
+    return rows
+
+
+async def check(flags: Mapping[str, str], shops: Sequence[str]) -> int:
+    setup = _wiring.configure(flags, shops)
+    print(f"configuration: ok ({setup.config_file or 'no config file'})")
+    readonly = _wiring.Shops(writable=False)
+    for cfg in setup.shops:
+        _logging.SHOP.set(cfg.name)
+        if setup.listed:
+            print(f"shop {cfg.name}:")
+        for name, value, source in describe(cfg):
+            print(f"  {name:24} {value}  [{source}]")
+        request = await readonly.open(cfg).build()
+        print("would send:")
+        print(json.dumps(json.loads(request.body), indent=2, ensure_ascii=False))
+    for off in setup.disabled:
+        print(f"shop {off.name}: cannot work: {off.error}")
+    return EX_CONFIG if setup.disabled else EX_OK
+
+
+# --- status -------------------------------------------------------------------------
+
+
+def _read(store: StateStore, name: str) -> tuple[State, Problem | None, str | None]:
+    """A shop's state as on disk, or an empty one with its problem and a hint to print."""
+    try:
+        return store.read() or State(), None, None
+    except StateError as exc:
+        problem: Problem = "corrupt" if exc.corrupt else "unreadable"
+        hint = str(exc)
+        if isinstance(exc.__cause__, PermissionError):
+            # The usual case on a systemd host: the state belongs to the service's user.
+            hint = (
+                f"{store.path} cannot be read: permission denied; run as root or as the "
+                "service's user (e.g. sudo pulsed status)"
+            )
+        return State(), problem, f"shop {name}: {hint}"
+
+
+def status(flags: Mapping[str, str], shops: Sequence[str], as_json: bool) -> int:
+    """Read only the state files; the configuration, when it loads, adds domains and names."""
+    now = time.time()
+    top = _config.load_state_dir(flags, os.environ)
+    configs: dict[str, Config] = {}
+    try:
+        setup = _config.load_setup(flags, os.environ)
+        configs = {c.name: c for c in setup.shops}
+        names = [*configs, *(d.name for d in setup.disabled)]
+    except ConfigError:
+        names = shops_on_disk(top)
+    if shops:
+        names = list(dict.fromkeys(shops))
+    views: list[ShopView] = []
+    hints: list[str] = []
+    for name in names:
+        state, problem, hint = _read(StateStore(shop_state_dir(top, name)), name)
+        if hint is not None:
+            hints.append(hint)
+        cfg = configs.get(name)
+        due = _schedule.shown_due(state, now, cfg.interval if cfg is not None else None)
+        views.append(ShopView(name, cfg.domain if cfg else None, state, due, problem))
+    doc = _status.document(views, now)
+    if as_json:
+        if hints:
+            doc["errors"] = hints
+        print(json.dumps(doc, ensure_ascii=False))
+        return EX_OK
+    sys.stdout.write(_status.text(doc, now))
+    for hint in hints:
+        print(_status.printable(hint))
+    return EX_OK

@@ -1,0 +1,87 @@
+"""``pulsed run``: the daemon, from its first signal to its last save.
+
+Signals are taken before the configuration loads, so a stop that comes while the
+states load is not lost. A reload (SIGHUP) loads the configuration again and
+hands the supervisor the shops' new settings, each pinned to its state folder as
+opened at start: ``daemon.state_dir`` changes only on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+
+import anyio
+
+from pulsed import _wiring
+from pulsed._config import Config, Setup
+from pulsed._delivery import Sender
+from pulsed._errors import EX_OK, ConfigError
+from pulsed._notify import Notifier
+from pulsed._state import shop_state_dir
+from pulsed._supervisor import SIGNALS, Supervisor
+from pulsed._timefmt import rfc3339
+from pulsed._version import __version__
+
+log = logging.getLogger("pulsed")
+
+
+def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> list[Config] | None:
+    """The shops' configurations after a reload; ``None`` when it was refused."""
+    try:
+        new = _wiring.configure(flags)
+    except ConfigError as exc:
+        log.warning(
+            "configuration reload refused, keeping the running one: %s",
+            exc,
+            extra={"event": "config.reload_failed", "setting": exc.setting},
+        )
+        return None
+    if new.state_dir != setup.state_dir:
+        log.warning(
+            "daemon.state_dir changes only on restart; keeping %s",
+            setup.state_dir,
+            extra={"event": "config.warning"},
+        )
+    sender.url = new.shops[0].heartbeat_url
+    log.info("configuration reloaded", extra={"event": "config.reloaded"})
+    return [replace(c, state_dir=shop_state_dir(setup.state_dir, c.name)) for c in new.shops]
+
+
+async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
+    with anyio.open_signal_receiver(*SIGNALS) as signals:
+        setup = _wiring.configure(flags)
+        async with _wiring.writable(setup) as (shops, sender):
+            supervisor = Supervisor(
+                list(shops.cycles.values()),
+                sender,
+                notifier,
+                reload_config=lambda: _reloader(flags, setup, sender),
+                shops=shops,
+                publish=_wiring.publisher(setup),
+            )
+            cycles = supervisor.cycles
+            first = cycles[0].cfg
+            one = len(cycles) == 1
+            log.info(
+                "pulsed %s started for %s",
+                __version__,
+                first.domain if one else f"{len(cycles)} shops",
+                extra={
+                    "event": "daemon.started",
+                    "domain": first.domain if one else None,
+                    "shops": len(cycles),
+                    "interval": first.interval,
+                    "state_dir": str(setup.state_dir),
+                    "next_due": rfc3339(min(c.due().at for c in cycles)),
+                },
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(supervisor.handle_signals, signals)
+                if notifier.watchdog_interval:
+                    tg.start_soon(supervisor.watchdog, notifier.watchdog_interval)
+                await supervisor.run()
+                tg.cancel_scope.cancel()
+    log.info("pulsed stopped", extra={"event": "daemon.stopped"})
+    return EX_OK

@@ -1,0 +1,112 @@
+"""The recorder of a cycle: each outcome into one shop's state, its file and its log line.
+
+A :class:`Recorder` holds the shop's :class:`~pulsed._state.State` and is the only
+thing that changes it. It applies the pure transitions of :mod:`pulsed._state` —
+the body recorded as in flight before it is sent, then its outcome with the
+counters and the delivery history — writes each through the state's store (in a
+worker thread, so two fsyncs on a slow disk never hold up the event loop and the
+other shops), and logs ``heartbeat.sent`` or ``heartbeat.failed``. Read-only (``check``,
+``--dry-run``) it changes the state in memory and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import anyio.to_thread
+
+from pulsed import _state
+from pulsed._body import Request
+from pulsed._delivery import Delivered
+from pulsed._errors import DeliveryError, StateError
+from pulsed._redact import REDACT
+from pulsed._timefmt import rfc3339
+
+log = logging.getLogger("pulsed.cycle")
+
+
+class Recorder:
+    """One shop's state, and every change to it, kept on disk when writable."""
+
+    def __init__(self, store: _state.StateStore, state: _state.State, *, writable: bool) -> None:
+        self.store = store
+        self.state = state
+        self.writable = writable
+
+    def keep_identity(self, identity: _state.Identity) -> None:
+        self.state = replace(self.state, identity=identity)
+
+    def drop_pending(self) -> None:
+        self.state = replace(self.state, pending=None)
+
+    async def started(self, request: Request) -> None:
+        """The body is in flight: saved first, so a kill now can neither lose it nor
+        let a restart send a second, fresh one before it is due."""
+        self.state = _state.with_pending(self.state, request.body, request.at, request.signature)
+        await self.save_aside()
+
+    async def sent(self, done: Delivered, now: float, next_due: float) -> None:
+        self.state = _state.succeeded(
+            self.state, now, done.status, next_due, attempts=done.attempts, elapsed=done.elapsed
+        )
+        await self.save_aside()
+        log.info(
+            "heartbeat sent",
+            extra={
+                "event": "heartbeat.sent",
+                "status": done.status,
+                "attempts": done.attempts,
+                "elapsed_ms": round(done.elapsed * 1000),
+                "next_due": rfc3339(next_due),
+            },
+        )
+
+    async def failed(self, exc: DeliveryError, now: float, next_due: float) -> None:
+        # The error keeps a snippet of the receiver's answer and goes to state.json,
+        # `status` and STATUS=: an answer that echoes a secret must not carry it there.
+        self.state = _state.failed(
+            self.state,
+            now,
+            REDACT(str(exc)),
+            exc.status,
+            next_due,
+            reason=exc.reason,
+            attempts=exc.attempts,
+            elapsed=exc.elapsed,
+        )
+        await self.save_aside()
+        log.warning(
+            "heartbeat failed: %s",
+            exc,
+            extra={
+                "event": "heartbeat.failed",
+                "reason": exc.reason,
+                "status": exc.status,
+                "attempts": exc.attempts,
+                "elapsed_ms": round(exc.elapsed * 1000),
+                "failures_in_a_row": self.state.consecutive_failures,
+                "retry_after": exc.retry_after,
+                "next_due": rfc3339(next_due),
+            },
+        )
+
+    def save(self) -> None:
+        if self.writable:
+            self._write(self.state)
+
+    async def save_aside(self) -> None:
+        """:meth:`save` in a worker thread."""
+        if self.writable:
+            await anyio.to_thread.run_sync(self._write, self.state)
+
+    def _write(self, state: _state.State) -> None:
+        try:
+            self.store.save(state)
+        except StateError as exc:
+            log.warning(
+                "state cannot be written (%s); kept in memory, so a restart now could send "
+                "before the heartbeat is due",
+                exc,
+                extra={"event": "state.unwritable", "path": str(self.store.path)},
+            )

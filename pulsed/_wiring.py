@@ -1,0 +1,160 @@
+"""How the commands are wired: a configuration put in force, the shops' cycles opened on
+shared edges, the state folder locked, and the status files published.
+
+This is the one place that configures the log redactor (:func:`protect`): every
+secret the environment holds before a configuration loads, then every secret of
+each configuration put in force. :class:`Shops` opens cycles that share one
+identity round and one php version cache, and knows which are open, so a round
+also takes the other open shops' stale tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from pulsed import _collect, _config, _identity, _logging, _publish, _settings
+from pulsed._config import Config, Setup
+from pulsed._cycle import Cycle
+from pulsed._delivery import Sender
+from pulsed._errors import ConfigError, StateError
+from pulsed._files import remove_leftovers
+from pulsed._redact import REDACT
+from pulsed._state import StateLock, check_private
+from pulsed._version import __version__
+
+log = logging.getLogger("pulsed")
+
+
+def protect(secrets: Iterable[str]) -> None:
+    """Keep these values out of every line pulsed writes from now on."""
+    REDACT.register(secrets)
+
+
+def protect_environment(environ: Mapping[str, str]) -> None:
+    """The secrets the environment holds, before anything (a refused configuration
+    too) can print one."""
+    protect(environ.get(s.env, "") for s in _settings.SETTINGS if s.secret)
+
+
+def configure(flags: Mapping[str, str], shops: Sequence[str] = ()) -> Setup:
+    """The configuration, loaded and put in force: its log level, its secrets, its
+    warnings; each shop that cannot work is one ``shop.disabled`` error.
+
+    :class:`ConfigError` when no shop can work (for the one-shop configuration,
+    its own error).
+    """
+    setup = _config.load_setup(flags, os.environ).select(shops)
+    _logging.set_level(setup.log_level)
+    protect(setup.secrets())
+    for warning in setup.warnings:
+        log.warning(warning, extra={"event": "config.warning"})
+    if not setup.listed:
+        if setup.disabled:
+            raise setup.disabled[0].error
+        return setup
+    for off in setup.disabled:
+        log.error(
+            "shop %s cannot work and is skipped: %s",
+            off.name,
+            off.error,
+            extra={"event": "shop.disabled", "shop": off.name, "setting": off.error.setting},
+        )
+    if not setup.shops:
+        raise ConfigError("shops", f"no shop can work ({len(setup.disabled)} disabled)")
+    return setup
+
+
+class Shops:
+    """The open shops' cycles, opened on one identity round and one php version cache."""
+
+    def __init__(self, *, writable: bool) -> None:
+        self.writable = writable
+        self.identities = _identity.Rounds(wanted=self.stale_tokens)
+        self.collect = functools.partial(_collect.collect, php=_collect.PhpVersions())
+        self.cycles: dict[str, Cycle] = {}
+
+    def open(self, cfg: Config) -> Cycle:
+        named = _logging.SHOP.set(cfg.name)  # a state moved aside while opening names its shop
+        try:
+            cycle = Cycle.open(
+                cfg,
+                writable=self.writable,
+                environ=os.environ,
+                identities=self.identities,
+                collect=self.collect,
+            )
+        finally:
+            _logging.SHOP.reset(named)
+        self.cycles[cfg.name] = cycle
+        return cycle
+
+    def close(self, name: str) -> None:
+        self.cycles.pop(name, None)
+
+    def stale_tokens(self) -> list[str]:
+        """Every open shop's bot token whose kept name is stale: one round takes them all."""
+        return [t for c in self.cycles.values() if (t := c.stale_token())]
+
+
+def publisher(setup: Setup) -> Callable[[Sequence[Cycle]], bool]:
+    """Writes the status file and the metrics textfile from the shops' cycles.
+
+    Their paths are taken at start and kept across reloads, like the state folder:
+    the unit made their folder for this process.
+    """
+    first = setup.shops[0]
+
+    def publish(cycles: Sequence[Cycle]) -> bool:
+        if first.status_file is None and first.metrics_file is None:
+            return True  # nothing to write: no view of every shop to build
+        return _publish.publish(
+            [c.view() for c in cycles],
+            time.time(),
+            status_file=first.status_file,
+            metrics_file=first.metrics_file,
+            version=__version__,
+        )
+
+    return publish
+
+
+def _lock(directory: Path) -> StateLock | None:
+    lock = StateLock(directory)
+    try:
+        lock.acquire()
+    except StateError as exc:
+        log.warning(
+            "%s; running without the single-instance lock", exc, extra={"event": "state.unlocked"}
+        )
+        return None
+    return lock
+
+
+@contextlib.asynccontextmanager
+async def writable(setup: Setup) -> AsyncIterator[tuple[Shops, Sender]]:
+    """Every shop's cycle with the state folder locked, and a sender; closed after."""
+    check_private(setup.state_dir)
+    lock = _lock(setup.state_dir)
+    shops = Shops(writable=True)
+    for cfg in setup.shops:
+        shops.open(cfg)
+    if lock is not None:
+        # Only the lock's holder may call a temp file a killed writer's leftover.
+        for cycle in shops.cycles.values():
+            cycle.store.sweep()
+        for public in (setup.shops[0].status_file, setup.shops[0].metrics_file):
+            if public is not None:
+                remove_leftovers(public)
+    sender = Sender(setup.shops[0].heartbeat_url)
+    try:
+        yield shops, sender
+    finally:
+        await sender.aclose()
+        if lock is not None:
+            lock.release()

@@ -1,0 +1,98 @@
+"""The recorder: each outcome into the state, onto disk, and into one log line (§5, §7, §11)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from pulsed import _state as st
+from pulsed._body import Request
+from pulsed._delivery import Delivered
+from pulsed._errors import DeliveryError
+from pulsed._recorder import Recorder
+from pulsed._redact import REDACT
+
+pytestmark = pytest.mark.anyio
+NOW = 1_800_000_000.0
+REQUEST = Request(b'{"domain":"shop.example"}', {"X-Pulse-Signature": "sha256=ab"}, NOW - 1)
+
+
+def on_disk(folder: Path) -> st.State | None:
+    return st.StateStore(folder).read()
+
+
+def files(folder: Path) -> list[Path]:
+    return list(folder.iterdir())
+
+
+def events(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+async def test_a_body_in_flight_is_on_disk_before_it_is_sent(tmp_path: Path) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    await recorder.started(REQUEST)
+    expected = st.Pending(REQUEST.body.decode(), REQUEST.at, "sha256=ab")
+    assert recorder.state.pending == expected
+    saved = on_disk(tmp_path)
+    assert saved is not None and saved.pending == expected
+
+
+async def test_a_success_clears_the_pending_body_and_is_logged_with_its_figures(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    await recorder.started(REQUEST)
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        await recorder.sent(Delivered(202, 2, 0.4567), NOW, NOW + 3600)
+    assert on_disk(tmp_path) == recorder.state
+    assert recorder.state.pending is None and recorder.state.next_due == NOW + 3600
+    (line,) = events(caplog, "heartbeat.sent")
+    assert line.levelno == logging.INFO
+    assert (line.status, line.attempts, line.elapsed_ms) == (202, 2, 457)  # type: ignore[attr-defined]
+    assert line.next_due == "2027-01-15T09:00:00Z"  # type: ignore[attr-defined]
+
+
+async def test_a_failure_is_recorded_redacted_and_logged_as_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    REDACT.register(["recorder-test-secret"])
+    recorder = Recorder(st.StateStore(tmp_path), st.State(consecutive_failures=1), writable=True)
+    failure = DeliveryError(
+        "status", "500 said recorder-test-secret", status=500, attempts=3, elapsed=1.2
+    )
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        await recorder.failed(failure, NOW, NOW + 300)
+    state = on_disk(tmp_path)
+    assert state == recorder.state
+    assert state.last_error == "status: 500 said [redacted]"
+    assert (state.consecutive_failures, state.last_status, state.next_due) == (2, 500, NOW + 300)
+    (line,) = events(caplog, "heartbeat.failed")
+    assert line.levelno == logging.WARNING
+    assert line.reason == "status" and line.failures_in_a_row == 2  # type: ignore[attr-defined]
+    assert line.attempts == 3 and line.elapsed_ms == 1200  # type: ignore[attr-defined]
+
+
+async def test_read_only_it_changes_the_state_in_memory_and_writes_nothing(tmp_path: Path) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=False)
+    await recorder.started(REQUEST)
+    await recorder.sent(Delivered(200, 1, 0.1), NOW, NOW + 3600)
+    recorder.save()
+    assert recorder.state.counters.heartbeats_sent == 1
+    assert files(tmp_path) == []
+
+
+async def test_a_state_that_cannot_be_written_is_kept_in_memory_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the state folder should be
+    recorder = Recorder(st.StateStore(blocked), st.State(), writable=True)
+    with caplog.at_level(logging.WARNING, logger="pulsed"):
+        await recorder.sent(Delivered(200, 1, 0.1), NOW, NOW + 3600)
+        recorder.save()
+    assert recorder.state.last_success == NOW
+    lines = events(caplog, "state.unwritable")
+    assert len(lines) == 2 and "a restart now could send" in lines[0].getMessage()
