@@ -277,6 +277,7 @@ def test_only_a_private_state_folder_is_accepted(
     with pytest.raises(ConfigError, match=refused) as caught:
         st.check_private(folder, euid)
     assert caught.value.setting == "daemon.state_dir"
+    assert caught.value.reason.startswith(f"{folder} is ")
 
 
 def refusal(folder: Path, euid: int | None = None) -> ConfigError | None:
