@@ -27,6 +27,7 @@ from pulsed._errors import (
     ConfigError,
     LockHeldError,
 )
+from pulsed._events import event
 from pulsed._notify import Notifier
 from pulsed._version import __version__
 
@@ -148,16 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error(
             "configuration refused: %s",
             exc,
-            extra={"event": "config.invalid", "setting": exc.setting},
+            extra=event("config.invalid", setting=exc.setting),
         )
         return EX_CONFIG
     except LockHeldError as exc:
         log.error(
             "%s; refusing to run a second instance",
             exc,
-            extra={"event": "state.locked", "holder": exc.holder},
+            extra=event("state.locked", holder=exc.holder),
         )
         return EX_TEMPFAIL
     except Exception:  # last resort: one redacted log line, never a raw traceback
-        log.exception("pulsed failed unexpectedly", extra={"event": "daemon.crashed"})
+        log.exception("pulsed failed unexpectedly", extra=event("daemon.crashed"))
         return EX_SOFTWARE

@@ -21,6 +21,7 @@ from pulsed._body import Request
 from pulsed._config import Config
 from pulsed._cycle import Cycle
 from pulsed._errors import EX_CONFIG, EX_OK, EX_TEMPFAIL, ConfigError, StateError
+from pulsed._events import event
 from pulsed._state import State, StateStore, shop_state_dir, shops_on_disk
 from pulsed._status import Problem, ShopView
 from pulsed._supervisor import CONCURRENT
@@ -81,7 +82,7 @@ async def once(
             if not force and not cycle.is_due():
                 log.info(
                     "heartbeat not due yet",
-                    extra={"event": "heartbeat.skipped", "next_due": rfc3339(cycle.due().at)},
+                    extra=event("heartbeat.skipped", next_due=rfc3339(cycle.due().at)),
                 )
                 return True
             return await cycle.deliver(await cycle.prepare(), sender)

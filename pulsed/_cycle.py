@@ -27,6 +27,7 @@ from pulsed._body import Request
 from pulsed._config import Config
 from pulsed._delivery import BUDGET, Delivered
 from pulsed._errors import DeliveryError, StateError
+from pulsed._events import event
 from pulsed._proc import child_environ
 from pulsed._recorder import Recorder
 from pulsed._state import Identity, State, StateStore
@@ -147,10 +148,7 @@ class Cycle:
             log.warning(
                 "last success %s is in the future: the clock went back; sending now",
                 maybe(self.state.last_success),
-                extra={
-                    "event": "state.clock_future",
-                    "last_success": maybe(self.state.last_success),
-                },
+                extra=event("state.clock_future", last_success=maybe(self.state.last_success)),
             )
         return due
 
@@ -226,7 +224,7 @@ class Cycle:
             log.info(
                 "re-sending the interrupted heartbeat of %s",
                 stamp,
-                extra={"event": "heartbeat.resumed", "timestamp": stamp},
+                extra=event("heartbeat.resumed", timestamp=stamp),
             )
             module = decided.beat.facts.module_version
             headers = _body.headers(pending.signature, module)
@@ -235,18 +233,18 @@ class Cycle:
             log.warning(
                 "dropping an interrupted delivery that is not a heartbeat of %s",
                 self.cfg.domain,
-                extra={"event": "heartbeat.interrupted", "timestamp": stamp},
+                extra=event("heartbeat.interrupted", timestamp=stamp),
             )
         elif decided.verdict == "unsigned":
             log.warning(
                 "dropping an interrupted delivery that pulsed did not sign with this secret",
-                extra={"event": "heartbeat.interrupted", "timestamp": stamp},
+                extra=event("heartbeat.interrupted", timestamp=stamp),
             )
         else:
             log.warning(
                 "a delivery of %s was interrupted and its outcome is unknown; sending a fresh one",
                 stamp,
-                extra={"event": "heartbeat.interrupted", "timestamp": stamp},
+                extra=event("heartbeat.interrupted", timestamp=stamp),
             )
         self.recorder.drop_pending()
         return None
@@ -274,7 +272,7 @@ class Cycle:
         log.error(
             "heartbeat cycle failed unexpectedly",
             exc_info=exc,
-            extra={"event": "heartbeat.error"},
+            extra=event("heartbeat.error"),
         )
         await self._failed(DeliveryError("internal", type(exc).__name__))
 

@@ -18,6 +18,7 @@ from pulsed import _wiring
 from pulsed._config import Config, Setup
 from pulsed._delivery import Sender
 from pulsed._errors import EX_OK, ConfigError
+from pulsed._events import event
 from pulsed._notify import Notifier
 from pulsed._state import shop_state_dir
 from pulsed._supervisor import SIGNALS, Supervisor
@@ -35,17 +36,17 @@ def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> list[Co
         log.warning(
             "configuration reload refused, keeping the running one: %s",
             exc,
-            extra={"event": "config.reload_failed", "setting": exc.setting},
+            extra=event("config.reload_failed", setting=exc.setting),
         )
         return None
     if new.state_dir != setup.state_dir:
         log.warning(
             "daemon.state_dir changes only on restart; keeping %s",
             setup.state_dir,
-            extra={"event": "config.warning"},
+            extra=event("config.warning"),
         )
     sender.url = new.shops[0].heartbeat_url
-    log.info("configuration reloaded", extra={"event": "config.reloaded"})
+    log.info("configuration reloaded", extra=event("config.reloaded"))
     return [replace(c, state_dir=shop_state_dir(setup.state_dir, c.name)) for c in new.shops]
 
 
@@ -68,14 +69,14 @@ async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
                 "pulsed %s started for %s",
                 __version__,
                 first.domain if one else f"{len(cycles)} shops",
-                extra={
-                    "event": "daemon.started",
-                    "domain": first.domain if one else None,
-                    "shops": len(cycles),
-                    "interval": first.interval,
-                    "state_dir": str(setup.state_dir),
-                    "next_due": rfc3339(min(c.due().at for c in cycles)),
-                },
+                extra=event(
+                    "daemon.started",
+                    domain=first.domain if one else None,
+                    shops=len(cycles),
+                    interval=first.interval,
+                    state_dir=str(setup.state_dir),
+                    next_due=rfc3339(min(c.due().at for c in cycles)),
+                ),
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(supervisor.handle_signals, signals)
@@ -83,5 +84,5 @@ async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
                     tg.start_soon(supervisor.watchdog, notifier.watchdog_interval)
                 await supervisor.run()
                 tg.cancel_scope.cancel()
-    log.info("pulsed stopped", extra={"event": "daemon.stopped"})
+    log.info("pulsed stopped", extra=event("daemon.stopped"))
     return EX_OK

@@ -20,6 +20,7 @@ from pulsed import _state
 from pulsed._body import Request
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError, StateError
+from pulsed._events import event
 from pulsed._redact import REDACT
 from pulsed._timefmt import rfc3339
 
@@ -53,13 +54,13 @@ class Recorder:
         await self.save_aside()
         log.info(
             "heartbeat sent",
-            extra={
-                "event": "heartbeat.sent",
-                "status": done.status,
-                "attempts": done.attempts,
-                "elapsed_ms": round(done.elapsed * 1000),
-                "next_due": rfc3339(next_due),
-            },
+            extra=event(
+                "heartbeat.sent",
+                status=done.status,
+                attempts=done.attempts,
+                elapsed_ms=round(done.elapsed * 1000),
+                next_due=rfc3339(next_due),
+            ),
         )
 
     async def failed(self, exc: DeliveryError, now: float, next_due: float) -> None:
@@ -79,16 +80,16 @@ class Recorder:
         log.warning(
             "heartbeat failed: %s",
             exc,
-            extra={
-                "event": "heartbeat.failed",
-                "reason": exc.reason,
-                "status": exc.status,
-                "attempts": exc.attempts,
-                "elapsed_ms": round(exc.elapsed * 1000),
-                "failures_in_a_row": self.state.consecutive_failures,
-                "retry_after": exc.retry_after,
-                "next_due": rfc3339(next_due),
-            },
+            extra=event(
+                "heartbeat.failed",
+                reason=exc.reason,
+                status=exc.status,
+                attempts=exc.attempts,
+                elapsed_ms=round(exc.elapsed * 1000),
+                failures_in_a_row=self.state.consecutive_failures,
+                retry_after=exc.retry_after,
+                next_due=rfc3339(next_due),
+            ),
         )
 
     def save(self) -> None:
@@ -108,5 +109,5 @@ class Recorder:
                 "state cannot be written (%s); kept in memory, so a restart now could send "
                 "before the heartbeat is due",
                 exc,
-                extra={"event": "state.unwritable", "path": str(self.store.path)},
+                extra=event("state.unwritable", path=str(self.store.path)),
             )

@@ -23,6 +23,7 @@ from pulsed._config import Config, Setup
 from pulsed._cycle import Cycle
 from pulsed._delivery import Sender
 from pulsed._errors import ConfigError, StateError
+from pulsed._events import event
 from pulsed._files import remove_leftovers
 from pulsed._redact import REDACT
 from pulsed._state import StateLock, check_private
@@ -53,7 +54,7 @@ def configure(flags: Mapping[str, str], shops: Sequence[str] = ()) -> Setup:
     _logging.set_level(setup.log_level)
     protect(setup.secrets())
     for warning in setup.warnings:
-        log.warning(warning, extra={"event": "config.warning"})
+        log.warning(warning, extra=event("config.warning"))
     if not setup.listed:
         if setup.disabled:
             raise setup.disabled[0].error
@@ -63,7 +64,7 @@ def configure(flags: Mapping[str, str], shops: Sequence[str] = ()) -> Setup:
             "shop %s cannot work and is skipped: %s",
             off.name,
             off.error,
-            extra={"event": "shop.disabled", "shop": off.name, "setting": off.error.setting},
+            extra=event("shop.disabled", shop=off.name, setting=off.error.setting),
         )
     if not setup.shops:
         raise ConfigError("shops", f"no shop can work ({len(setup.disabled)} disabled)")
@@ -130,7 +131,7 @@ def _lock(directory: Path) -> StateLock | None:
         lock.acquire()
     except StateError as exc:
         log.warning(
-            "%s; running without the single-instance lock", exc, extra={"event": "state.unlocked"}
+            "%s; running without the single-instance lock", exc, extra=event("state.unlocked")
         )
         return None
     return lock
