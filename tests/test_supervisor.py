@@ -115,7 +115,8 @@ async def test_failure_backs_off_then_recovers(tmp_path: Path) -> None:
     assert 120 <= g[1] <= 600  # first failure → 2–10 min
     assert 0.9 * HOUR <= g[2] <= 1.1 * HOUR  # then interval ±10 %
     assert 0.9 * HOUR <= g[3] <= 1.1 * HOUR
-    assert g[4] == HOUR  # success → back to the interval
+    assert HOUR <= g[4] <= 1.1 * HOUR  # the recovery → the interval and 0–10 % more
+    assert g[5] == HOUR  # then the interval again, on the new schedule
     state = st.StateStore(tmp_path).read()
     assert state is not None and state.consecutive_failures == 0
 
