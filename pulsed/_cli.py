@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status = sub.add_parser("status", help="what the state says")
     status.add_argument("--json", action="store_true", help="as one JSON object")
+    status.add_argument(
+        "--failing", action="store_true", help="only the shops that are not ok (failing, disabled)"
+    )
     check = sub.add_parser("check", help="validate the configuration and show what would be sent")
     for each in (once, status, check):
         each.add_argument(
@@ -144,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "check":
             return anyio.run(_commands.check, flags, args.shop)
-        return _commands.status(flags, args.shop, args.json)
+        return _commands.status(flags, args.shop, args.json, failing=args.failing)
     except ConfigError as exc:
         log.error(
             "configuration refused: %s",

@@ -25,7 +25,7 @@ SCHEMA = 1
 DAY = 86400.0
 WINDOWS = {"24h": DAY, "7d": 7 * DAY}
 
-Problem = Literal["unreadable", "corrupt"]
+Problem = Literal["unreadable", "corrupt", "disabled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,9 @@ class ShopView:
 
     ``next_due`` is when its next heartbeat may go (the schedule's answer, which
     may differ from ``state.next_due``); ``None`` when not known. ``problem`` says
-    that the state could not be read, in which case ``state`` is empty.
+    that the state could not be read, in which case ``state`` is empty, or that the
+    shop is ``disabled`` (its configuration cannot work; ``problem_setting`` names the
+    setting), in which case ``state`` holds its kept figures and nothing is due.
     """
 
     name: str
@@ -42,6 +44,7 @@ class ShopView:
     state: State
     next_due: float | None
     problem: Problem | None = None
+    problem_setting: str | None = None
 
 
 def _share(state: State, now: float, window: float) -> tuple[int, float | None]:
@@ -61,6 +64,7 @@ def shop(view: ShopView, now: float) -> dict[str, Any]:
         "name": view.name,
         "domain": view.domain,
         "problem": view.problem,
+        "problem_setting": view.problem_setting,
         "last_success": _timefmt.maybe(s.last_success),
         "last_attempt": _timefmt.maybe(s.last_attempt),
         "last_error": s.last_error,
@@ -152,12 +156,57 @@ def _window(shop_doc: Mapping[str, Any], label: str, words: str) -> str:
     return f"{sent} of {count} in {words} ({percent(share)})"
 
 
+def health(shop_doc: Mapping[str, Any]) -> str:
+    """One word for a shop: ``ok``, ``failing``, ``waiting`` (nothing sent yet) or its
+    problem (``disabled``, ``unreadable``, ``corrupt``)."""
+    if shop_doc["problem"]:
+        return str(shop_doc["problem"])
+    if shop_doc["failures_in_a_row"]:
+        return "failing"
+    return "ok" if shop_doc["last_success"] else "waiting"
+
+
+def table(doc: Mapping[str, Any], now: float) -> str:
+    """One line per shop (name, domain, state, last success, next due), then a sum."""
+    rows = [("SHOP", "DOMAIN", "STATE", "LAST SUCCESS", "NEXT DUE")]
+    for s in doc["shops"]:
+        last = _parse_time(s["last_success"])
+        state = health(s)
+        if s["problem_setting"]:
+            state += f" ({s['problem_setting']})"
+        rows.append(
+            (
+                s["name"],
+                s["domain"] or "-",
+                state,
+                "never" if last is None else ago(now - last),
+                "-" if s["problem"] == "disabled" else (s["next_due"] or "now"),
+            )
+        )
+    widths = [max(len(printable(str(row[i]))) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(printable(str(cell)).ljust(w) for cell, w in zip(row, widths, strict=False))
+        + "  "
+        + printable(str(row[4]))
+        for row in rows
+    ]
+    counts: dict[str, int] = {}
+    for s in doc["shops"]:
+        counts[health(s)] = counts.get(health(s), 0) + 1
+    total = len(doc["shops"])
+    lines.append(
+        f"{total} shop{'' if total == 1 else 's'}: "
+        + ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+    )
+    return "\n".join(lines) + "\n"
+
+
 def text(doc: Mapping[str, Any], now: float) -> str:
     """The document for a person: one block per shop, its :func:`one_line` first."""
     blocks = []
     for s in doc["shops"]:
         head = printable(f"shop {s['name']}" + (f" ({s['domain']})" if s["domain"] else ""))
-        if s["problem"]:
+        if s["problem"] in ("unreadable", "corrupt"):
             blocks.append(f"{head}\n  state {s['problem']}: figures unknown")
             continue
         bot = (
@@ -170,7 +219,7 @@ def text(doc: Mapping[str, Any], now: float) -> str:
         attempt = s["last_attempt"] or "never"
         if s["last_attempt"]:
             attempt += f" ({status}" + (f", {took} ms)" if took is not None else ")")
-        rows = (
+        rows: tuple[tuple[str, object], ...] = (
             ("last success", s["last_success"] or "never"),
             ("last attempt", attempt),
             ("last error", s["last_error"] or "none"),
@@ -187,7 +236,18 @@ def text(doc: Mapping[str, Any], now: float) -> str:
                 f"{_window(s, '24h', '24 h')}, {_window(s, '7d', '7 days')}",
             ),
         )
-        lines = [head, f"  {one_line(s, now)}"]
+        if s["problem"] == "disabled":
+            first = (
+                f"  disabled: its configuration cannot work ({s['problem_setting']}); no heartbeat"
+            )
+            rows = (
+                ("last success", rows[0][1]),
+                ("counted", rows[6][1]),
+                ("delivered", rows[7][1]),
+            )
+        else:
+            first = f"  {one_line(s, now)}"
+        lines = [head, printable(first)]
         lines += [f"  {label + ':':19}{printable(str(value))}" for label, value in rows]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no shop\n"

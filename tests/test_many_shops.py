@@ -79,6 +79,67 @@ def test_a_shop_that_cannot_work_is_disabled_naming_the_setting(
     assert (off.name, off.error.setting) == ("bad", setting)
 
 
+def _broken(folder: Path, case: str) -> None:
+    """A ``shops.d/bad.toml`` that cannot be read as a shop file, the ``case`` way."""
+    path = folder / "bad.toml"
+    if case == "malformed":
+        path.write_text("[shop\nroot = ")
+    elif case == "folder":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "dangling":
+        path.symlink_to(folder / "gone.toml")
+    elif case == "binary":
+        path.write_bytes(b"\xff\xfe[shop]")
+    else:
+        raise ValueError(case)
+
+
+@pytest.mark.parametrize("case", ["malformed", "folder", "fifo", "dangling", "binary"])
+def test_a_shops_d_file_that_cannot_be_read_disables_its_shop_alone(host: Host, case: str) -> None:
+    folder = host.etc / "shops.d"
+    folder.mkdir(mode=0o755)
+    _broken(folder, case)
+    setup = setup_of(host)
+    assert [c.name for c in setup.shops] == ["alpha", "beta"]
+    (off,) = setup.disabled
+    assert (off.name, off.error.setting) == ("bad", "shops.d")
+    assert "bad.toml" in str(off.error)
+
+
+@pytest.mark.parametrize("name", [".#gamma.toml", ".gamma.toml.swp", "gamma.toml~", "notes.txt"])
+def test_editor_leftovers_in_shops_d_are_not_shops(host: Host, name: str) -> None:
+    folder = host.etc / "shops.d"
+    folder.mkdir(mode=0o755)
+    (folder / name).symlink_to("user@host.1234")  # as emacs leaves its lock: dangling
+    setup = setup_of(host)
+    assert [c.name for c in setup.shops] == ["alpha", "beta"]
+    assert setup.disabled == () and setup.warnings == ()
+
+
+def test_a_shops_d_file_others_can_write_still_stops_the_start(host: Host) -> None:
+    folder = host.etc / "shops.d"
+    folder.mkdir(mode=0o755)
+    (folder / "gamma.toml").write_text(f'[shop]\nroot = "{host.add_tree("gamma")}"\n')
+    (folder / "gamma.toml").chmod(0o666)
+    with pytest.raises(ConfigError, match="writable by others"):
+        setup_of(host)
+
+
+def test_each_shop_names_where_its_secret_came_from(host: Host) -> None:
+    host.secret("beta", "beta's-own-secret")
+    sources = {c.name: c.sources["pulse.heartbeat_secret"] for c in setup_of(host).shops}
+    assert sources == {"alpha": "env", "beta": "credential pulse_heartbeat_secret.beta"}
+
+
+def test_without_secrets_status_still_learns_every_domain(host: Host) -> None:
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    assert [c.name for c in load_setup({}, env).shops] == []
+    setup = load_setup({}, env, secrets=False)
+    assert [c.domain for c in setup.shops] == ["alpha.example", "beta.example"]
+
+
 def test_a_bad_shop_name_is_disabled(host: Host) -> None:
     host.write(["alpha"], extra={'"no way"': 'domain = "x.example"'})
     (off,) = setup_of(host).disabled
