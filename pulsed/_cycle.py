@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from pulsed import _body, _collect, _identity, _schedule
 from pulsed._body import Request
@@ -282,4 +283,4 @@ class Cycle:
         next_due = _schedule.after_failure(
             failures, now, self.cfg.interval, self.rng, exc.retry_after
         )
-        await self.recorder.failed(exc, now, next_due)
+        await self.recorder.failed(exc, now, next_due, urlsplit(self.cfg.api_host).hostname)
