@@ -235,14 +235,24 @@ def state_dir_of(raw: Any, environ: Mapping[str, str]) -> Path:
 # --- the whole configuration ------------------------------------------------
 
 
-def _missing(setting: Setting, environ: Mapping[str, str]) -> ConfigError:
+def _missing(
+    setting: Setting, environ: Mapping[str, str], shop: str | None = None
+) -> ConfigError:
+    """The error of a required setting that is not set; for a listed ``shop``'s secret
+    it names the shop's own credential too, and under systemd what loads a new one."""
     reason = f"is required ({setting.sources_hint()}){setting.missing_note}"
     if setting.credential:
+        names = setting.credential
+        if shop is not None:
+            names = f"{setting.credential}.{shop} nor {setting.credential}"
         directory = environ.get("CREDENTIALS_DIRECTORY")
         # By hand, outside the service, a credential is simply not there: say where
-        # it is looked for, and how to point a check at the credential files.
+        # it is looked for, and how to point a check at the credential files. Under
+        # the service, systemd reads the credential files only when the unit starts.
         reason += (
-            f"; no credential {setting.credential} in $CREDENTIALS_DIRECTORY ({directory})"
+            f"; no credential {names} in $CREDENTIALS_DIRECTORY ({directory}); a credential "
+            "file added since the unit started is loaded only after 'systemctl daemon-reload "
+            "&& systemctl restart pulsed' (a restart sends nothing early)"
             if directory
             else "; credentials are read from $CREDENTIALS_DIRECTORY, which systemd sets "
             "only for the service (by hand: sudo CREDENTIALS_DIRECTORY=/etc/pulsed/credentials "
@@ -418,7 +428,7 @@ def _one_shop(
             if setting.secret and not secrets:
                 raw = "(not needed)"
             else:
-                raise _missing(setting, environ)
+                raise _missing(setting, environ, None if name == DEFAULT_SHOP else name)
         values[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
     root = values["shop.root"]
     if values["shop.composer_json"] is None and root is not None:

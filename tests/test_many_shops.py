@@ -295,3 +295,16 @@ async def test_a_failed_php_answer_is_not_kept(tmp_path: Path) -> None:
     assert await versions.version(str(php), 5.0, {"PATH": "/usr/bin:/bin"}) is None
     assert await versions.version(str(php), 5.0, {"PATH": "/usr/bin:/bin"}) is None
     assert versions.asked == 2
+
+
+def test_a_shop_without_its_secret_names_its_own_credential_and_what_loads_it(
+    host: Host, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    env["CREDENTIALS_DIRECTORY"] = str(credentials)
+    setup = load_setup({}, env)
+    off = {d.name: str(d.error) for d in setup.disabled}
+    assert "no credential pulse_heartbeat_secret.alpha nor pulse_heartbeat_secret" in off["alpha"]
+    assert "systemctl daemon-reload && systemctl restart pulsed" in off["alpha"]
