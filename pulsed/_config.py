@@ -235,9 +235,7 @@ def state_dir_of(raw: Any, environ: Mapping[str, str]) -> Path:
 # --- the whole configuration ------------------------------------------------
 
 
-def _missing(
-    setting: Setting, environ: Mapping[str, str], shop: str | None = None
-) -> ConfigError:
+def _missing(setting: Setting, environ: Mapping[str, str], shop: str | None = None) -> ConfigError:
     """The error of a required setting that is not set; for a listed ``shop``'s secret
     it names the shop's own credential too, and under systemd what loads a new one."""
     reason = f"is required ({setting.sources_hint()}){setting.missing_note}"
@@ -455,35 +453,18 @@ def load_setup(
     file_values = cfg_file.values if cfg_file is not None else {}
     picked = {s.key: pick(s, flags, environ, file_values) for s in SETTINGS}
     warnings = _file_warnings(cfg_file, picked)
-    shared: dict[str, Any] = {}
-    for setting in SETTINGS:
-        if setting.scope == "shop":
-            continue
-        raw = picked[setting.key][0]
-        if raw is None and setting.required and (secrets or not setting.secret):
-            raise _missing(setting, environ)
-        shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
-    top = shared["daemon.state_dir"] or state_dir_of(None, environ)
-    shared["daemon.state_dir"] = top
+    shared = _shared_values(picked, environ, secrets=secrets)
+    top = shared["daemon.state_dir"]
     sources = {key: source for key, (_, source) in picked.items()}
     listed = _listed_shops(cfg_file)
-    shops: list[Config] = []
+    raws: list[tuple[str, Mapping[str, Any], Mapping[str, str]]] = []
     disabled: list[Disabled] = []
-
-    def add(name: str, raws: Mapping[str, Any], own: Mapping[str, str]) -> None:
-        try:
-            cfg = _one_shop(name, raws, shared, top, environ, secrets=secrets)
-        except ConfigError as exc:
-            disabled.append(Disabled(name, exc))
-        else:
-            shops.append(replace(cfg, config_file=path, sources={**sources, **own}))
-
     if not listed:
-        add(DEFAULT_SHOP, {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}, {})
+        single = {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}
+        raws.append((DEFAULT_SHOP, single, {}))
     else:
         warnings += _ignored_for_listed(picked) + listed.problems
-        for name, problem in listed.broken.items():
-            disabled.append(Disabled(name, problem))
+        disabled += [Disabled(name, problem) for name, problem in listed.broken.items()]
         for name, table in listed.tables.items():
             if not SHOP_NAME.fullmatch(name):
                 why = f"{name[:40]!r} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
@@ -491,8 +472,15 @@ def load_setup(
                 continue
             values, more = _shop_values(name, table, str(path))
             warnings += more
-            raws, own = _listed_raws(name, values, picked, environ)
-            add(name, raws, own)
+            raws.append((name, *_listed_raws(name, values, picked, environ)))
+    shops: list[Config] = []
+    for name, raw, own in raws:
+        try:
+            cfg = _one_shop(name, raw, shared, top, environ, secrets=secrets)
+        except ConfigError as exc:
+            disabled.append(Disabled(name, exc))
+        else:
+            shops.append(replace(cfg, config_file=path, sources={**sources, **own}))
     return Setup(
         shops=tuple(sorted(shops, key=lambda c: c.name)),
         disabled=tuple(sorted(disabled, key=lambda d: d.name)),
@@ -504,6 +492,22 @@ def load_setup(
         status_file=shared["daemon.status_file"],
         metrics_file=shared["daemon.metrics_file"],
     )
+
+
+def _shared_values(
+    picked: Mapping[str, tuple[Any, str]], environ: Mapping[str, str], *, secrets: bool
+) -> dict[str, Any]:
+    """Every shared setting's value, checked; a ConfigError for one that cannot work."""
+    shared: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.scope == "shop":
+            continue
+        raw = picked[setting.key][0]
+        if raw is None and setting.required and (secrets or not setting.secret):
+            raise _missing(setting, environ)
+        shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
+    shared["daemon.state_dir"] = shared["daemon.state_dir"] or state_dir_of(None, environ)
+    return shared
 
 
 Picked = Mapping[str, tuple[Any, str]]

@@ -201,6 +201,37 @@ def table(doc: Mapping[str, Any], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rows(s: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
+    """A shop's figures for a person, a label and a value each."""
+    bot = f"@{s['bot_username']} (fetched {s['bot_fetched_at']})" if s["bot_username"] else None
+    status = f"HTTP {s['last_status']}" if s["last_status"] is not None else "no answer"
+    took = s["last_delivery_elapsed_ms"]
+    attempt = s["last_attempt"] or "never"
+    if s["last_attempt"]:
+        attempt += f" ({status}" + (f", {took} ms)" if took is not None else ")")
+    counted = (
+        f"{s['heartbeats_sent']} sent, {s['deliveries_failed']} failed, "
+        f"{s['delivery_attempts']} attempts"
+    )
+    delivered = f"{_window(s, '24h', '24 h')}, {_window(s, '7d', '7 days')}"
+    if s["problem"] == "disabled":  # it sends nothing: only what its state kept
+        return (
+            ("last success", s["last_success"] or "never"),
+            ("counted", counted),
+            ("delivered", delivered),
+        )
+    return (
+        ("last success", s["last_success"] or "never"),
+        ("last attempt", attempt),
+        ("last error", s["last_error"] or "none"),
+        ("failures in a row", s["failures_in_a_row"]),
+        ("next due", s["next_due"] or "now"),
+        ("bot", bot or "unknown"),
+        ("counted", counted),
+        ("delivered", delivered),
+    )
+
+
 def text(doc: Mapping[str, Any], now: float) -> str:
     """The document for a person: one block per shop, its :func:`one_line` first."""
     blocks = []
@@ -209,45 +240,12 @@ def text(doc: Mapping[str, Any], now: float) -> str:
         if s["problem"] in ("unreadable", "corrupt"):
             blocks.append(f"{head}\n  state {s['problem']}: figures unknown")
             continue
-        bot = (
-            f"@{s['bot_username']} (fetched {s['bot_fetched_at']})"
-            if s["bot_username"]
-            else "unknown"
+        first = (
+            f"disabled: its configuration cannot work ({s['problem_setting']}); no heartbeat"
+            if s["problem"] == "disabled"
+            else one_line(s, now)
         )
-        status = f"HTTP {s['last_status']}" if s["last_status"] is not None else "no answer"
-        took = s["last_delivery_elapsed_ms"]
-        attempt = s["last_attempt"] or "never"
-        if s["last_attempt"]:
-            attempt += f" ({status}" + (f", {took} ms)" if took is not None else ")")
-        rows: tuple[tuple[str, object], ...] = (
-            ("last success", s["last_success"] or "never"),
-            ("last attempt", attempt),
-            ("last error", s["last_error"] or "none"),
-            ("failures in a row", s["failures_in_a_row"]),
-            ("next due", s["next_due"] or "now"),
-            ("bot", bot),
-            (
-                "counted",
-                f"{s['heartbeats_sent']} sent, {s['deliveries_failed']} failed, "
-                f"{s['delivery_attempts']} attempts",
-            ),
-            (
-                "delivered",
-                f"{_window(s, '24h', '24 h')}, {_window(s, '7d', '7 days')}",
-            ),
-        )
-        if s["problem"] == "disabled":
-            first = (
-                f"  disabled: its configuration cannot work ({s['problem_setting']}); no heartbeat"
-            )
-            rows = (
-                ("last success", rows[0][1]),
-                ("counted", rows[6][1]),
-                ("delivered", rows[7][1]),
-            )
-        else:
-            first = f"  {one_line(s, now)}"
-        lines = [head, printable(first)]
-        lines += [f"  {label + ':':19}{printable(str(value))}" for label, value in rows]
+        lines = [head, "  " + printable(first)]
+        lines += [f"  {label + ':':19}{printable(str(value))}" for label, value in _rows(s)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no shop\n"
