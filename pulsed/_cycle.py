@@ -31,6 +31,7 @@ from pulsed._errors import DeliveryError, StateError
 from pulsed._events import event
 from pulsed._proc import child_environ
 from pulsed._recorder import Recorder
+from pulsed._settings import SECRET_VARIABLES
 from pulsed._state import Identity, State, StateStore
 from pulsed._status import ShopView
 from pulsed._timefmt import maybe
@@ -180,7 +181,7 @@ class Cycle:
         return token.reveal() if stale else None
 
     def _child_env(self) -> dict[str, str]:
-        return child_environ(self.environ, self.cfg.secrets())
+        return child_environ(self.environ, self.cfg.secrets(), SECRET_VARIABLES)
 
     async def _fetch_identity(self, token: str) -> Identity:
         return await self.identities.identity(
