@@ -42,3 +42,11 @@ def test_status_shows_escapes_in_the_state_without_obeying_them(lab: Lab) -> Non
 
 def test_a_50_mb_state_file_is_moved_aside_and_a_heartbeat_sent(lab: Lab) -> None:
     assert hostile.check_oversized_state(lab) == {"state_mib": 50}
+
+
+def test_a_date_that_overflows_never_turns_a_delivery_into_a_failure(lab: Lab) -> None:
+    assert hostile.check_unreadable_date(lab) == {"sent": 1}
+
+
+def test_a_retry_after_of_odd_digits_is_no_number_and_one_too_long_is_clamped(lab: Lab) -> None:
+    assert hostile.check_hostile_retry_after(lab) == {"retried": 1, "clamped": 1}

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from devtools import faultserver as fs
 from pulsed.verify import signature
 from tests.support.lab import Lab, Rig
 from tests.support.process import Result
@@ -226,6 +227,49 @@ def check_oversized_state(lab: Lab) -> dict[str, Any]:
     return {"state_mib": 50}
 
 
+def _strict_json_lines(result: Result) -> list[dict[str, Any]]:
+    """Every stderr line as JSON that a strict parser takes: no NaN, no Infinity."""
+
+    def refuse(word: str) -> object:
+        raise AssertionError(f"a log line carries {word}, which is not JSON: {result.err}")
+
+    parsed = [json.loads(line, parse_constant=refuse) for line in result.err.splitlines()]
+    assert all(isinstance(p, dict) for p in parsed), result.err
+    return parsed
+
+
+def check_unreadable_date(lab: Lab) -> dict[str, Any]:
+    """A 200 whose ``Date`` overflows every clock type: a delivery, not a failure."""
+    server = lab.server()
+    server.plan(then=fs.ok(headers={"Date": "Sun, 29 Nov 99999999999999 05:42:28 GMT"}))
+    rig = lab.rig(server.url, "unreadable-date")
+    result = rig.run("once", "--force")
+    assert result.code == 0, result.err
+    lines = _strict_json_lines(result)
+    assert [e["event"] for e in lines if e["event"].startswith("heartbeat.")] == [
+        "heartbeat.sent"
+    ], result.err
+    state = rig.state_of()
+    assert (state.consecutive_failures, state.counters.heartbeats_sent) == (0, 1)
+    return {"sent": len(server.requests)}
+
+
+def check_hostile_retry_after(lab: Lab) -> dict[str, Any]:
+    """``Retry-After: ²`` is no number (the 503 is retried); 400 digits are clamped."""
+    server = lab.server()
+    server.plan(fs.status(503, {"Retry-After": "\u00b2"}), then=fs.ok())
+    rig = lab.rig(server.url, "retry-after")
+    result = rig.run("once", "--force")
+    assert result.code == 0, result.err
+    assert len(server.requests) == 2
+    server.plan(then=fs.status(503, {"Retry-After": "9" * 400}))
+    result = rig.run("once", "--force")
+    assert result.code == 75, result.err
+    (failed,) = [e for e in _strict_json_lines(result) if e["event"] == "heartbeat.failed"]
+    assert isinstance(failed["retry_after"], float) and failed["retry_after"] < 1e9, failed
+    return {"retried": 1, "clamped": 1}
+
+
 CASES = {
     "open-state-folder": check_open_state_folder,
     "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
@@ -237,4 +281,6 @@ CASES = {
     "forged-getme": check_forged_username,
     "escapes-in-state": check_escapes_in_state,
     "oversized-state": check_oversized_state,
+    "unreadable-date": check_unreadable_date,
+    "hostile-retry-after": check_hostile_retry_after,
 }
