@@ -54,7 +54,7 @@ def publish(
     failures: list[str] = []
     if status_file is not None:
         try:
-            write_atomic(status_file, status_bytes(document), PUBLIC_MODE)
+            write_atomic(status_file, status_bytes(_status.public(document)), PUBLIC_MODE)
         except FileError as exc:
             failures.append(str(exc))
     if metrics_file is not None:

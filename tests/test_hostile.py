@@ -50,3 +50,7 @@ def test_a_date_that_overflows_never_turns_a_delivery_into_a_failure(lab: Lab) -
 
 def test_a_retry_after_of_odd_digits_is_no_number_and_one_too_long_is_clamped(lab: Lab) -> None:
     assert hostile.check_hostile_retry_after(lab) == {"retried": 1, "clamped": 1}
+
+
+def test_a_receiver_echoing_the_body_or_a_long_location_reaches_no_public_file(lab: Lab) -> None:
+    assert hostile.check_echoing_receiver(lab) == {"public": 2, "cut": 2}

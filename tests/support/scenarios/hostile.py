@@ -270,6 +270,40 @@ def check_hostile_retry_after(lab: Lab) -> dict[str, Any]:
     return {"retried": 1, "clamped": 1}
 
 
+def check_echoing_receiver(lab: Lab) -> dict[str, Any]:
+    """A 422 that echoes the body (versions and all), then a 302 with a 12 KB Location:
+    the public status file says the reason and status only; state and logs keep 200
+    characters of the receiver's text at most."""
+    server = lab.server()
+    rig = lab.rig(server.url, "echoing")
+    public = rig.home / "run"
+    public.mkdir(mode=0o755)
+    env = {"PULSED_STATUS_FILE": str(public / "status.json")}
+    kept: list[int] = []
+    for reply, word in (
+        (
+            fs.status(422, body=b'{"detail":{"input":{"php_version":"8.2.7","x":"' + b"y" * 20000),
+            "status HTTP 422",
+        ),
+        (
+            fs.status(302, {"Location": "https://elsewhere.example/" + "z" * 12000}),
+            "redirect HTTP 302",
+        ),
+    ):
+        server.plan(then=reply)
+        result = rig.run("once", "--force", env=env)
+        assert result.code == 75, result.err
+        written = (public / "status.json").read_text(encoding="ascii")
+        (shop,) = json.loads(written)["shops"]
+        assert shop["last_error"] == word, shop
+        assert "8.2.7" not in written and "1.4.0" not in written and "elsewhere" not in written
+        error = rig.state_of().last_error or ""
+        (failed,) = [e for e in json_lines(result) if e["event"] == "heartbeat.failed"]
+        assert len(error) <= 240 and len(failed["message"]) <= 280, (error, failed)
+        kept.append(len(error))
+    return {"public": 2, "cut": sum(1 for n in kept if n <= 240)}
+
+
 CASES = {
     "open-state-folder": check_open_state_folder,
     "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
@@ -283,4 +317,5 @@ CASES = {
     "oversized-state": check_oversized_state,
     "unreadable-date": check_unreadable_date,
     "hostile-retry-after": check_hostile_retry_after,
+    "echoing-receiver": check_echoing_receiver,
 }
