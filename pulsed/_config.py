@@ -409,6 +409,11 @@ def load_setup(
         if raw is None and setting.required:
             raise _missing(setting, environ)
         shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
+    # The shared heartbeat secret is checked here, not only in each shop that takes it:
+    # a malformed one stops the start (naming it) instead of disabling every shop.
+    hb_secret = BY_KEY["pulse.heartbeat_secret"]
+    if (shared_secret := picked[hb_secret.key][0]) is not None:
+        hb_secret.parse(hb_secret.key, shared_secret)
     top = shared["daemon.state_dir"] or state_dir_of(None, environ)
     shared["daemon.state_dir"] = top
 

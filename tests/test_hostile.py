@@ -54,3 +54,7 @@ def test_a_retry_after_of_odd_digits_is_no_number_and_one_too_long_is_clamped(la
 
 def test_a_receiver_echoing_the_body_or_a_long_location_reaches_no_public_file(lab: Lab) -> None:
     assert hostile.check_echoing_receiver(lab) == {"public": 2, "cut": 2}
+
+
+def test_a_one_letter_secret_is_refused_in_words_that_keep_their_letters(lab: Lab) -> None:
+    assert hostile.check_short_secret(lab) == {"refused": 3}

@@ -304,6 +304,21 @@ def check_echoing_receiver(lab: Lab) -> dict[str, Any]:
     return {"public": 2, "cut": sum(1 for n in kept if n <= 240)}
 
 
+def check_short_secret(lab: Lab) -> dict[str, Any]:
+    """A one-letter heartbeat secret: refused with 78 naming the setting and the rule, and
+    the refusal is readable (the letter is not cut out of its words)."""
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, "short-secret")
+    for command in (("run",), ("once", "--force"), ("check",)):
+        result = rig.run(*command, env={"PULSE_HEARTBEAT_SECRET": "e"})
+        assert result.code == 78, result.err
+        (line,) = [e for e in json_lines(result) if e["event"] == "config.invalid"]
+        assert line["setting"] == "pulse.heartbeat_secret", line
+        assert "pulse.heartbeat_secret: is shorter than 16 bytes" in line["message"], line
+    assert receiver.accepted == []
+    return {"refused": 3}
+
+
 CASES = {
     "open-state-folder": check_open_state_folder,
     "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
@@ -318,4 +333,5 @@ CASES = {
     "unreadable-date": check_unreadable_date,
     "hostile-retry-after": check_hostile_retry_after,
     "echoing-receiver": check_echoing_receiver,
+    "short-secret": check_short_secret,
 }
