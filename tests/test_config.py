@@ -365,3 +365,32 @@ def test_a_heartbeat_secret_is_counted_in_bytes_so_16_bytes_of_any_script_do(
     env = base_env(shop, PULSE_HEARTBEAT_SECRET="\u00e4" * 8)
     cfg = load_one({}, env, default_path=nofile(tmp_path))
     assert cfg.heartbeat_secret.reveal() == "\u00e4" * 8
+
+
+@pytest.mark.parametrize(
+    ("variable", "inside"),
+    [
+        ("PULSED_STATUS_FILE", "state.json"),
+        ("PULSED_STATUS_FILE", "shops/alpha/state.json"),
+        ("PULSED_METRICS_FILE", "pulsed.prom"),
+        ("PULSED_METRICS_FILE", "../state/sub/pulsed.prom"),
+    ],
+)
+def test_a_public_file_inside_the_state_folder_is_refused(
+    shop: Path, tmp_path: Path, variable: str, inside: str
+) -> None:
+    state = tmp_path / "state"
+    env = base_env(shop, PULSED_STATE_DIR=str(state), **{variable: str(state / inside)})
+    with pytest.raises(ConfigError) as info:
+        load_one({}, env, default_path=nofile(tmp_path))
+    assert info.value.setting == variable.replace("PULSED_", "daemon.").lower()
+    assert "inside the state folder" in info.value.reason
+
+
+def test_a_public_file_beside_the_state_folder_is_fine(shop: Path, tmp_path: Path) -> None:
+    env = base_env(
+        shop,
+        PULSED_STATE_DIR=str(tmp_path / "state"),
+        PULSED_STATUS_FILE=str(tmp_path / "state-public" / "status.json"),
+    )
+    assert load_one({}, env, default_path=nofile(tmp_path)).status_file is not None

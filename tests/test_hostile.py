@@ -58,3 +58,16 @@ def test_a_receiver_echoing_the_body_or_a_long_location_reaches_no_public_file(l
 
 def test_a_one_letter_secret_is_refused_in_words_that_keep_their_letters(lab: Lab) -> None:
     assert hostile.check_short_secret(lab) == {"refused": 3}
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+@pytest.mark.parametrize("how", ["link", "owned", "open"])
+def test_a_public_files_folder_a_tenant_could_choose_is_refused(
+    lab: Lab, how: str, which: str
+) -> None:
+    assert hostile.check_public_folder(lab, how, which) == {"refused": 2}
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+def test_a_public_file_in_the_state_folder_is_refused(lab: Lab, which: str) -> None:
+    assert hostile.check_public_file_in_state(lab, which) == {"refused": 6}

@@ -148,3 +148,31 @@ def test_the_public_error_is_a_word_of_pulsed_and_a_status(
     error: str | None, status: object, shown: str | None
 ) -> None:
     assert _status.public_error(error, status) == shown
+
+
+# --- a folder swapped after the start (issue 16, row 3) ---------------------------
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+@pytest.mark.parametrize("how", ["link", "open"])
+def test_a_folder_swapped_for_a_link_or_opened_to_all_is_written_into_never(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, which: str, how: str
+) -> None:
+    target = tmp_path / "roots-folder"
+    target.mkdir(mode=0o755)
+    folder = tmp_path / "run"
+    if how == "link":
+        folder.symlink_to(target)
+    else:
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o777)
+    path = folder / ("status.json" if which == "status" else "pulsed.prom")
+    files = {"status_file": None, "metrics_file": None, f"{which}_file": path}
+    with caplog.at_level("WARNING", logger="pulsed"):
+        assert not _publish.publish(SHOPS, NOW, version="0.9.0", **files)
+    assert list(target.iterdir()) == []
+    if how == "open":
+        assert list(folder.iterdir()) == []
+    (warned,) = [r for r in caplog.records if getattr(r, "event", "") == "status.unwritable"]
+    said = "symlink" if how == "link" else "writable by others"
+    assert said in warned.getMessage()

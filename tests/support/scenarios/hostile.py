@@ -319,6 +319,72 @@ def check_short_secret(lab: Lab) -> dict[str, Any]:
     return {"refused": 3}
 
 
+PUBLIC_SETTINGS = {"status": "daemon.status_file", "metrics": "daemon.metrics_file"}
+
+
+def check_public_folder(lab: Lab, how: str, which: str = "status") -> dict[str, Any]:
+    """The folder of the status (or metrics) file is a tenant's link to a folder of
+    root's, is the tenant's own, or anyone may write it: ``run`` and ``once`` exit 78
+    naming the setting, and nothing is written where the folder points."""
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, f"public-{how}-{which}")
+    target = rig.home / "roots-folder"  # what a link would make root write into
+    target.mkdir(mode=0o755)
+    folder = rig.home / "public"
+    if how == "link":
+        folder.symlink_to(target)
+        if AS_ROOT:
+            nobody = pwd.getpwnam("nobody")
+            os.lchown(folder, nobody.pw_uid, nobody.pw_gid)
+    else:
+        folder.mkdir(mode=0o755)
+        if how == "owned":
+            if not AS_ROOT:
+                pytest.skip("only root can give a folder to another user")
+            give_to_nobody(folder)
+        else:
+            folder.chmod(0o777)
+    name = "status.json" if which == "status" else "pulsed.prom"
+    variable = "PULSED_STATUS_FILE" if which == "status" else "PULSED_METRICS_FILE"
+    env = {variable: str(folder / name)}
+    for command in (("run",), ("once", "--force")):
+        line = _refused(rig.run(*command, env=env), folder)
+        assert line["setting"] == PUBLIC_SETTINGS[which], line
+    assert list(target.iterdir()) == []
+    if how != "link":
+        assert list(folder.iterdir()) == []
+    assert receiver.accepted == []
+    return {"refused": 2}
+
+
+def check_public_file_in_state(lab: Lab, which: str) -> dict[str, Any]:
+    """A status or metrics file set to the state file, inside the state folder, or in a
+    folder that links into it: refused with 78 naming the setting; no heartbeat goes."""
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, f"public-in-state-{which}")
+    rig.seed()
+    link = rig.home / "into-state"
+    link.symlink_to(rig.state)
+    places = {
+        "status": [rig.state / "state.json", rig.state / "shops" / "x" / "status.json"],
+        "metrics": [rig.state / "pulsed.prom", link / "pulsed.prom"],
+    }[which]
+    variable = "PULSED_STATUS_FILE" if which == "status" else "PULSED_METRICS_FILE"
+    before = (rig.state / "state.json").read_bytes()
+    refused = 0
+    for place in places:
+        for command in (("run",), ("once",), ("once", "--force")):
+            result = rig.run(*command, env={variable: str(place)})
+            assert result.code == 78, result.err
+            (line,) = json_lines(result)
+            assert line["setting"] == PUBLIC_SETTINGS[which], line
+            assert "inside the state folder" in line["message"], line
+            refused += 1
+    assert (rig.state / "state.json").read_bytes() == before
+    assert receiver.accepted == []
+    return {"refused": refused}
+
+
 CASES = {
     "open-state-folder": check_open_state_folder,
     "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
@@ -334,4 +400,9 @@ CASES = {
     "hostile-retry-after": check_hostile_retry_after,
     "echoing-receiver": check_echoing_receiver,
     "short-secret": check_short_secret,
+    "public-folder-link": lambda lab: check_public_folder(lab, "link"),
+    "public-folder-owned": lambda lab: check_public_folder(lab, "owned"),
+    "metrics-folder-open": lambda lab: check_public_folder(lab, "open", "metrics"),
+    "status-file-in-state": lambda lab: check_public_file_in_state(lab, "status"),
+    "metrics-file-in-state": lambda lab: check_public_file_in_state(lab, "metrics"),
 }
