@@ -19,6 +19,7 @@ from typing import NoReturn
 import anyio
 
 from pulsed import _commands, _daemon, _discover, _logging, _settings, _wiring
+from pulsed._config import SHOP_NAME
 from pulsed._errors import (
     EX_CONFIG,
     EX_OK,
@@ -120,6 +121,17 @@ def flags_of(args: argparse.Namespace) -> dict[str, str]:
     return flags
 
 
+def shop_names(names: Sequence[str]) -> list[str]:
+    """The ``--shop`` names, each checked before it is used: a name becomes a path in the
+    state folder (``status --shop ../../x`` would read outside it) and is printed."""
+    for name in names:
+        if not SHOP_NAME.fullmatch(name):
+            raise ConfigError(
+                "--shop", f"{ascii(name)[:60]} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
+            )
+    return list(names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
@@ -136,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _wiring.protect_environment(os.environ)
     try:
         flags = flags_of(args)
+        if args.command != "run":
+            args.shop = shop_names(args.shop)
         if args.command == "run":
             return anyio.run(_daemon.run, flags, notifier or Notifier())
         if args.command == "once":

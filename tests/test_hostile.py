@@ -71,3 +71,11 @@ def test_a_public_files_folder_a_tenant_could_choose_is_refused(
 @pytest.mark.parametrize("which", ["status", "metrics"])
 def test_a_public_file_in_the_state_folder_is_refused(lab: Lab, which: str) -> None:
     assert hostile.check_public_file_in_state(lab, which) == {"refused": 6}
+
+
+def test_a_shop_name_that_is_no_shop_name_is_refused_before_any_read(lab: Lab) -> None:
+    assert hostile.check_shop_outside_state(lab) == {"refused": 24}
+
+
+def test_shop_names_from_file_names_are_printed_escaped(lab: Lab) -> None:
+    assert hostile.check_escaped_shop_names(lab)["escaped"] >= 1

@@ -30,7 +30,7 @@ import pytest
 
 from devtools import faultserver as fs
 from pulsed.verify import signature
-from tests.support.lab import Lab, Rig
+from tests.support.lab import CLOSED_PORT_URL, Lab, Rig
 from tests.support.process import Result
 
 AS_ROOT = os.geteuid() == 0
@@ -385,6 +385,53 @@ def check_public_file_in_state(lab: Lab, which: str) -> dict[str, Any]:
     return {"refused": refused}
 
 
+def check_shop_outside_state(lab: Lab) -> dict[str, Any]:
+    """``status --shop ../../outside`` (and other names no shop may have): refused with 78
+    naming ``--shop``; the state file outside the state folder is never read."""
+    rig = lab.rig(CLOSED_PORT_URL, "shop-outside")
+    outside = rig.home / "outside"
+    outside.mkdir()
+    planted = {"version": 2, "consecutive_failures": 7, "last_error": "read-from-outside"}
+    (outside / "state.json").write_text(json.dumps(planted))
+    (rig.state / "shops").mkdir(parents=True)  # so that shops/../../outside resolves
+    refused = 0
+    for name in ("../../outside", "../shop-outside/outside", "a/b", "", "x" * 33, "caf\u00e9"):
+        for command in (("status",), ("status", "--json"), ("check",), ("once", "--dry-run")):
+            result = rig.run(*command, "--shop", name, env={"PULSED_STATE_DIR": str(rig.state)})
+            assert result.code == 78, (name, result.err)
+            (line,) = json_lines(result)
+            assert line["setting"] == "--shop" and "is not a shop name" in line["message"], line
+            assert "read-from-outside" not in result.out + result.err
+            refused += 1
+    return {"refused": refused}
+
+
+ESCAPING_NAME = "x\x1b]0;pwned\x07\nforged line"
+
+
+def check_escaped_shop_names(lab: Lab) -> dict[str, Any]:
+    """A ``shops.d`` file whose name holds ESC, BEL and a newline: ``check`` and ``status``
+    show the name escaped, never obey it or break a line with it."""
+    rig = lab.rig(CLOSED_PORT_URL, "escaped-names")
+    etc = rig.home / "etc"
+    (etc / "shops.d").mkdir(parents=True, mode=0o755)
+    etc.chmod(0o755)
+    config = etc / "pulsed.toml"
+    config.write_text(f'[shops.main]\nroot = "{rig.root}"\n')
+    config.chmod(0o600)
+    (etc / "shops.d" / f"{ESCAPING_NAME}.toml").write_text(f'[shop]\nroot = "{rig.root}"\n')
+    env = {"PULSED_CONFIG": str(config)}
+    shown = 0
+    for command in (("check",), ("status",)):
+        result = rig.run(*command, env=env)
+        assert result.code in (0, 78), result.err
+        assert not {"\x1b", "\x07"} & set(result.out), result.out
+        assert not any(line.startswith("forged line") for line in result.out.splitlines())
+        json_lines(result)
+        shown += "\\x1b]0;pwned\\x07\\n" in result.out
+    return {"escaped": shown}
+
+
 CASES = {
     "open-state-folder": check_open_state_folder,
     "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
@@ -405,4 +452,6 @@ CASES = {
     "metrics-folder-open": lambda lab: check_public_folder(lab, "open", "metrics"),
     "status-file-in-state": lambda lab: check_public_file_in_state(lab, "status"),
     "metrics-file-in-state": lambda lab: check_public_file_in_state(lab, "metrics"),
+    "shop-outside-state": check_shop_outside_state,
+    "escaped-shop-names": check_escaped_shop_names,
 }
