@@ -87,15 +87,18 @@ def _define(file: ShopFile, defines: list[Define], name: str) -> str | None:
 
 
 def domain(config: ShopFile) -> str:
-    """The host of ``HTTPS_SERVER``, else of ``HTTP_SERVER``: only an absent one falls back.
+    """The host of ``HTTPS_SERVER``, else of ``HTTP_SERVER``: only an absent or empty one
+    falls back.
 
-    An HTTPS_SERVER that is there but cannot be known, or is no host, is an error:
-    falling back would report the shop's plain-HTTP name as if it were the other.
+    An HTTPS_SERVER defined as ``''`` is a shop without SSL (common on 1.5.x), and
+    OpenCart itself then uses HTTP_SERVER. One that is there but cannot be known, or
+    is no host, is an error: falling back would report the shop's plain-HTTP name as
+    if it were the other.
     """
     defines = scan(config.text)
     for name in ("HTTPS_SERVER", "HTTP_SERVER"):
         value = _define(config, defines, name)
-        if value is not None:
+        if value is not None and (value != "" or name == "HTTP_SERVER"):
             try:
                 return normalize_domain(value)
             except CollectError as exc:
