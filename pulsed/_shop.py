@@ -47,10 +47,11 @@ class ShopFile:
         return f"no {what} in {self.path}"
 
 
-def read(path: Path, limit: int = READ_LIMIT) -> ShopFile:
-    """At most ``limit`` bytes of a regular file, as UTF-8 (bad bytes replaced)."""
+def read(path: Path, limit: int = READ_LIMIT, *, follow: bool = True) -> ShopFile:
+    """At most ``limit`` bytes of a regular file, as UTF-8 (bad bytes replaced);
+    ``follow=False``: a symlink is refused, not read through."""
     try:
-        got = read_regular(path, limit)
+        got = read_regular(path, limit, follow=follow)
     except FileError as exc:
         raise CollectError(str(exc)) from exc
     return ShopFile(path, got.data.decode("utf-8", "replace"), got.cut)

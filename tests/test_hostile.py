@@ -79,3 +79,7 @@ def test_a_shop_name_that_is_no_shop_name_is_refused_before_any_read(lab: Lab) -
 
 def test_shop_names_from_file_names_are_printed_escaped(lab: Lab) -> None:
     assert hostile.check_escaped_shop_names(lab)["escaped"] >= 1
+
+
+def test_discover_never_reads_a_config_php_linked_to_another_tenants(lab: Lab) -> None:
+    assert hostile.check_discover_linked_config(lab) == {"listed": 0}

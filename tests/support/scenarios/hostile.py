@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -432,6 +434,32 @@ def check_escaped_shop_names(lab: Lab) -> dict[str, Any]:
     return {"escaped": shown}
 
 
+def check_discover_linked_config(lab: Lab) -> dict[str, Any]:
+    """A tenant (nobody) makes its ``config.php`` a link to another tenant's unreadable
+    staging config; ``discover`` run as root neither prints that domain nor lists the
+    tenant's tree as a shop, and its output parses as TOML."""
+    rig = lab.rig(CLOSED_PORT_URL, "discover-link")
+    staging = rig.home / "other-tenant" / "config.php"
+    staging.parent.mkdir()
+    staging.write_text("<?php define('HTTPS_SERVER', 'https://staging.other-tenant.example/');")
+    staging.chmod(0o600)
+    www = rig.home / "www"
+    tenant = www / "tenant"
+    shutil.copytree(rig.root, tenant)
+    (tenant / "config.php").unlink()
+    (tenant / "config.php").symlink_to(staging)
+    for path in (www, tenant):
+        give_to_nobody(path)
+    if AS_ROOT:
+        nobody = pwd.getpwnam("nobody")
+        os.lchown(tenant / "config.php", nobody.pw_uid, nobody.pw_gid)
+    result = rig.run("discover", str(www))
+    assert result.code == 0, result.err
+    assert "staging" not in result.out and "other-tenant" not in result.out, result.out
+    assert tomllib.loads(result.out).get("shops", {}) == {}
+    return {"listed": 0}
+
+
 CASES = {
     "open-state-folder": check_open_state_folder,
     "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
@@ -454,4 +482,5 @@ CASES = {
     "metrics-file-in-state": lambda lab: check_public_file_in_state(lab, "metrics"),
     "shop-outside-state": check_shop_outside_state,
     "escaped-shop-names": check_escaped_shop_names,
+    "discover-linked-config": check_discover_linked_config,
 }
