@@ -14,11 +14,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import anyio
 
-from pulsed import _commands, _daemon, _discover, _logging, _settings, _wiring
+from pulsed import _adopt, _commands, _daemon, _discover, _logging, _settings, _wiring
 from pulsed._config import SHOP_NAME
 from pulsed._errors import (
     EX_CONFIG,
@@ -98,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
     for each in (run, once, status, check):
         _add_setting_flags(each)
+    adopt = sub.add_parser(
+        "adopt", help="move a shop's state from another folder, checking it is that shop's"
+    )
+    adopt.add_argument("source", metavar="FROM", help="the folder holding the state.json to move")
+    adopt.add_argument(
+        "--shop", action="append", default=[], metavar="NAME", help="the shop it is given to"
+    )
+    adopt.add_argument(
+        "--unrecorded-domain",
+        action="store_true",
+        help="take a state that records no domain (written before states did) as this shop's",
+    )
+    _add_setting_flags(adopt)
     discover = sub.add_parser(
         "discover", help="find OpenCart/ocStore shops with the module; print [shops.*] tables"
     )
@@ -155,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "once":
             return anyio.run(
                 lambda: _commands.once(flags, args.shop, force=args.force, dry_run=args.dry_run)
+            )
+        if args.command == "adopt":
+            return _adopt.adopt(
+                flags, args.shop, Path(args.source), unrecorded=args.unrecorded_domain
             )
         if args.command == "check":
             return anyio.run(_commands.check, flags, args.shop)
