@@ -115,14 +115,17 @@ def describe(cfg: Config) -> list[tuple[str, str, str]]:
 
 async def check(flags: Mapping[str, str], shops: Sequence[str]) -> int:
     setup = _wiring.configure(flags, shops)
-    print(f"configuration: ok ({setup.config_file or 'no config file'})")
+    # Names and paths come from file names and the config file: shown escaped, never
+    # obeyed by the terminal (a shops.d name may hold ESC or a newline).
+    say = _status.printable
+    print(say(f"configuration: ok ({setup.config_file or 'no config file'})"))
     readonly = _wiring.Shops(writable=False)
     for cfg in setup.shops:
         _logging.SHOP.set(cfg.name)
         if setup.listed:
             print(f"shop {cfg.name}:")
         for name, value, source in describe(cfg):
-            print(f"  {name:24} {value}  [{source}]")
+            print(say(f"  {name:24} {value}  [{source}]"))
         request = await readonly.open(cfg).build()
         print("would send:")
         print(json.dumps(json.loads(request.body), indent=2, ensure_ascii=False))
@@ -130,7 +133,7 @@ async def check(flags: Mapping[str, str], shops: Sequence[str]) -> int:
     results = [(c.name, "ok") for c in setup.shops]
     results += [(off.name, f"cannot work: {off.error}") for off in setup.disabled]
     for name, result in sorted(results):
-        print(_status.printable(f"  {name}: {result}"))
+        print(say(f"  {name}: {result}"))
     return EX_CONFIG if setup.disabled else EX_OK
 
 

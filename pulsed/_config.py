@@ -436,6 +436,28 @@ def _one_shop(
     return Config(name=name, **{s.field: values[s.key] for s in SETTINGS})
 
 
+# The world-readable files pulsed writes; neither may be (or sit beside) a state file.
+PUBLIC_FILES = ("daemon.status_file", "daemon.metrics_file")
+
+
+def check_outside_state(
+    setting: str, public: Path | None, state_dir: Path, *, real: bool = False
+) -> None:
+    """Refuse a status or metrics file in the state folder: written there it could replace
+    a state (each ``once`` would then find none and send), and a state's folder is private.
+
+    ``real``: compare the paths with links resolved (done where files may be looked at).
+    """
+    if public is None:
+        return
+    where = os.path.realpath if real else os.path.abspath
+    folder, state = Path(where(public.parent)), Path(where(state_dir))
+    if folder == state or state in folder.parents:
+        raise ConfigError(
+            setting, f"{public} is inside the state folder {state_dir}; put it elsewhere"
+        )
+
+
 def load_setup(
     flags: Mapping[str, str],
     environ: Mapping[str, str],
@@ -506,7 +528,15 @@ def _shared_values(
         if raw is None and setting.required and (secrets or not setting.secret):
             raise _missing(setting, environ)
         shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
-    shared["daemon.state_dir"] = shared["daemon.state_dir"] or state_dir_of(None, environ)
+    # The shared heartbeat secret is checked here, not only in each shop that takes it:
+    # a malformed one stops the start (naming it) instead of disabling every shop.
+    hb_secret = BY_KEY["pulse.heartbeat_secret"]
+    if (shared_secret := picked[hb_secret.key][0]) is not None:
+        hb_secret.parse(hb_secret.key, shared_secret)
+    top = shared["daemon.state_dir"] or state_dir_of(None, environ)
+    shared["daemon.state_dir"] = top
+    for key in PUBLIC_FILES:
+        check_outside_state(key, shared[key], top)
     return shared
 
 

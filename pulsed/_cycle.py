@@ -69,7 +69,8 @@ class Cycle:
         collect: Collect = _collect.collect,
     ) -> None:
         self.cfg = cfg
-        self.recorder = Recorder(store, state, writable=writable)
+        # Each save records whose state this is (see pulsed adopt).
+        self.recorder = Recorder(store, replace(state, domain=cfg.domain), writable=writable)
         self.environ = environ
         self.wall = wall
         self.rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pulsed import _timefmt
+from pulsed._errors import REASONS
 from pulsed._state import State
 
 SCHEMA = 1
@@ -91,6 +92,29 @@ def document(shops: Sequence[ShopView], now: float) -> dict[str, Any]:
         "generated_at": _timefmt.rfc3339(now),
         "shops": [shop(view, now) for view in shops],
     }
+
+
+def public_error(last_error: object, last_status: object) -> str | None:
+    """A failure as the world-readable file tells it: the reason word and the HTTP status.
+
+    The state keeps a snippet of the receiver's answer, and a receiver that echoes
+    the request (as a 422 often does) would put the shop's versions there; only the
+    word before the colon, and only when it is one of pulsed's own, goes out.
+    """
+    if not isinstance(last_error, str):
+        return None
+    word = last_error.partition(":")[0]
+    reason = word if word in REASONS else "failed"
+    is_status = isinstance(last_status, int) and not isinstance(last_status, bool)
+    return f"{reason} HTTP {last_status}" if is_status else reason
+
+
+def public(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document as the status file holds it: nothing in it came from a peer."""
+    shops = [
+        {**s, "last_error": public_error(s["last_error"], s["last_status"])} for s in doc["shops"]
+    ]
+    return {**doc, "shops": shops}
 
 
 # --- for a person ---------------------------------------------------------------

@@ -24,7 +24,7 @@ from pulsed._cycle import Cycle
 from pulsed._delivery import Sender
 from pulsed._errors import ConfigError, StateError
 from pulsed._events import event
-from pulsed._files import remove_leftovers
+from pulsed._files import open_trusted_folder, remove_leftovers
 from pulsed._redact import REDACT
 from pulsed._state import State, StateLock, StateStore, check_private, shop_state_dir
 from pulsed._status import ShopView
@@ -158,10 +158,26 @@ def _lock(directory: Path) -> StateLock | None:
     return lock
 
 
+def check_public_folders(setup: Setup) -> None:
+    """Refuse (``ConfigError``, 78) a status or metrics file whose folder is a link, is
+    another user's, or others may write, or that resolves into the state folder: pulsed
+    may run as root, and such a folder would let a tenant choose where root writes."""
+    first = setup.shops[0]
+    for setting, public in zip(
+        _config.PUBLIC_FILES, (first.status_file, first.metrics_file), strict=True
+    ):
+        if public is None:
+            continue
+        _config.check_outside_state(setting, public, setup.state_dir, real=True)
+        if os.path.lexists(public.parent):  # a missing one is a warning at each write
+            os.close(open_trusted_folder(public.parent, setting))
+
+
 @contextlib.asynccontextmanager
 async def writable(setup: Setup) -> AsyncIterator[tuple[Shops, Sender]]:
     """Every shop's cycle with the state folder locked, and a sender; closed after."""
     check_private(setup.state_dir)
+    check_public_folders(setup)
     lock = _lock(setup.state_dir)
     shops = Shops(writable=True)
     for cfg in setup.shops:

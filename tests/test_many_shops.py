@@ -147,9 +147,27 @@ def test_a_bad_shop_name_is_disabled(host: Host) -> None:
 
 
 def test_a_shops_own_credential_beats_the_shared_secret(host: Host) -> None:
-    host.secret("beta", "beta's-own")
+    host.secret("beta", "beta's-own-secret-key")
     secrets = {c.name: c.heartbeat_secret.reveal() for c in setup_of(host).shops}
-    assert secrets == {"alpha": host.env["PULSE_HEARTBEAT_SECRET"], "beta": "beta's-own"}
+    assert secrets == {"alpha": host.env["PULSE_HEARTBEAT_SECRET"], "beta": "beta's-own-secret-key"}
+
+
+def test_a_shops_own_secret_shorter_than_16_bytes_disables_that_shop_only(host: Host) -> None:
+    host.secret("beta", "short")
+    setup = setup_of(host)
+    assert [c.name for c in setup.shops] == ["alpha"]
+    (off,) = setup.disabled
+    assert off.name == "beta" and off.error.setting == "pulse.heartbeat_secret"
+    assert "shorter than 16 bytes" in str(off.error)
+
+
+def test_a_shared_secret_shorter_than_16_bytes_stops_the_start_naming_it(host: Host) -> None:
+    host.secret("alpha", "alpha's-own-secret-key")
+    host.env["PULSE_HEARTBEAT_SECRET"] = "e"
+    with pytest.raises(ConfigError) as info:
+        setup_of(host)
+    assert info.value.setting == "pulse.heartbeat_secret"
+    assert "shorter than 16 bytes" in str(info.value)
 
 
 def test_one_shop_variables_are_ignored_with_a_warning_when_shops_are_listed(
@@ -170,7 +188,7 @@ def test_without_tables_the_one_shop_is_default_with_its_state_where_it_was(
 ) -> None:
     env = {
         "PULSE_API_HOST": "https://pulse.example",
-        "PULSE_HEARTBEAT_SECRET": "s",
+        "PULSE_HEARTBEAT_SECRET": "s" * 16,
         "PULSED_DOMAIN": "shop.example",
         "PULSED_STATE_DIR": str(tmp_path),
     }

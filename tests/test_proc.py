@@ -108,7 +108,7 @@ def test_the_childs_environment_drops_the_daemons_own_variables() -> None:
         "LISTEN_FDS": "1",
         "LISTEN_PID": "1",
         "CREDENTIALS_DIRECTORY": "/run/c",
-        "PULSE_HEARTBEAT_SECRET": "s",
+        "PULSE_HEARTBEAT_SECRET": "s" * 16,
         "TELEGRAM_BOT_TOKEN": "t",
     }
     assert _proc.child_environ(environ, [], SECRET_VARIABLES) == {"PATH": "/bin"}
