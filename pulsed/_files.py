@@ -188,14 +188,24 @@ def open_trusted_folder(folder: Path, setting: str, *, euid: int | None = None) 
     return fd
 
 
-def write_at(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> None:
-    """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``."""
+def write_at(
+    dir_fd: int,
+    folder: Path,
+    name: str,
+    data: bytes,
+    mode: int,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``; ``owner``
+    (uid, gid) is given to the temp file's descriptor before the rename, never by path."""
     tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
         try:
             os.fchmod(fd, mode)
+            if owner is not None:
+                os.fchown(fd, *owner)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
