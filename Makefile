@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml $(LOCK_DEV)
 #   make lock LOCK_FLAGS=--upgrade   or   make lock LOCK_FLAGS='--upgrade-package httpx'
 # The runtime lock is constrained by the dev one, so both name the same versions.
 LOCK_FLAGS ?=
-UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
 	--custom-compile-command 'make lock' $(LOCK_FLAGS)
 lock: $(STAMP)
 	$(UV_COMPILE) --all-extras pyproject.toml requirements/build.in -o $(LOCK_DEV)

@@ -8,7 +8,7 @@ here. The heartbeat and every operator-facing time use whole seconds
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 Precision = Literal["s", "ms", "us"]
@@ -18,8 +18,8 @@ _SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 def rfc3339(moment: float, precision: Precision = "s") -> str:
     """``2026-11-29T05:42:28Z``; ``.123Z`` or ``.123456Z`` with a finer precision."""
     if precision == "s":
-        return datetime.fromtimestamp(int(moment), UTC).strftime(_SECONDS)
-    text = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        return datetime.fromtimestamp(int(moment), timezone.utc).strftime(_SECONDS)
+    text = datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return (text[:-3] if precision == "ms" else text) + "Z"
 
 
@@ -30,7 +30,7 @@ def maybe(moment: float | None) -> str | None:
 
 def compact(moment: float) -> str:
     """``20261129T054228Z``: for file names."""
-    return datetime.fromtimestamp(int(moment), UTC).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.fromtimestamp(int(moment), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def parse(text: str) -> float:
