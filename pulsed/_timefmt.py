@@ -8,11 +8,17 @@ here. The heartbeat and every operator-facing time use whole seconds
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Literal
 
 Precision = Literal["s", "ms", "us"]
 _SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+# RFC 3339's date-time (ASCII digits only), its zone left optional to be named as missing.
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 def rfc3339(moment: float, precision: Precision = "s") -> str:
@@ -35,10 +41,16 @@ def compact(moment: float) -> str:
 
 def parse(text: str) -> float:
     """Any RFC 3339 time with a zone (``Z`` or an offset); ``ValueError`` otherwise."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise ValueError("is not an RFC 3339 time")
+    date, time, fraction, zone = m.groups(default="")
+    if not zone:
+        raise ValueError("has no time zone")
+    # The one spelling every Python's fromisoformat reads (3.10's reads no other):
+    # six digits of fraction, the zone as an offset. So one text is one moment on each.
+    zone = "+00:00" if zone in ("Z", "z") else zone
     try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        return datetime.fromisoformat(f"{date}T{time}.{fraction[:6]:0<6}{zone}").timestamp()
     except ValueError:
         raise ValueError("is not an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise ValueError("has no time zone")
-    return moment.timestamp()
