@@ -7,7 +7,9 @@
  * 'last_heartbeat' (a Unix time or null), 'delivered_7d' (a share 0..1 or null),
  * 'next_due' (a Unix time or null), 'failures_in_a_row' and 'line', the sentence
  * an admin page shows: "last heartbeat 12 minutes ago, 99.4 % delivered over
- * 7 days, next at 14:05" (the time in PHP's date.timezone).
+ * 7 days, next at 14:05" (the time in PHP's date.timezone). A shop entry with a
+ * field of the wrong type or range is not trusted: its figures are null and
+ * 'line' says which field is malformed, so the page still renders.
  */
 function pulsed_heartbeat_figures($file = '/run/pulsed/status.json', $shop = 'default', $now = null)
 {
@@ -21,9 +23,34 @@ function pulsed_heartbeat_figures($file = '/run/pulsed/status.json', $shop = 'de
         if (!is_array($s) || ($s['name'] ?? null) !== $shop) {
             continue;
         }
+        // Every field is checked before use: an array where a string belongs would be a
+        // TypeError (a blank page), and a string share would compare as "100 %".
+        $problem = null;
+        foreach (['last_success', 'next_due'] as $key) {
+            $value = $s[$key] ?? null;
+            if ($value !== null && (!is_string($value) || strtotime($value) === false)) {
+                $problem = "$key is not a time";
+            }
+        }
+        $share = $s['delivered_share_7d'] ?? null;
+        if ($share !== null && (!(is_int($share) || is_float($share)) || $share < 0 || $share > 1)) {
+            $problem = 'delivered_share_7d is not a share from 0 to 1';
+        }
+        $failures = $s['failures_in_a_row'] ?? 0;
+        if (!is_int($failures) || $failures < 0) {
+            $problem = 'failures_in_a_row is not a count';
+        }
+        if ($problem !== null) {
+            return [
+                'last_heartbeat' => null,
+                'delivered_7d' => null,
+                'next_due' => null,
+                'failures_in_a_row' => null,
+                'line' => "status file malformed: $problem",
+            ];
+        }
         $last = isset($s['last_success']) ? strtotime($s['last_success']) : false;
         $next = isset($s['next_due']) ? strtotime($s['next_due']) : false;
-        $share = $s['delivered_share_7d'] ?? null;
 
         if ($last === false) {
             $line = 'no heartbeat yet';
@@ -56,7 +83,7 @@ function pulsed_heartbeat_figures($file = '/run/pulsed/status.json', $shop = 'de
             'last_heartbeat' => $last === false ? null : $last,
             'delivered_7d' => $share,
             'next_due' => $next === false ? null : $next,
-            'failures_in_a_row' => (int) ($s['failures_in_a_row'] ?? 0),
+            'failures_in_a_row' => $failures,
             'line' => $line,
         ];
     }

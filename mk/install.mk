@@ -8,7 +8,6 @@
 #   /usr/local/bin/pulsed                  symlink to the venv's console script
 #   /usr/local/share/doc/pulsed/           systemd.md, credentials.md
 #   $(UNITDIR)/pulsed.service, pulsed@.service   (ExecStart= rewritten to $(PREFIX))
-#   /usr/local/lib/pulsed/pulsed-adopt-state      run by pulsed@.service before the daemon
 #   $(GENERATORDIR)/pulsed-credentials-generator  loads per-shop credentials into pulsed.service
 #   /etc/pulsed/pulsed.toml.example        always refreshed; /etc/pulsed/pulsed.toml is never written
 #   /etc/pulsed/credentials/               created 0700 if absent; never filled
@@ -72,7 +71,6 @@ endif
 	    $(if $(DESTDIR),-s '$(DESTDIR)' -p /) '$(DESTDIR)$(PULSED_VENV)/lib'
 	ln -sfn '$(PULSED_VENV)/bin/pulsed' '$(DESTDIR)$(PREFIX)/bin/pulsed'
 	mv -f '$(DESTDIR)$(PULSED_CREATED).new' '$(DESTDIR)$(PULSED_CREATED)'
-	install -m 0755 systemd/pulsed-adopt-state '$(DESTDIR)$(PULSED_LIBDIR)/pulsed-adopt-state'
 	install -d -m 0755 '$(DESTDIR)$(GENERATORDIR)'
 	install -m 0755 systemd/pulsed-credentials-generator \
 	    '$(DESTDIR)$(GENERATORDIR)/pulsed-credentials-generator'

@@ -14,11 +14,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import anyio
 
-from pulsed import _commands, _daemon, _discover, _logging, _settings, _wiring
+from pulsed import _adopt, _commands, _daemon, _discover, _logging, _settings, _wiring
+from pulsed._config import SHOP_NAME
 from pulsed._errors import (
     EX_CONFIG,
     EX_OK,
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status = sub.add_parser("status", help="what the state says")
     status.add_argument("--json", action="store_true", help="as one JSON object")
+    status.add_argument(
+        "--failing", action="store_true", help="only the shops that are not ok (failing, disabled)"
+    )
     check = sub.add_parser("check", help="validate the configuration and show what would be sent")
     for each in (once, status, check):
         each.add_argument(
@@ -97,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
     for each in (run, once, status, check):
         _add_setting_flags(each)
+    adopt = sub.add_parser(
+        "adopt", help="move a shop's state from another folder, checking it is that shop's"
+    )
+    adopt.add_argument("source", metavar="FROM", help="the folder holding the state.json to move")
+    adopt.add_argument(
+        "--shop", action="append", default=[], metavar="NAME", help="the shop it is given to"
+    )
+    adopt.add_argument(
+        "--unrecorded-domain",
+        action="store_true",
+        help="take a state that records no domain (written before states did) as this shop's",
+    )
+    _add_setting_flags(adopt)
     discover = sub.add_parser(
         "discover", help="find OpenCart/ocStore shops with the module; print [shops.*] tables"
     )
@@ -120,6 +138,17 @@ def flags_of(args: argparse.Namespace) -> dict[str, str]:
     return flags
 
 
+def shop_names(names: Sequence[str]) -> list[str]:
+    """The ``--shop`` names, each checked before it is used: a name becomes a path in the
+    state folder (``status --shop ../../x`` would read outside it) and is printed."""
+    for name in names:
+        if not SHOP_NAME.fullmatch(name):
+            raise ConfigError(
+                "--shop", f"{ascii(name)[:60]} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
+            )
+    return list(names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
@@ -136,15 +165,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     _wiring.protect_environment(os.environ)
     try:
         flags = flags_of(args)
+        if args.command != "run":
+            args.shop = shop_names(args.shop)
         if args.command == "run":
             return anyio.run(_daemon.run, flags, notifier or Notifier())
         if args.command == "once":
             return anyio.run(
                 lambda: _commands.once(flags, args.shop, force=args.force, dry_run=args.dry_run)
             )
+        if args.command == "adopt":
+            return _adopt.adopt(
+                flags, args.shop, Path(args.source), unrecorded=args.unrecorded_domain
+            )
         if args.command == "check":
             return anyio.run(_commands.check, flags, args.shop)
-        return _commands.status(flags, args.shop, args.json)
+        return _commands.status(flags, args.shop, args.json, failing=args.failing)
     except ConfigError as exc:
         log.error(
             "configuration refused: %s",

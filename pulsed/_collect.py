@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from pulsed import _shop
 from pulsed._body import ShopFacts
@@ -152,11 +153,14 @@ async def collect(
     *,
     php: PhpVersions | None = None,
 ) -> ShopFacts:
-    ecommerce, core = shop_versions(root)
+    # Off the event loop: scanning a 1 MiB index.php built to be slow takes seconds of
+    # CPU, and every other shop's heartbeat would wait for it. The worker thread keeps
+    # this task's context, so its warnings still name the shop.
+    ecommerce, core = await anyio.to_thread.run_sync(shop_versions, root)
     asked = php.version if php is not None else php_version
     return ShopFacts(
         php_version=await asked(php_binary, timeout, env),
-        module_version=module_version(composer),
+        module_version=await anyio.to_thread.run_sync(module_version, composer),
         ecommerce_version=ecommerce,
         ecommerce_core_version=core,
     )

@@ -89,7 +89,8 @@ async def once(
 
         cycles = list(opened.cycles.values())
         sent = await _each(cycles, one)
-        _wiring.publisher(setup)(cycles)
+        views = [c.view() for c in cycles] + _wiring.disabled_views(setup)
+        _wiring.publisher(setup)(sorted(views, key=lambda v: v.name))
     return EX_OK if sent and not setup.disabled else EX_TEMPFAIL
 
 
@@ -114,19 +115,25 @@ def describe(cfg: Config) -> list[tuple[str, str, str]]:
 
 async def check(flags: Mapping[str, str], shops: Sequence[str]) -> int:
     setup = _wiring.configure(flags, shops)
-    print(f"configuration: ok ({setup.config_file or 'no config file'})")
+    # Names and paths come from file names and the config file: shown escaped, never
+    # obeyed by the terminal (a shops.d name may hold ESC or a newline).
+    say = _status.printable
+    print(say(f"configuration: ok ({setup.config_file or 'no config file'})"))
     readonly = _wiring.Shops(writable=False)
     for cfg in setup.shops:
         _logging.SHOP.set(cfg.name)
         if setup.listed:
             print(f"shop {cfg.name}:")
         for name, value, source in describe(cfg):
-            print(f"  {name:24} {value}  [{source}]")
+            print(say(f"  {name:24} {value}  [{source}]"))
         request = await readonly.open(cfg).build()
         print("would send:")
         print(json.dumps(json.loads(request.body), indent=2, ensure_ascii=False))
-    for off in setup.disabled:
-        print(f"shop {off.name}: cannot work: {off.error}")
+    print("summary:")
+    results = [(c.name, "ok") for c in setup.shops]
+    results += [(off.name, f"cannot work: {off.error}") for off in setup.disabled]
+    for name, result in sorted(results):
+        print(say(f"  {name}: {result}"))
     return EX_CONFIG if setup.disabled else EX_OK
 
 
@@ -149,35 +156,51 @@ def _read(store: StateStore, name: str) -> tuple[State, Problem | None, str | No
         return State(), problem, f"shop {name}: {hint}"
 
 
-def status(flags: Mapping[str, str], shops: Sequence[str], as_json: bool) -> int:
-    """Read only the state files; the configuration, when it loads, adds domains and names."""
+def status(
+    flags: Mapping[str, str], shops: Sequence[str], as_json: bool, *, failing: bool = False
+) -> int:
+    """Read only the state files; the configuration, when it loads, adds domains and names.
+
+    No secret is needed: ``status`` sends nothing. A shop whose configuration cannot
+    work is listed as ``disabled`` with its figures, and its reason is printed after.
+    """
     now = time.time()
     top = _config.load_state_dir(flags, os.environ)
     configs: dict[str, Config] = {}
+    disabled: dict[str, str] = {}
+    hints: list[str] = []
     try:
-        setup = _config.load_setup(flags, os.environ)
+        setup = _config.load_setup(flags, os.environ, secrets=False)
         configs = {c.name: c for c in setup.shops}
-        names = [*configs, *(d.name for d in setup.disabled)]
-    except ConfigError:
+        disabled = {d.name: d.error.setting for d in setup.disabled}
+        hints += [f"shop {d.name}: disabled: {d.error}" for d in setup.disabled]
+        names = sorted([*configs, *disabled])
+    except ConfigError as exc:
         names = shops_on_disk(top)
+        hints.append(f"configuration: {exc}")
     if shops:
         names = list(dict.fromkeys(shops))
     views: list[ShopView] = []
-    hints: list[str] = []
     for name in names:
         state, problem, hint = _read(StateStore(shop_state_dir(top, name)), name)
         if hint is not None:
             hints.append(hint)
         cfg = configs.get(name)
+        if name in disabled and problem is None:  # a state it cannot read says more
+            views.append(ShopView(name, None, state, None, "disabled", disabled[name]))
+            continue
         due = _schedule.shown_due(state, now, cfg.interval if cfg is not None else None)
         views.append(ShopView(name, cfg.domain if cfg else None, state, due, problem))
     doc = _status.document(views, now)
+    if failing:
+        doc["shops"] = [s for s in doc["shops"] if _status.health(s) not in ("ok", "waiting")]
     if as_json:
         if hints:
             doc["errors"] = hints
         print(json.dumps(doc, ensure_ascii=False))
         return EX_OK
-    sys.stdout.write(_status.text(doc, now))
+    one = len(names) == 1 or bool(shops)
+    sys.stdout.write((_status.text if one else _status.table)(doc, now))
     for hint in hints:
         print(_status.printable(hint))
     return EX_OK

@@ -26,7 +26,7 @@ from typing import Any
 
 from pulsed import _settings, _shop
 from pulsed._errors import CollectError, ConfigError, FileError
-from pulsed._files import check_owner_only, read_regular
+from pulsed._files import Read, check_owner_only, read_regular
 from pulsed._hostname import normalize_domain
 from pulsed._settings import (
     BY_KEY,
@@ -121,11 +121,15 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], os.stat_result]:
     check_owner_only(path, got.info, "config", use=CONFIG_USE)
     folder = path.absolute().parent
     check_owner_only(folder, folder.stat(), "config", use=CONFIG_USE)
+    return _parse_toml(path, got), got.info
+
+
+def _parse_toml(path: Path, got: Read) -> dict[str, Any]:
     if got.cut:
         raise ConfigError("config", f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB")
     try:
         # "utf-8-sig": a BOM, as some editors save one, is not TOML's business.
-        return tomllib.loads(got.data.decode("utf-8-sig")), got.info
+        return tomllib.loads(got.data.decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"{path}: not valid TOML ({exc})") from exc
     except UnicodeDecodeError as exc:
@@ -231,14 +235,22 @@ def state_dir_of(raw: Any, environ: Mapping[str, str]) -> Path:
 # --- the whole configuration ------------------------------------------------
 
 
-def _missing(setting: Setting, environ: Mapping[str, str]) -> ConfigError:
+def _missing(setting: Setting, environ: Mapping[str, str], shop: str | None = None) -> ConfigError:
+    """The error of a required setting that is not set; for a listed ``shop``'s secret
+    it names the shop's own credential too, and under systemd what loads a new one."""
     reason = f"is required ({setting.sources_hint()}){setting.missing_note}"
     if setting.credential:
+        names = setting.credential
+        if shop is not None:
+            names = f"{setting.credential}.{shop} nor {setting.credential}"
         directory = environ.get("CREDENTIALS_DIRECTORY")
         # By hand, outside the service, a credential is simply not there: say where
-        # it is looked for, and how to point a check at the credential files.
+        # it is looked for, and how to point a check at the credential files. Under
+        # the service, systemd reads the credential files only when the unit starts.
         reason += (
-            f"; no credential {setting.credential} in $CREDENTIALS_DIRECTORY ({directory})"
+            f"; no credential {names} in $CREDENTIALS_DIRECTORY ({directory}); a credential "
+            "file added since the unit started is loaded only after 'systemctl daemon-reload "
+            "&& systemctl restart pulsed' (a restart sends nothing early)"
             if directory
             else "; credentials are read from $CREDENTIALS_DIRECTORY, which systemd sets "
             "only for the service (by hand: sudo CREDENTIALS_DIRECTORY=/etc/pulsed/credentials "
@@ -275,6 +287,8 @@ class Setup:
     config_file: Path | None
     warnings: tuple[str, ...]
     listed: bool  # shops come from [shops.*] / shops.d/, not the one-shop [shop]
+    status_file: Path | None = None  # daemon.status_file, shared by every shop
+    metrics_file: Path | None = None
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s for shop in self.shops for s in shop.secrets()))
@@ -296,32 +310,71 @@ class Setup:
         )
 
 
-def _listed_shops(cfg_file: ConfigFile | None) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """``name -> raw shop.* values`` from ``[shops.<name>]`` and ``shops.d/<name>.toml``."""
-    found: dict[str, dict[str, Any]] = {}
-    problems: list[str] = []
+@dataclass(frozen=True)
+class Listed:
+    """The shops a config file lists: each one's raw ``shop.*`` table, each ``shops.d``
+    file that cannot be one (it disables the shop it names), and problems to warn of."""
+
+    tables: dict[str, dict[str, Any]]
+    broken: dict[str, ConfigError]
+    problems: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.broken or self.problems)
+
+
+def is_shop_file(path: Path) -> bool:
+    """Whether a ``shops.d`` entry names a shop: editors' leftovers (``.#anna.toml``,
+    ``.anna.toml.swp``, ``anna.toml~``) do not."""
+    return path.suffix == ".toml" and not path.name.startswith(".") and not path.name.endswith("~")
+
+
+def _shop_file(path: Path) -> dict[str, Any] | ConfigError:
+    """One ``shops.d`` file's content, or why it cannot be read as one.
+
+    Only a file another user could write raises (and stops the start): a planted
+    file is not obeyed. Anything else wrong with it disables the one shop it names.
+    """
+    try:
+        got = read_regular(path, MAX_CONFIG_BYTES)
+    except FileError as exc:
+        return ConfigError(SHOPS_DIR, f"{exc}; cannot be read")
+    check_owner_only(path, got.info, "config", use=CONFIG_USE)
+    try:
+        return _parse_toml(path, got)
+    except ConfigError as exc:
+        return ConfigError(SHOPS_DIR, exc.reason)
+
+
+def _listed_shops(cfg_file: ConfigFile | None) -> Listed:
+    """The shops of ``[shops.<name>]`` tables and ``shops.d/<name>.toml`` files."""
+    listed = Listed({}, {}, [])
     if cfg_file is None:
-        return found, problems
+        return listed
     for name, table in cfg_file.shops.items():
         if not isinstance(table, dict):
-            problems.append(f"{cfg_file.path}: [shops.{name}] must be a table")
+            listed.problems.append(f"{cfg_file.path}: [shops.{name}] must be a table")
             continue
-        found[name] = table
+        listed.tables[name] = table
     folder = cfg_file.path.absolute().parent / SHOPS_DIR
-    if folder.is_dir():
-        check_owner_only(folder, folder.stat(), "config", use=CONFIG_USE)
-        for path in sorted(folder.glob("*.toml")):
-            raw, _ = _read_toml(path)
-            name = path.stem
-            if name in found:
-                problems.append(f"{path}: shop {name!r} is also a [shops.{name}] table")
-                found.pop(name)
-                continue
-            table = raw.pop("shop", {})
-            if raw:
-                problems.append(f"{path}: only a [shop] table belongs here, not {sorted(raw)}")
-            found[name] = table if isinstance(table, dict) else {"": table}
-    return found, problems
+    if not folder.is_dir():
+        return listed
+    check_owner_only(folder, folder.stat(), "config", use=CONFIG_USE)
+    for path in sorted(p for p in folder.iterdir() if is_shop_file(p)):
+        name = path.stem
+        if name in listed.tables:
+            listed.problems.append(f"{path}: shop {name!r} is also a [shops.{name}] table")
+            listed.tables.pop(name)
+            continue
+        raw = _shop_file(path)
+        if isinstance(raw, ConfigError):
+            listed.broken[name] = raw
+            continue
+        table = raw.pop("shop", {})
+        if raw:
+            listed.problems.append(f"{path}: only a [shop] table belongs here, not {sorted(raw)}")
+        listed.tables[name] = table if isinstance(table, dict) else {"": table}
+    return listed
 
 
 def _shop_values(
@@ -342,13 +395,14 @@ def _shop_values(
 
 
 def _secret_of(
-    setting: Setting, name: str | None, shared: tuple[Any, str], environ: Mapping[str, str]
+    setting: Setting, name: str, shared: tuple[Any, str], environ: Mapping[str, str]
 ) -> tuple[Any, str]:
-    """A shop's own credential ``<credential>.<name>``, else the shared value."""
-    if name is not None and setting.credential:
-        own = read_credential(environ, f"{setting.credential}.{name}")
-        if own is not None:
-            return own, "credential"
+    """A shop's own credential ``<credential>.<name>`` and its source, else the shared one."""
+    if setting.credential:
+        own = f"{setting.credential}.{name}"
+        value = read_credential(environ, own)
+        if value is not None:
+            return value, f"credential {own}"
     return shared
 
 
@@ -358,13 +412,21 @@ def _one_shop(
     shared: Mapping[str, Any],
     top: Path,
     environ: Mapping[str, str],
+    *,
+    secrets: bool = True,
 ) -> Config:
-    """Validate one shop's raw values against the shared ones; ConfigError names the setting."""
+    """Validate one shop's raw values against the shared ones; ConfigError names the setting.
+
+    Without ``secrets`` (``status``, which sends nothing) a missing secret is no error.
+    """
     values = dict(shared)
     for setting in (*SHOP_SECRETS, *SHOP_SETTINGS):
         raw = raws.get(setting.key)
         if raw is None and setting.required:
-            raise _missing(setting, environ)
+            if setting.secret and not secrets:
+                raw = "(not needed)"
+            else:
+                raise _missing(setting, environ, None if name == DEFAULT_SHOP else name)
         values[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
     root = values["shop.root"]
     if values["shop.composer_json"] is None and root is not None:
@@ -374,98 +436,160 @@ def _one_shop(
     return Config(name=name, **{s.field: values[s.key] for s in SETTINGS})
 
 
+# The world-readable files pulsed writes; neither may be (or sit beside) a state file.
+PUBLIC_FILES = ("daemon.status_file", "daemon.metrics_file")
+
+
+def check_outside_state(
+    setting: str, public: Path | None, state_dir: Path, *, real: bool = False
+) -> None:
+    """Refuse a status or metrics file in the state folder: written there it could replace
+    a state (each ``once`` would then find none and send), and a state's folder is private.
+
+    ``real``: compare the paths with links resolved (done where files may be looked at).
+    """
+    if public is None:
+        return
+    where = os.path.realpath if real else os.path.abspath
+    folder, state = Path(where(public.parent)), Path(where(state_dir))
+    if folder == state or state in folder.parents:
+        raise ConfigError(
+            setting, f"{public} is inside the state folder {state_dir}; put it elsewhere"
+        )
+
+
 def load_setup(
     flags: Mapping[str, str],
     environ: Mapping[str, str],
     *,
     default_path: Path = DEFAULT_CONFIG_PATH,
+    secrets: bool = True,
 ) -> Setup:
     """Every shop that can work, every one that cannot, or a ConfigError for a shared setting.
 
     A shop that cannot work is :class:`Disabled`, not an error: the others run.
+    Without ``secrets``, a missing secret disables nothing (``status`` sends nothing).
     """
     path = config_path(flags, environ, default_path)
     cfg_file = read_config_file(path) if path is not None else None
     file_values = cfg_file.values if cfg_file is not None else {}
-    warnings = list(cfg_file.warnings) if cfg_file is not None else []
     picked = {s.key: pick(s, flags, environ, file_values) for s in SETTINGS}
-    in_file = [key for key in SECRETS if key in file_values]
-    if cfg_file is not None and cfg_file.readable_by_others and in_file:
-        warnings.append(
-            f"{path}: holds a secret but others may read it (chmod 600, or use a credential)"
-        )
-    for key in in_file:
-        if picked[key][1] != "file":
-            warnings.append(
-                f"{path}: its {key} is shadowed by the {picked[key][1]} value; "
-                "remove it from the file so nobody relies on it"
-            )
+    warnings = _file_warnings(cfg_file, picked)
+    shared = _shared_values(picked, environ, secrets=secrets)
+    top = shared["daemon.state_dir"]
+    sources = {key: source for key, (_, source) in picked.items()}
+    listed = _listed_shops(cfg_file)
+    raws: list[tuple[str, Mapping[str, Any], Mapping[str, str]]] = []
+    disabled: list[Disabled] = []
+    if not listed:
+        single = {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}
+        raws.append((DEFAULT_SHOP, single, {}))
+    else:
+        warnings += _ignored_for_listed(picked) + listed.problems
+        disabled += [Disabled(name, problem) for name, problem in listed.broken.items()]
+        for name, table in listed.tables.items():
+            if not SHOP_NAME.fullmatch(name):
+                why = f"{name[:40]!r} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
+                disabled.append(Disabled(name[:40], ConfigError("shops", why)))
+                continue
+            values, more = _shop_values(name, table, str(path))
+            warnings += more
+            raws.append((name, *_listed_raws(name, values, picked, environ)))
+    shops: list[Config] = []
+    for name, raw, own in raws:
+        try:
+            cfg = _one_shop(name, raw, shared, top, environ, secrets=secrets)
+        except ConfigError as exc:
+            disabled.append(Disabled(name, exc))
+        else:
+            shops.append(replace(cfg, config_file=path, sources={**sources, **own}))
+    return Setup(
+        shops=tuple(sorted(shops, key=lambda c: c.name)),
+        disabled=tuple(sorted(disabled, key=lambda d: d.name)),
+        state_dir=top,
+        log_level=shared["daemon.log_level"],
+        config_file=path,
+        warnings=tuple(warnings),
+        listed=bool(listed),
+        status_file=shared["daemon.status_file"],
+        metrics_file=shared["daemon.metrics_file"],
+    )
 
+
+def _shared_values(
+    picked: Mapping[str, tuple[Any, str]], environ: Mapping[str, str], *, secrets: bool
+) -> dict[str, Any]:
+    """Every shared setting's value, checked; a ConfigError for one that cannot work."""
     shared: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.scope == "shop":
             continue
         raw = picked[setting.key][0]
-        if raw is None and setting.required:
+        if raw is None and setting.required and (secrets or not setting.secret):
             raise _missing(setting, environ)
         shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
+    # The shared heartbeat secret is checked here, not only in each shop that takes it:
+    # a malformed one stops the start (naming it) instead of disabling every shop.
+    hb_secret = BY_KEY["pulse.heartbeat_secret"]
+    if (shared_secret := picked[hb_secret.key][0]) is not None:
+        hb_secret.parse(hb_secret.key, shared_secret)
     top = shared["daemon.state_dir"] or state_dir_of(None, environ)
     shared["daemon.state_dir"] = top
+    for key in PUBLIC_FILES:
+        check_outside_state(key, shared[key], top)
+    return shared
 
-    listed, problems = _listed_shops(cfg_file)
-    disabled: list[Disabled] = []
-    shops: list[Config] = []
-    if not listed and not problems:
-        single = {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}
-        try:
-            shops.append(_one_shop(DEFAULT_SHOP, single, shared, top, environ))
-        except ConfigError as exc:
-            disabled.append(Disabled(DEFAULT_SHOP, exc))
-    else:
-        for setting in SHOP_SETTINGS:
-            value, source = picked[setting.key]
-            if value is not None and setting.key not in SHOP_DEFAULTS:
-                warnings.append(
-                    f"{setting.key} from the {source} is ignored: with [shops.*] or "
-                    f"{SHOPS_DIR}/, each shop names its own"
-                )
-        for problem in problems:
-            warnings.append(problem)
-        for name, table in sorted(listed.items()):
-            where = str(path)
-            if not SHOP_NAME.fullmatch(name):
-                disabled.append(
-                    Disabled(
-                        name[:40],
-                        ConfigError(
-                            "shops", f"{name[:40]!r} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
-                        ),
-                    )
-                )
-                continue
-            own, more = _shop_values(name, table, where)
-            warnings += more
-            raws: dict[str, Any] = {}
-            for setting in SHOP_SETTINGS:
-                default = picked[setting.key][0] if setting.key in SHOP_DEFAULTS else None
-                raws[setting.key] = own.get(setting.key, default)
-            for setting in SHOP_SECRETS:
-                raws[setting.key] = _secret_of(setting, name, picked[setting.key], environ)[0]
-            try:
-                shops.append(_one_shop(name, raws, shared, top, environ))
-            except ConfigError as exc:
-                disabled.append(Disabled(name, exc))
-    sources = {key: source for key, (_, source) in picked.items()}
-    shops = [replace(c, config_file=path, sources=sources) for c in shops]
-    return Setup(
-        shops=tuple(shops),
-        disabled=tuple(disabled),
-        state_dir=top,
-        log_level=shared["daemon.log_level"],
-        config_file=path,
-        warnings=tuple(warnings),
-        listed=bool(listed or problems),
-    )
+
+Picked = Mapping[str, tuple[Any, str]]
+
+
+def _file_warnings(cfg_file: ConfigFile | None, picked: Picked) -> list[str]:
+    """The config file's own warnings, and those of the secrets it holds."""
+    if cfg_file is None:
+        return []
+    warnings = list(cfg_file.warnings)
+    in_file = [key for key in SECRETS if key in cfg_file.values]
+    if cfg_file.readable_by_others and in_file:
+        warnings.append(
+            f"{cfg_file.path}: holds a secret but others may read it "
+            "(chmod 600, or use a credential)"
+        )
+    for key in in_file:
+        if picked[key][1] != "file":
+            warnings.append(
+                f"{cfg_file.path}: its {key} is shadowed by the {picked[key][1]} value; "
+                "remove it from the file so nobody relies on it"
+            )
+    return warnings
+
+
+def _ignored_for_listed(picked: Picked) -> list[str]:
+    """A ``[shop]`` value (file, variable or flag) that listed shops do not take."""
+    return [
+        f"{setting.key} from the {source} is ignored: with [shops.*] or "
+        f"{SHOPS_DIR}/, each shop names its own"
+        for setting in SHOP_SETTINGS
+        for value, source in (picked[setting.key],)
+        if value is not None and setting.key not in SHOP_DEFAULTS
+    ]
+
+
+def _listed_raws(
+    name: str, values: Mapping[str, Any], picked: Picked, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A listed shop's raw values, and the sources of those that are its own."""
+    raws: dict[str, Any] = {}
+    own: dict[str, str] = {}
+    for setting in SHOP_SETTINGS:
+        default = picked[setting.key][0] if setting.key in SHOP_DEFAULTS else None
+        raws[setting.key] = values.get(setting.key, default)
+        if setting.key in values:
+            own[setting.key] = "file"
+    for setting in SHOP_SECRETS:
+        raws[setting.key], own[setting.key] = _secret_of(
+            setting, name, picked[setting.key], environ
+        )
+    return raws, own
 
 
 def load_state_dir(

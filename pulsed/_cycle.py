@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from pulsed import _body, _collect, _identity, _schedule
 from pulsed._body import Request
@@ -30,6 +31,7 @@ from pulsed._errors import DeliveryError, StateError
 from pulsed._events import event
 from pulsed._proc import child_environ
 from pulsed._recorder import Recorder
+from pulsed._settings import SECRET_VARIABLES
 from pulsed._state import Identity, State, StateStore
 from pulsed._status import ShopView
 from pulsed._timefmt import maybe
@@ -67,7 +69,8 @@ class Cycle:
         collect: Collect = _collect.collect,
     ) -> None:
         self.cfg = cfg
-        self.recorder = Recorder(store, state, writable=writable)
+        # Each save records whose state this is (see pulsed adopt).
+        self.recorder = Recorder(store, replace(state, domain=cfg.domain), writable=writable)
         self.environ = environ
         self.wall = wall
         self.rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
@@ -179,7 +182,7 @@ class Cycle:
         return token.reveal() if stale else None
 
     def _child_env(self) -> dict[str, str]:
-        return child_environ(self.environ, self.cfg.secrets())
+        return child_environ(self.environ, self.cfg.secrets(), SECRET_VARIABLES)
 
     async def _fetch_identity(self, token: str) -> Identity:
         return await self.identities.identity(
@@ -282,4 +285,4 @@ class Cycle:
         next_due = _schedule.after_failure(
             failures, now, self.cfg.interval, self.rng, exc.retry_after
         )
-        await self.recorder.failed(exc, now, next_due)
+        await self.recorder.failed(exc, now, next_due, urlsplit(self.cfg.api_host).hostname)

@@ -15,20 +15,20 @@ from dataclasses import replace
 import anyio
 
 from pulsed import _wiring
-from pulsed._config import Config, Setup
+from pulsed._config import Setup
 from pulsed._delivery import Sender
 from pulsed._errors import EX_OK, ConfigError
 from pulsed._events import event
 from pulsed._notify import Notifier
 from pulsed._state import shop_state_dir
-from pulsed._supervisor import SIGNALS, Supervisor
+from pulsed._supervisor import SIGNALS, Reloaded, Supervisor
 from pulsed._timefmt import rfc3339
 from pulsed._version import __version__
 
 log = logging.getLogger("pulsed")
 
 
-def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> list[Config] | None:
+def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> Reloaded | None:
     """The shops' configurations after a reload; ``None`` when it was refused."""
     try:
         new = _wiring.configure(flags)
@@ -47,7 +47,19 @@ def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> list[Co
         )
     sender.url = new.shops[0].heartbeat_url
     log.info("configuration reloaded", extra=event("config.reloaded"))
-    return [replace(c, state_dir=shop_state_dir(setup.state_dir, c.name)) for c in new.shops]
+    for setting in ("status_file", "metrics_file"):
+        if getattr(new, setting) != getattr(setup, setting):
+            log.warning(
+                "daemon.%s changes only on restart; keeping %s",
+                setting,
+                getattr(setup, setting),
+                extra=event("config.warning", setting=f"daemon.{setting}"),
+            )
+    pinned = replace(new, state_dir=setup.state_dir)
+    return Reloaded(
+        [replace(c, state_dir=shop_state_dir(setup.state_dir, c.name)) for c in new.shops],
+        _wiring.disabled_views(pinned),
+    )
 
 
 async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
@@ -61,6 +73,7 @@ async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
                 reload_config=lambda: _reloader(flags, setup, sender),
                 shops=shops,
                 publish=_wiring.publisher(setup),
+                disabled=_wiring.disabled_views(setup),
             )
             cycles = supervisor.cycles
             first = cycles[0].cfg

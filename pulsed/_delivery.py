@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,13 @@ MIN_ATTEMPT = 0.1
 # the timer fires; the attempts' own deadline leaves that much room inside the budget.
 TEARDOWN = 0.05
 _BACKOFF = wait_random_exponential(multiplier=0.1, max=0.4)
+# The longest Retry-After kept: the longest interval (10 years). A longer one, or 400
+# digits of one, would only become an unreadable number in the state and the logs.
+MAX_RETRY_AFTER = 10 * 366 * 86400.0
+# ASCII digits only: str.isdigit() also takes "²" and other digits float() refuses.
+_DELTA_SECONDS = re.compile(r"[0-9]+", re.ASCII)
+# What is kept of a receiver's Location: as much as of its body (a peer's text).
+MAX_LOCATION = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +73,22 @@ def _http_date(value: str | None) -> float | None:
         return None
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return None if moment.tzinfo is None else moment.timestamp()
+    # A year or an hour of 14 digits overflows the C types under datetime: a peer's
+    # header is data, and one that cannot be read is no date at all.
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
-    return None if moment.tzinfo is None else moment.timestamp()
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; ``None`` if absent or bad."""
-    if value and value.strip().isdigit():
-        return float(value.strip())
+    """``Retry-After`` as seconds, at most :data:`MAX_RETRY_AFTER`: ASCII delta-seconds
+    or an HTTP date; ``None`` if absent or bad."""
+    if value and _DELTA_SECONDS.fullmatch(value.strip()):
+        digits = value.strip().lstrip("0") or "0"
+        # Compared by length first: int() of thousands of digits is refused (or slow).
+        return MAX_RETRY_AFTER if len(digits) > 12 else min(float(digits), MAX_RETRY_AFTER)
     moment = _http_date(value)
-    return None if moment is None else max(0.0, moment - now)
+    return None if moment is None else min(max(0.0, moment - now), MAX_RETRY_AFTER)
 
 
 def _skew(date_header: str | None, now: float) -> float | None:
@@ -237,7 +250,7 @@ class Sender:
                 "status", f"HTTP {status} {snippet}".strip(), status=status, retry_after=retry_after
             )
         if 300 <= status < 400:
-            target = response.headers.get("location", "?")
+            target = _printable(response.headers.get("location", "?").encode(), MAX_LOCATION)
             raise DeliveryError(
                 "redirect", f"HTTP {status} to {target} not followed", status=status
             )

@@ -16,7 +16,10 @@ and a reader (an admin page, node_exporter) never sees half of one.
 
 Trusting: :func:`check_owner_only` is the one test of whether a file or folder
 pulsed obeys (the config file, its folders, the state folder) could have been
-changed by another user.
+changed by another user. :func:`write_public` writes the world-readable status and
+metrics files through their folder's descriptor, opened without following a link
+and checked with that test, so a folder swapped for a link between two writes
+never turns a write as root into one somewhere else.
 """
 
 from __future__ import annotations
@@ -161,3 +164,60 @@ def remove_leftovers(path: Path) -> None:
         for leftover in path.parent.glob(f"{temp_prefix(path)}*"):
             with contextlib.suppress(OSError):
                 leftover.unlink()  # unlinks a planted symlink itself, never its target
+
+
+def open_trusted_folder(folder: Path, setting: str, *, euid: int | None = None) -> int:
+    """A descriptor of ``folder``, which must be a real folder (not a link) that only root
+    and pulsed's user can change; :class:`ConfigError` naming ``setting`` otherwise."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(folder, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and folder.is_symlink():
+            why = "is a symlink; name the folder itself"
+        else:
+            why = exc.strerror or type(exc).__name__
+        raise ConfigError(setting, f"{folder}: {why}") from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise ConfigError(setting, f"{str(folder)!r}: not a valid path") from exc
+    try:
+        check_owner_only(folder, os.fstat(fd), setting, use="write there", euid=euid)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_at(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> None:
+    """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``."""
+    tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise _error(folder / name, exc, False) from exc
+
+
+def write_public(path: Path, data: bytes, mode: int, setting: str) -> None:
+    """Replace ``path`` atomically, through its folder's descriptor once that folder is
+    checked (:func:`open_trusted_folder`); :class:`FileError` when refused or failed."""
+    try:
+        dir_fd = open_trusted_folder(path.parent, setting)
+    except ConfigError as exc:
+        raise FileError(str(path), exc.reason, "denied") from exc
+    try:
+        write_at(dir_fd, path.parent, path.name, data, mode)
+    finally:
+        os.close(dir_fd)

@@ -59,6 +59,10 @@ def normalize_domain(value: str) -> str:
 def _host_name(host: str) -> str:
     if not host:
         raise CollectError("no host")
+    # A fully qualified name written with its root dot ("shop.example.") is a host name
+    # too; it is checked without the dot and sent as written.
+    rooted = host.endswith(".") and len(host) > 1
+    host = host.removesuffix(".") if rooted else host
     if not host.isascii():
         try:
             host = idna.encode(host, uts46=True).decode("ascii")
@@ -73,4 +77,4 @@ def _host_name(host: str) -> str:
         for label in labels
     ):
         raise CollectError(f"{host[:80]!r} is not a host name of at most 253 characters")
-    return ".".join(labels)
+    return ".".join(labels) + ("." if rooted else "")

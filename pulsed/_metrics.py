@@ -89,6 +89,7 @@ FAMILIES: tuple[tuple[str, Kind, str, Value], ...] = (
 )
 RATIO = "pulsed_delivery_success_ratio"
 INFO = "pulsed_info"
+UP = "pulsed_shop_up"
 
 
 def escape_label(value: str) -> str:
@@ -114,6 +115,11 @@ def _family(name: str, kind: Kind, help_text: str, samples: list[str]) -> list[s
     return [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} {kind}", *samples]
 
 
+def _up(shop: Mapping[str, Any]) -> int:
+    # A state that cannot be read is no reason the shop cannot send; a disabled one is.
+    return 0 if shop["problem"] == "disabled" else 1
+
+
 def render(document: Mapping[str, Any], version: str) -> str:
     """The textfile for ``document``; ``version`` is pulsed's own, for ``pulsed_info``."""
     shops = document["shops"]
@@ -122,6 +128,12 @@ def render(document: Mapping[str, Any], version: str) -> str:
         "gauge",
         "Always 1; the version label says which pulsed wrote this file.",
         [f'{INFO}{{version="{escape_label(version)}"}} 1'],
+    )
+    lines += _family(
+        UP,
+        "gauge",
+        "1 when the shop's configuration can work, 0 when it is disabled.",
+        [f'{UP}{{shop="{escape_label(shop["name"])}"}} {_up(shop)}' for shop in shops],
     )
     for name, kind, help_text, value in FAMILIES:
         samples = []

@@ -144,14 +144,6 @@ class Notifier:
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}")
 
-    def close(self) -> None:  # kept for tests/test_supervisor.py until it moves
-        """Close the socket; the notifier is disabled from then on."""
-        self._address = None
-        self.watchdog_interval = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
 
 def _watchdog_interval(usec: str | None, pid: str | None) -> float | None:
     """Half of ``WATCHDOG_USEC`` in seconds, or ``None`` (unset, invalid, 0, other PID)."""

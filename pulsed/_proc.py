@@ -46,7 +46,7 @@ class Completed:
 def child_environ(
     environ: Mapping[str, str],
     secrets: Iterable[str],
-    secret_variables: Collection[str] | None = None,
+    secret_variables: Collection[str],
 ) -> dict[str, str]:
     """``environ`` without the daemon's own variables, ``secret_variables``, and any
     variable whose name or value holds one of ``secrets``.
@@ -55,10 +55,6 @@ def child_environ(
     (:data:`pulsed._settings.SECRET_VARIABLES`): dropped by name, whatever they hold,
     since another shop's secret is not among this one's ``secrets``.
     """
-    if secret_variables is None:  # kept for _cycle until it moves
-        from pulsed._settings import SECRET_VARIABLES
-
-        secret_variables = SECRET_VARIABLES
     needles = [s for s in secrets if s]
     return {
         key: value

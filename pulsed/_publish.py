@@ -2,10 +2,10 @@
 
 :func:`publish` builds the status document once (:mod:`pulsed._status`), writes
 it to ``daemon.status_file`` and its Prometheus rendering (:mod:`pulsed._metrics`)
-to ``daemon.metrics_file``, each through :func:`pulsed._files.write_atomic` with
-mode 0644 so the web server's user and node_exporter can read them. It is meant
-to be called after start and after each cycle, never on a timer, so it adds no
-idle wake-up.
+to ``daemon.metrics_file``, each through :func:`pulsed._files.write_public` (the
+folder's descriptor, checked as the state folder is) with mode 0644 so the web
+server's user and node_exporter can read them. It is meant to be called after
+start and after each cycle, never on a timer, so it adds no idle wake-up.
 A file that cannot be written costs one ``status.unwritable`` warning for that
 call and nothing else: the heartbeat never fails because of it.
 """
@@ -21,7 +21,7 @@ from typing import Any
 from pulsed import _metrics, _status
 from pulsed._errors import FileError
 from pulsed._events import event
-from pulsed._files import write_atomic
+from pulsed._files import write_public
 from pulsed._status import ShopView
 
 log = logging.getLogger("pulsed.status")
@@ -54,13 +54,18 @@ def publish(
     failures: list[str] = []
     if status_file is not None:
         try:
-            write_atomic(status_file, status_bytes(document), PUBLIC_MODE)
+            write_public(
+                status_file,
+                status_bytes(_status.public(document)),
+                PUBLIC_MODE,
+                "daemon.status_file",
+            )
         except FileError as exc:
             failures.append(str(exc))
     if metrics_file is not None:
         text = _metrics.render(document, version)
         try:
-            write_atomic(metrics_file, text.encode("utf-8"), PUBLIC_MODE)
+            write_public(metrics_file, text.encode("utf-8"), PUBLIC_MODE, "daemon.metrics_file")
         except FileError as exc:
             failures.append(str(exc))
     if failures:

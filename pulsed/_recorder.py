@@ -27,6 +27,26 @@ from pulsed._timefmt import rfc3339
 log = logging.getLogger("pulsed.cycle")
 
 
+def failing_since(state: _state.State) -> float:
+    """When the failures that ``state`` counts began: the first of the failed deliveries at
+    the end of its history (the oldest one kept, when the history is shorter)."""
+    first = state.last_attempt or 0.0
+    for delivery in reversed(state.history):
+        if delivery.outcome != "failed":
+            break
+        first = delivery.at
+    return first
+
+
+def _duration(seconds: float) -> str:
+    whole = max(int(seconds), 0)
+    if whole < 120:
+        return f"{whole} s"
+    if whole < 7200:
+        return f"{whole // 60} min"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
 class Recorder:
     """One shop's state, and every change to it, kept on disk when writable."""
 
@@ -48,6 +68,7 @@ class Recorder:
         await self.save_aside()
 
     async def sent(self, done: Delivered, now: float, next_due: float) -> None:
+        before = self.state
         self.state = _state.succeeded(
             self.state, now, done.status, next_due, attempts=done.attempts, elapsed=done.elapsed
         )
@@ -62,8 +83,22 @@ class Recorder:
                 next_due=rfc3339(next_due),
             ),
         )
+        if before.consecutive_failures:
+            since = failing_since(before)
+            log.info(
+                "heartbeat delivered again after %d failed deliveries over %s",
+                before.consecutive_failures,
+                _duration(now - since),
+                extra=event(
+                    "heartbeat.recovered",
+                    failed_deliveries=before.consecutive_failures,
+                    failing_for_s=round(now - since),
+                ),
+            )
 
-    async def failed(self, exc: DeliveryError, now: float, next_due: float) -> None:
+    async def failed(
+        self, exc: DeliveryError, now: float, next_due: float, host: str | None = None
+    ) -> None:
         # The error keeps a snippet of the receiver's answer and goes to state.json,
         # `status` and STATUS=: an answer that echoes a secret must not carry it there.
         self.state = _state.failed(
@@ -78,10 +113,12 @@ class Recorder:
         )
         await self.save_aside()
         log.warning(
-            "heartbeat failed: %s",
+            "heartbeat to %s failed: %s",
+            host or "the receiver",
             exc,
             extra=event(
                 "heartbeat.failed",
+                host=host,
                 reason=exc.reason,
                 status=exc.status,
                 attempts=exc.attempts,

@@ -88,7 +88,9 @@ def after_success(
     moment, whole seconds), which was ``due``.
 
     On time (at most the grace after its due time), the schedule is kept: one interval
-    after that due time. Otherwise a new schedule starts from the heartbeat that
+    after that due time. Sent before its due time (``--force``, a clock set back) or
+    after a clock went back, a new schedule starts from the 2xx. Later than the
+    grace, or with no schedule yet, a new schedule starts from the heartbeat that
     succeeded: one interval after the moment it names. That moment, not the 2xx's,
     because it is whole seconds: ``once`` from cron decides a moment after the minute
     begins, and the tick one interval later must find the heartbeat due, not miss it
@@ -98,9 +100,11 @@ def after_success(
     """
     if failures_before:
         return now + interval * (1 + rng.uniform(0, JITTER))
-    if not due.fresh and due.at <= now <= due.at + grace(interval):
-        return due.at + interval
-    return at + interval
+    if due.clock_went_back or now < due.at:  # --force, or a clock set back: from the 2xx
+        return now + interval
+    if due.fresh or now > due.at + grace(interval):
+        return at + interval
+    return due.at + interval
 
 
 def after_failure(

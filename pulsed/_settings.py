@@ -153,6 +153,22 @@ def secret(name: str, value: Any) -> Secret:
     return Secret(raw)
 
 
+# An HMAC key shorter than this is guessable, and the log redactor could not tell it
+# from ordinary text: a one-letter secret would be cut out of every word.
+MIN_HEARTBEAT_SECRET = 16
+
+
+def heartbeat_secret(name: str, value: Any) -> Secret:
+    key = secret(name, value)
+    if len(key.reveal().encode("utf-8")) < MIN_HEARTBEAT_SECRET:
+        raise ConfigError(
+            name,
+            f"is shorter than {MIN_HEARTBEAT_SECRET} bytes; an HMAC key that short is "
+            "guessable (ask AcmeShop Pulse for the shop's full key)",
+        )
+    return key
+
+
 def bot_token(name: str, value: Any) -> Secret:
     token = secret(name, value)
     left, sep, right = token.reveal().partition(":")
@@ -250,7 +266,7 @@ SETTINGS: tuple[Setting, ...] = (
         "pulse.heartbeat_secret",
         "PULSE_HEARTBEAT_SECRET",
         "heartbeat_secret",
-        secret,
+        heartbeat_secret,
         required=True,
         credential="pulse_heartbeat_secret",
         secret=True,

@@ -47,10 +47,11 @@ class ShopFile:
         return f"no {what} in {self.path}"
 
 
-def read(path: Path, limit: int = READ_LIMIT) -> ShopFile:
-    """At most ``limit`` bytes of a regular file, as UTF-8 (bad bytes replaced)."""
+def read(path: Path, limit: int = READ_LIMIT, *, follow: bool = True) -> ShopFile:
+    """At most ``limit`` bytes of a regular file, as UTF-8 (bad bytes replaced);
+    ``follow=False``: a symlink is refused, not read through."""
     try:
-        got = read_regular(path, limit)
+        got = read_regular(path, limit, follow=follow)
     except FileError as exc:
         raise CollectError(str(exc)) from exc
     return ShopFile(path, got.data.decode("utf-8", "replace"), got.cut)
@@ -87,15 +88,18 @@ def _define(file: ShopFile, defines: list[Define], name: str) -> str | None:
 
 
 def domain(config: ShopFile) -> str:
-    """The host of ``HTTPS_SERVER``, else of ``HTTP_SERVER``: only an absent one falls back.
+    """The host of ``HTTPS_SERVER``, else of ``HTTP_SERVER``: only an absent or empty one
+    falls back.
 
-    An HTTPS_SERVER that is there but cannot be known, or is no host, is an error:
-    falling back would report the shop's plain-HTTP name as if it were the other.
+    An HTTPS_SERVER defined as ``''`` is a shop without SSL (common on 1.5.x), and
+    OpenCart itself then uses HTTP_SERVER. One that is there but cannot be known, or
+    is no host, is an error: falling back would report the shop's plain-HTTP name as
+    if it were the other.
     """
     defines = scan(config.text)
     for name in ("HTTPS_SERVER", "HTTP_SERVER"):
         value = _define(config, defines, name)
-        if value is not None:
+        if value is not None and (value != "" or name == "HTTP_SERVER"):
             try:
                 return normalize_domain(value)
             except CollectError as exc:

@@ -107,6 +107,9 @@ class State:
     pending: Pending | None = None
     counters: Counters = Counters()
     history: tuple[Delivery, ...] = ()  # oldest first, at most HISTORY_LIMIT
+    # The domain of the shop this state belongs to, so that moving a state to another
+    # shop (`pulsed adopt`) can check it is that shop's; None in a state written before.
+    domain: str | None = None
 
 
 # --- pure transitions -------------------------------------------------------
@@ -207,6 +210,7 @@ def to_json(state: State) -> dict[str, Any]:
     pending = state.pending
     return {
         "version": STATE_VERSION,
+        "domain": state.domain,
         "last_success": _rfc3339_us(state.last_success),
         "last_attempt": _rfc3339_us(state.last_attempt),
         "last_error": state.last_error,
@@ -353,6 +357,7 @@ def from_json(raw: object) -> State:
         next_due=parse_stamp(raw.get("next_due"), "next_due"),
         identity=identity,
         pending=pending,
+        domain=_opt_str(raw, "domain"),
         counters=_counters(raw.get("counters")) if version >= 2 else Counters(),
         history=_history(raw.get("history")) if version >= 2 else (),
     )

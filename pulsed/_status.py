@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pulsed import _timefmt
+from pulsed._errors import REASONS
 from pulsed._state import State
 
 SCHEMA = 1
 DAY = 86400.0
 WINDOWS = {"24h": DAY, "7d": 7 * DAY}
 
-Problem = Literal["unreadable", "corrupt"]
+Problem = Literal["unreadable", "corrupt", "disabled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,9 @@ class ShopView:
 
     ``next_due`` is when its next heartbeat may go (the schedule's answer, which
     may differ from ``state.next_due``); ``None`` when not known. ``problem`` says
-    that the state could not be read, in which case ``state`` is empty.
+    that the state could not be read, in which case ``state`` is empty, or that the
+    shop is ``disabled`` (its configuration cannot work; ``problem_setting`` names the
+    setting), in which case ``state`` holds its kept figures and nothing is due.
     """
 
     name: str
@@ -42,6 +45,7 @@ class ShopView:
     state: State
     next_due: float | None
     problem: Problem | None = None
+    problem_setting: str | None = None
 
 
 def _share(state: State, now: float, window: float) -> tuple[int, float | None]:
@@ -61,6 +65,7 @@ def shop(view: ShopView, now: float) -> dict[str, Any]:
         "name": view.name,
         "domain": view.domain,
         "problem": view.problem,
+        "problem_setting": view.problem_setting,
         "last_success": _timefmt.maybe(s.last_success),
         "last_attempt": _timefmt.maybe(s.last_attempt),
         "last_error": s.last_error,
@@ -87,6 +92,29 @@ def document(shops: Sequence[ShopView], now: float) -> dict[str, Any]:
         "generated_at": _timefmt.rfc3339(now),
         "shops": [shop(view, now) for view in shops],
     }
+
+
+def public_error(last_error: object, last_status: object) -> str | None:
+    """A failure as the world-readable file tells it: the reason word and the HTTP status.
+
+    The state keeps a snippet of the receiver's answer, and a receiver that echoes
+    the request (as a 422 often does) would put the shop's versions there; only the
+    word before the colon, and only when it is one of pulsed's own, goes out.
+    """
+    if not isinstance(last_error, str):
+        return None
+    word = last_error.partition(":")[0]
+    reason = word if word in REASONS else "failed"
+    is_status = isinstance(last_status, int) and not isinstance(last_status, bool)
+    return f"{reason} HTTP {last_status}" if is_status else reason
+
+
+def public(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document as the status file holds it: nothing in it came from a peer."""
+    shops = [
+        {**s, "last_error": public_error(s["last_error"], s["last_status"])} for s in doc["shops"]
+    ]
+    return {**doc, "shops": shops}
 
 
 # --- for a person ---------------------------------------------------------------
@@ -152,42 +180,96 @@ def _window(shop_doc: Mapping[str, Any], label: str, words: str) -> str:
     return f"{sent} of {count} in {words} ({percent(share)})"
 
 
+def health(shop_doc: Mapping[str, Any]) -> str:
+    """One word for a shop: ``ok``, ``failing``, ``waiting`` (nothing sent yet) or its
+    problem (``disabled``, ``unreadable``, ``corrupt``)."""
+    if shop_doc["problem"]:
+        return str(shop_doc["problem"])
+    if shop_doc["failures_in_a_row"]:
+        return "failing"
+    return "ok" if shop_doc["last_success"] else "waiting"
+
+
+def table(doc: Mapping[str, Any], now: float) -> str:
+    """One line per shop (name, domain, state, last success, next due), then a sum."""
+    rows = [("SHOP", "DOMAIN", "STATE", "LAST SUCCESS", "NEXT DUE")]
+    for s in doc["shops"]:
+        last = _parse_time(s["last_success"])
+        state = health(s)
+        if s["problem_setting"]:
+            state += f" ({s['problem_setting']})"
+        rows.append(
+            (
+                s["name"],
+                s["domain"] or "-",
+                state,
+                "never" if last is None else ago(now - last),
+                "-" if s["problem"] == "disabled" else (s["next_due"] or "now"),
+            )
+        )
+    widths = [max(len(printable(str(row[i]))) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(printable(str(cell)).ljust(w) for cell, w in zip(row, widths, strict=False))
+        + "  "
+        + printable(str(row[4]))
+        for row in rows
+    ]
+    counts: dict[str, int] = {}
+    for s in doc["shops"]:
+        counts[health(s)] = counts.get(health(s), 0) + 1
+    total = len(doc["shops"])
+    lines.append(
+        f"{total} shop{'' if total == 1 else 's'}: "
+        + ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _rows(s: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
+    """A shop's figures for a person, a label and a value each."""
+    bot = f"@{s['bot_username']} (fetched {s['bot_fetched_at']})" if s["bot_username"] else None
+    status = f"HTTP {s['last_status']}" if s["last_status"] is not None else "no answer"
+    took = s["last_delivery_elapsed_ms"]
+    attempt = s["last_attempt"] or "never"
+    if s["last_attempt"]:
+        attempt += f" ({status}" + (f", {took} ms)" if took is not None else ")")
+    counted = (
+        f"{s['heartbeats_sent']} sent, {s['deliveries_failed']} failed, "
+        f"{s['delivery_attempts']} attempts"
+    )
+    delivered = f"{_window(s, '24h', '24 h')}, {_window(s, '7d', '7 days')}"
+    if s["problem"] == "disabled":  # it sends nothing: only what its state kept
+        return (
+            ("last success", s["last_success"] or "never"),
+            ("counted", counted),
+            ("delivered", delivered),
+        )
+    return (
+        ("last success", s["last_success"] or "never"),
+        ("last attempt", attempt),
+        ("last error", s["last_error"] or "none"),
+        ("failures in a row", s["failures_in_a_row"]),
+        ("next due", s["next_due"] or "now"),
+        ("bot", bot or "unknown"),
+        ("counted", counted),
+        ("delivered", delivered),
+    )
+
+
 def text(doc: Mapping[str, Any], now: float) -> str:
     """The document for a person: one block per shop, its :func:`one_line` first."""
     blocks = []
     for s in doc["shops"]:
         head = printable(f"shop {s['name']}" + (f" ({s['domain']})" if s["domain"] else ""))
-        if s["problem"]:
+        if s["problem"] in ("unreadable", "corrupt"):
             blocks.append(f"{head}\n  state {s['problem']}: figures unknown")
             continue
-        bot = (
-            f"@{s['bot_username']} (fetched {s['bot_fetched_at']})"
-            if s["bot_username"]
-            else "unknown"
+        first = (
+            f"disabled: its configuration cannot work ({s['problem_setting']}); no heartbeat"
+            if s["problem"] == "disabled"
+            else one_line(s, now)
         )
-        status = f"HTTP {s['last_status']}" if s["last_status"] is not None else "no answer"
-        took = s["last_delivery_elapsed_ms"]
-        attempt = s["last_attempt"] or "never"
-        if s["last_attempt"]:
-            attempt += f" ({status}" + (f", {took} ms)" if took is not None else ")")
-        rows = (
-            ("last success", s["last_success"] or "never"),
-            ("last attempt", attempt),
-            ("last error", s["last_error"] or "none"),
-            ("failures in a row", s["failures_in_a_row"]),
-            ("next due", s["next_due"] or "now"),
-            ("bot", bot),
-            (
-                "counted",
-                f"{s['heartbeats_sent']} sent, {s['deliveries_failed']} failed, "
-                f"{s['delivery_attempts']} attempts",
-            ),
-            (
-                "delivered",
-                f"{_window(s, '24h', '24 h')}, {_window(s, '7d', '7 days')}",
-            ),
-        )
-        lines = [head, f"  {one_line(s, now)}"]
-        lines += [f"  {label + ':':19}{printable(str(value))}" for label, value in rows]
+        lines = [head, "  " + printable(first)]
+        lines += [f"  {label + ':':19}{printable(str(value))}" for label, value in _rows(s)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no shop\n"

@@ -30,6 +30,7 @@ from pulsed._config import Config
 from pulsed._cycle import Cycle, Transport
 from pulsed._logging import SHOP
 from pulsed._notify import Notifier
+from pulsed._status import ShopView
 from pulsed._timefmt import maybe
 
 Waiter = Callable[[float, anyio.Event], Awaitable[bool]]
@@ -57,21 +58,34 @@ class Opener(Protocol):
     def close(self, name: str) -> None: ...
 
 
-def status_line(cycles: Sequence[Cycle]) -> str:
-    """One line for systemd's ``STATUS=``: the shop's own, or a sum over all shops."""
-    if len(cycles) == 1:
+def status_line(cycles: Sequence[Cycle], disabled: Sequence[str] = ()) -> str:
+    """One line for systemd's ``STATUS=``: the shop's own, or a sum over all shops.
+
+    ``disabled`` names the shops whose configuration cannot work: they stay in the sum.
+    """
+    if len(cycles) == 1 and not disabled:
         return _one_shop_line(cycles[0])
     failing = sorted(c.name for c in cycles if c.state.consecutive_failures)
     waiting = [c.name for c in cycles if c.state.last_success is None and c.name not in failing]
     ok = len(cycles) - len(failing) - len(waiting)
     dues = [c.state.next_due for c in cycles if c.state.next_due is not None]
-    parts = [f"{len(cycles)} shops: {ok} ok"]
+    parts = [f"{len(cycles) + len(disabled)} shops: {ok} ok"]
     if failing:
         parts.append(f"{len(failing)} failing ({', '.join(failing[:5])})")
     if waiting:
         parts.append(f"{len(waiting)} not sent yet")
+    if disabled:
+        parts.append(f"{len(disabled)} disabled ({', '.join(sorted(disabled)[:5])})")
     nxt = maybe(min(dues)) if dues else "now"
     return ", ".join(parts) + f"; next {nxt}"
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What a reload brings: every shop that can work, and the views of those that cannot."""
+
+    shops: Sequence[Config]
+    disabled: Sequence[ShopView] = ()
 
 
 def _one_shop_line(cycle: Cycle) -> str:
@@ -97,8 +111,10 @@ class Supervisor:
     """Runs every shop's :class:`~pulsed._cycle.Cycle` whenever it is due, until stopped.
 
     ``reload_config`` returns the shops' new configurations (``None``: refused, keep
-    the running ones); ``shops`` opens the cycle of a shop a reload adds (without
-    it, a reload only changes and removes shops).
+    the running ones); ``disabled`` are the views of the shops that cannot work, kept
+    in every listing (``STATUS=``, the published files) until a reload drops them;
+    ``shops`` opens the cycle of a shop a reload adds (without it, a reload only
+    changes and removes shops).
     """
 
     def __init__(
@@ -107,9 +123,10 @@ class Supervisor:
         transport: Transport,
         notifier: Notifier,
         *,
-        reload_config: Callable[[], Sequence[Config] | None],
+        reload_config: Callable[[], Reloaded | None],
         shops: Opener | None = None,
-        publish: Callable[[Sequence[Cycle]], object] = lambda _: None,
+        publish: Callable[[Sequence[ShopView]], object] = lambda _: None,
+        disabled: Sequence[ShopView] = (),
         wait: Waiter = wait_or_wake,
         monotonic: Callable[[], float] = time.monotonic,
         concurrent: int = CONCURRENT,
@@ -120,6 +137,7 @@ class Supervisor:
         self.reload_config = reload_config
         self.opener = shops
         self.publish = publish
+        self.disabled = {view.name: view for view in disabled}
         self.wait = wait
         self.monotonic = monotonic
         self._limiter = anyio.CapacityLimiter(concurrent)
@@ -130,6 +148,11 @@ class Supervisor:
     @property
     def cycles(self) -> list[Cycle]:
         return [shop.cycle for shop in self.shops.values()]
+
+    def views(self) -> list[ShopView]:
+        """Every configured shop as the status shows it, disabled ones included, by name."""
+        views = [c.view() for c in self.cycles] + list(self.disabled.values())
+        return sorted(views, key=lambda v: v.name)
 
     def request_stop(self) -> None:
         self._stop = True
@@ -165,8 +188,9 @@ class Supervisor:
         """
         if any(s.deadline is not None for s in self.shops.values()):
             return
-        self.notifier.status(status_line(self.cycles))
-        self.publish(self.cycles)
+        # The files first: once STATUS= tells of a change, the files already hold it.
+        self.publish(self.views())
+        self.notifier.status(status_line(self.cycles, list(self.disabled)))
 
     async def run(self) -> None:
         self.notifier.ready()
@@ -220,9 +244,9 @@ class Supervisor:
     def _apply_reload(self, tg: TaskGroup) -> None:
         self._reload = False
         self.notifier.reloading()
-        configs = self.reload_config()
-        if configs is not None:
-            wanted = {cfg.name: cfg for cfg in configs}
+        reloaded = self.reload_config()
+        if reloaded is not None:
+            wanted = {cfg.name: cfg for cfg in reloaded.shops}
             for name in [n for n in self.shops if n not in wanted]:
                 # Its sleep or build ends now; a delivery in flight finishes first.
                 self.shops.pop(name).scope.cancel()
@@ -236,5 +260,6 @@ class Supervisor:
                 elif self.opener is not None:
                     added = self.shops[name] = _Shop(self.opener.open(cfg))
                     tg.start_soon(self._shop_loop, added)
+            self.disabled = {view.name: view for view in reloaded.disabled}
         self.notifier.ready()
         self._cycled()

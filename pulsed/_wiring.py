@@ -19,14 +19,15 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pulsed import _collect, _config, _identity, _logging, _publish, _settings
-from pulsed._config import Config, Setup
+from pulsed._config import SHOP_NAME, Config, Setup
 from pulsed._cycle import Cycle
 from pulsed._delivery import Sender
 from pulsed._errors import ConfigError, StateError
 from pulsed._events import event
-from pulsed._files import remove_leftovers
+from pulsed._files import open_trusted_folder, remove_leftovers
 from pulsed._redact import REDACT
-from pulsed._state import StateLock, check_private
+from pulsed._state import State, StateLock, StateStore, check_private, shop_state_dir
+from pulsed._status import ShopView
 from pulsed._version import __version__
 
 log = logging.getLogger("pulsed")
@@ -103,22 +104,42 @@ class Shops:
         return [t for c in self.cycles.values() if (t := c.stale_token())]
 
 
-def publisher(setup: Setup) -> Callable[[Sequence[Cycle]], bool]:
-    """Writes the status file and the metrics textfile from the shops' cycles.
+def disabled_views(setup: Setup) -> list[ShopView]:
+    """The shops that cannot work, as every listing shows them: their problem, the
+    setting, and the figures their state kept (read only; nothing is due).
+
+    A name that is no shop name (it could name no folder safely) has no state to read,
+    nor a place in the status file, whose names are shop names: the journal's
+    ``shop.disabled`` line and ``check`` show it.
+    """
+    views = []
+    for off in setup.disabled:
+        if not SHOP_NAME.fullmatch(off.name):
+            continue
+        try:
+            state = StateStore(shop_state_dir(setup.state_dir, off.name)).read() or State()
+        except StateError:
+            state = State()
+        views.append(ShopView(off.name, None, state, None, "disabled", off.error.setting))
+    return views
+
+
+def publisher(setup: Setup) -> Callable[[Sequence[ShopView]], bool]:
+    """Writes the status file and the metrics textfile from the shops' views.
 
     Their paths are taken at start and kept across reloads, like the state folder:
     the unit made their folder for this process.
     """
-    first = setup.shops[0]
+    status_file, metrics_file = setup.status_file, setup.metrics_file
 
-    def publish(cycles: Sequence[Cycle]) -> bool:
-        if first.status_file is None and first.metrics_file is None:
+    def publish(views: Sequence[ShopView]) -> bool:
+        if status_file is None and metrics_file is None:
             return True  # nothing to write: no view of every shop to build
         return _publish.publish(
-            [c.view() for c in cycles],
+            views,
             time.time(),
-            status_file=first.status_file,
-            metrics_file=first.metrics_file,
+            status_file=status_file,
+            metrics_file=metrics_file,
             version=__version__,
         )
 
@@ -137,10 +158,26 @@ def _lock(directory: Path) -> StateLock | None:
     return lock
 
 
+def check_public_folders(setup: Setup) -> None:
+    """Refuse (``ConfigError``, 78) a status or metrics file whose folder is a link, is
+    another user's, or others may write, or that resolves into the state folder: pulsed
+    may run as root, and such a folder would let a tenant choose where root writes."""
+    first = setup.shops[0]
+    for setting, public in zip(
+        _config.PUBLIC_FILES, (first.status_file, first.metrics_file), strict=True
+    ):
+        if public is None:
+            continue
+        _config.check_outside_state(setting, public, setup.state_dir, real=True)
+        if os.path.lexists(public.parent):  # a missing one is a warning at each write
+            os.close(open_trusted_folder(public.parent, setting))
+
+
 @contextlib.asynccontextmanager
 async def writable(setup: Setup) -> AsyncIterator[tuple[Shops, Sender]]:
     """Every shop's cycle with the state folder locked, and a sender; closed after."""
     check_private(setup.state_dir)
+    check_public_folders(setup)
     lock = _lock(setup.state_dir)
     shops = Shops(writable=True)
     for cfg in setup.shops:
@@ -149,7 +186,7 @@ async def writable(setup: Setup) -> AsyncIterator[tuple[Shops, Sender]]:
         # Only the lock's holder may call a temp file a killed writer's leftover.
         for cycle in shops.cycles.values():
             cycle.store.sweep()
-        for public in (setup.shops[0].status_file, setup.shops[0].metrics_file):
+        for public in (setup.status_file, setup.metrics_file):
             if public is not None:
                 remove_leftovers(public)
     sender = Sender(setup.shops[0].heartbeat_url)

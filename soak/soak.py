@@ -457,7 +457,7 @@ FOUND = """## Defects these scenarios found in pulsed/, each fixed after its tes
 - **A receiver's error body that echoes the secret (or the token) went into state.json**
   (`last_error`), and from there to `pulsed status` and systemd's `STATUS=` line; only
   log lines were redacted. The failure text is now redacted before it is kept
-  (`_cycle.Cycle._failed`; caught by the secrets scan of
+  (`_recorder.Recorder.failed`; caught by the secrets scan of
   `test_receiver_fault_through_the_daemon[401-body-echoing-the-secret]`).
 - **A state file with a time no calendar can write back** (`9999-12-31T23:59:59.999999Z`,
   `0001-01-01T00:00:00+14:00`, in any time field) parsed, then every save raised

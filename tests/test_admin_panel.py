@@ -137,3 +137,42 @@ def test_the_function_reads_the_status_file_a_real_daemon_wrote(
     now = json.loads(status.read_text())["shops"][0]
     got = figures(php, tmp_path, status, "default", _status._parse_time(now["last_success"]) or 0)
     assert got["line"].startswith("last heartbeat less than a minute ago, 100 % delivered")
+
+
+# --- a status file that lies about its types (issue 16, row 13) -------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("last_success", ["2026-11-29T13:05:00Z"], "last_success is not a time"),
+        ("last_success", {"a": 1}, "last_success is not a time"),
+        ("last_success", 1800000000, "last_success is not a time"),
+        ("last_success", "not a time at all", "last_success is not a time"),
+        ("next_due", ["x"], "next_due is not a time"),
+        ("delivered_share_7d", "0.5", "delivered_share_7d is not a share"),
+        ("delivered_share_7d", "abc", "delivered_share_7d is not a share"),
+        ("delivered_share_7d", [1], "delivered_share_7d is not a share"),
+        ("delivered_share_7d", 5, "delivered_share_7d is not a share"),
+        ("delivered_share_7d", -0.1, "delivered_share_7d is not a share"),
+        ("delivered_share_7d", True, "delivered_share_7d is not a share"),
+        ("failures_in_a_row", "3", "failures_in_a_row is not a count"),
+        ("failures_in_a_row", [3], "failures_in_a_row is not a count"),
+        ("failures_in_a_row", -1, "failures_in_a_row is not a count"),
+        ("failures_in_a_row", 2.5, "failures_in_a_row is not a count"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_a_problem_line_never_a_fatal_error(
+    php: str, tmp_path: Path, field: str, value: object, said: str
+) -> None:
+    doc = json.loads(written(tmp_path, VIEWS["busy"]).read_text())
+    doc["shops"][0][field] = value
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    got = figures(php, tmp_path, forged, "eu-shop_2", NOW)  # exit 0, nothing on stderr
+    assert got["line"].startswith("status file malformed: " + said), got
+    assert (got["last_heartbeat"], got["delivered_7d"], got["failures_in_a_row"]) == (
+        None,
+        None,
+        None,
+    )

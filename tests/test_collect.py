@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 
-from pulsed import _collect
+from pulsed import _collect, _logging
 from pulsed._body import ShopFacts
 from pulsed._collect import collect, parse_php_version
 
@@ -235,3 +237,54 @@ def test_a_composer_json_cut_at_the_read_limit_says_so(
         "(cut at the 1 MiB read limit): composer.json is not valid JSON"
         in (unavailable(caplog)["module_version"])
     )
+
+
+async def test_a_slow_to_scan_index_php_never_holds_up_the_event_loop(
+    shop: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16, row 14: 1 MiB of one-character PHP tokens takes seconds to scan; the loop
+    (every other shop's heartbeat) must keep running meanwhile."""
+    (shop / "index.php").write_text("<?php\ndefine('VERSION', '3.0.3.8');\n" + ";" * (1 << 20))
+    php = stub_php(tmp_path, "printf 8.2.7")
+    gaps: list[float] = []
+    done = anyio.Event()
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await anyio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.sleep(0.05)  # the ticker is running before the scan starts
+        scan_started = time.monotonic()
+        facts = await collect(shop, None, php, 5.0, ENV)
+        done.set()
+    took = time.monotonic() - scan_started
+    assert facts.ecommerce_version == "3.0.3.8"
+    assert took > 0.3, "the file was scanned too fast to show anything; make it slower"
+    assert max(gaps) < 0.25, f"the loop stood still for {max(gaps):.2f} s of {took:.2f} s"
+
+
+async def test_warnings_from_the_worker_thread_still_name_the_shop(
+    shop: Path, tmp_path: Path
+) -> None:
+    seen: list[str | None] = []
+
+    class Shops(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(_logging.SHOP.get())  # what the JSON formatter would write
+
+    (shop / "index.php").write_text("<?php\n")
+    handler = Shops()
+    logging.getLogger("pulsed").addHandler(handler)
+    token = _logging.SHOP.set("anna")
+    try:
+        await collect(shop, None, stub_php(tmp_path, "printf 8.2.7"), 5.0, ENV)
+    finally:
+        _logging.SHOP.reset(token)
+        logging.getLogger("pulsed").removeHandler(handler)
+    assert seen and set(seen) == {"anna"}

@@ -11,7 +11,7 @@ from pulsed import _config
 from pulsed._errors import ConfigError
 from tests.support.config import load_one
 
-SECRET = "hb-secret-123"
+SECRET = "hb-secret-0123456789"
 TOKEN = "123456:AAH-token-value"
 
 
@@ -64,13 +64,14 @@ def test_http_server_is_used_when_there_is_no_https_server(shop: Path, tmp_path:
 def test_precedence_flag_env_credential_file_default(shop: Path, tmp_path: Path) -> None:
     conf = tmp_path / "pulsed.toml"
     conf.write_text(
-        '[pulse]\napi_host = "https://file.example"\ntimeout = 7\nheartbeat_secret = "file"\n'
+        '[pulse]\napi_host = "https://file.example"\ntimeout = 7\n'
+        'heartbeat_secret = "file-secret-0123456789"\n'
         '[daemon]\ninterval = 60\nlog_level = "debug"\n'
     )
     conf.chmod(0o600)
     creds = tmp_path / "creds"
     creds.mkdir()
-    (creds / "pulse_heartbeat_secret").write_text("from-credential\n")
+    (creds / "pulse_heartbeat_secret").write_text("from-credential-0123456789\n")
     env = {
         "PULSED_CONFIG": str(conf),
         "PULSE_API_HOST": "https://env.example",
@@ -83,10 +84,12 @@ def test_precedence_flag_env_credential_file_default(shop: Path, tmp_path: Path)
     assert cfg.interval == 30.0  # flag beats env
     assert cfg.timeout == 7.0  # file beats default
     assert cfg.log_level == "debug"
-    assert cfg.heartbeat_secret.reveal() == "from-credential"  # credential beats file
+    assert cfg.heartbeat_secret.reveal() == "from-credential-0123456789"  # credential beats file
     assert cfg.sources["pulse.heartbeat_secret"] == "credential"
-    env["PULSE_HEARTBEAT_SECRET"] = "from-env"
-    assert load_one({}, env).heartbeat_secret.reveal() == "from-env"  # env beats credential
+    env["PULSE_HEARTBEAT_SECRET"] = "from-env-0123456789"
+    assert (
+        load_one({}, env).heartbeat_secret.reveal() == "from-env-0123456789"
+    )  # env beats credential
 
 
 def test_config_flag_beats_variable(shop: Path, tmp_path: Path) -> None:
@@ -163,6 +166,8 @@ BAD = [
     ({"PULSE_HEARTBEAT_SECRET": None}, "pulse.heartbeat_secret", "required"),
     ({"PULSE_HEARTBEAT_SECRET": "   "}, "pulse.heartbeat_secret", "empty"),
     ({"PULSE_HEARTBEAT_SECRET": "abc "}, "pulse.heartbeat_secret", "whitespace"),
+    ({"PULSE_HEARTBEAT_SECRET": "e"}, "pulse.heartbeat_secret", "shorter than 16 bytes"),
+    ({"PULSE_HEARTBEAT_SECRET": "x" * 15}, "pulse.heartbeat_secret", "guessable"),
     ({"PULSE_TIMEOUT": "soon"}, "pulse.timeout", "number"),
     ({"PULSE_TIMEOUT": "0"}, "pulse.timeout", "> 0"),
     ({"PULSE_TIMEOUT": "nan"}, "pulse.timeout", "> 0"),
@@ -317,13 +322,13 @@ def test_empty_credential_means_not_set(shop: Path, tmp_path: Path) -> None:
     (creds / "telegram_bot_token").write_text("\n")
     (creds / "pulse_heartbeat_secret").write_text("\n")
     conf = tmp_path / "c.toml"
-    conf.write_text('[pulse]\nheartbeat_secret = "from-file"\n')
+    conf.write_text('[pulse]\nheartbeat_secret = "from-file-0123456789"\n')
     conf.chmod(0o600)
     env = base_env(shop, CREDENTIALS_DIRECTORY=str(creds), PULSED_CONFIG=str(conf))
     del env["PULSE_HEARTBEAT_SECRET"]
     cfg = load_one({}, env)
     assert cfg.bot_token is None
-    assert cfg.heartbeat_secret.reveal() == "from-file"
+    assert cfg.heartbeat_secret.reveal() == "from-file-0123456789"
 
 
 def test_config_file_with_a_byte_order_mark_is_read(shop: Path, tmp_path: Path) -> None:
@@ -352,3 +357,40 @@ def test_missing_secret_says_where_credentials_are_read_from(shop: Path, tmp_pat
     assert f"no credential pulse_heartbeat_secret in $CREDENTIALS_DIRECTORY ({creds})" in str(
         info.value
     )
+
+
+def test_a_heartbeat_secret_is_counted_in_bytes_so_16_bytes_of_any_script_do(
+    shop: Path, tmp_path: Path
+) -> None:
+    env = base_env(shop, PULSE_HEARTBEAT_SECRET="\u00e4" * 8)
+    cfg = load_one({}, env, default_path=nofile(tmp_path))
+    assert cfg.heartbeat_secret.reveal() == "\u00e4" * 8
+
+
+@pytest.mark.parametrize(
+    ("variable", "inside"),
+    [
+        ("PULSED_STATUS_FILE", "state.json"),
+        ("PULSED_STATUS_FILE", "shops/alpha/state.json"),
+        ("PULSED_METRICS_FILE", "pulsed.prom"),
+        ("PULSED_METRICS_FILE", "../state/sub/pulsed.prom"),
+    ],
+)
+def test_a_public_file_inside_the_state_folder_is_refused(
+    shop: Path, tmp_path: Path, variable: str, inside: str
+) -> None:
+    state = tmp_path / "state"
+    env = base_env(shop, PULSED_STATE_DIR=str(state), **{variable: str(state / inside)})
+    with pytest.raises(ConfigError) as info:
+        load_one({}, env, default_path=nofile(tmp_path))
+    assert info.value.setting == variable.replace("PULSED_", "daemon.").lower()
+    assert "inside the state folder" in info.value.reason
+
+
+def test_a_public_file_beside_the_state_folder_is_fine(shop: Path, tmp_path: Path) -> None:
+    env = base_env(
+        shop,
+        PULSED_STATE_DIR=str(tmp_path / "state"),
+        PULSED_STATUS_FILE=str(tmp_path / "state-public" / "status.json"),
+    )
+    assert load_one({}, env, default_path=nofile(tmp_path)).status_file is not None

@@ -26,6 +26,7 @@ from devtools.faultserver import FaultServer
 from pulsed._body import headers
 from pulsed._delivery import (
     MAX_RESPONSE_BYTES,
+    MAX_RETRY_AFTER,
     MIN_ATTEMPT,
     Sender,
     _printable,
@@ -466,3 +467,66 @@ def test_the_budget_allows_an_attempt_with_exactly_100_ms_left() -> None:
     retry_state = RetryCallState(AsyncRetrying(), fn=None, args=(), kwargs={})
     retry_state.upcoming_sleep = 0.25
     assert not _WithinBudget(deadline=0.25 + MIN_ATTEMPT, clock=lambda: 0.0)(retry_state)
+
+
+# --- headers a bad peer wrote (issue 16, rows 4-6) -------------------------------
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Sun, 29 Nov 99999999999999 05:42:28 GMT",
+        "Sun, 29 Nov 2026 99999999999999:42:28 GMT",
+        "Sun, 29 Nov 2026 05:42:28 +99999999999999",
+    ],
+)
+async def test_a_date_that_overflows_is_ignored_and_the_2xx_stays_a_success(
+    server: FaultServer, caplog: pytest.LogCaptureFixture, date: str
+) -> None:
+    server.plan(fs.ok(headers={"Date": date}))
+    with caplog.at_level(logging.WARNING, logger="pulsed"):
+        _, err, attempts = await send(server.url)
+    assert err is None and attempts == 1
+    assert not [r for r in caplog.records if getattr(r, "event", "") == "clock.skew"]
+
+
+async def test_a_retry_after_in_superscript_digits_is_ignored_and_the_503_retried(
+    server: FaultServer,
+) -> None:
+    server.plan(fs.status(503, {"Retry-After": "\u00b2"}), then=fs.ok())
+    _, err, attempts = await send(server.url)
+    assert err is None and attempts == 2
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1\u00b2"])
+def test_retry_after_takes_ascii_digits_only(value: str) -> None:
+    assert _retry_after(value, time.time()) is None
+
+
+@pytest.mark.parametrize("digits", [13, 400, 5000])
+def test_a_retry_after_of_many_digits_is_clamped_to_a_finite_number(digits: int) -> None:
+    assert _retry_after("9" * digits, time.time()) == MAX_RETRY_AFTER
+
+
+def test_a_retry_after_with_leading_zeros_is_read_as_its_number() -> None:
+    assert _retry_after("0" * 30 + "7", time.time()) == 7.0
+
+
+def test_a_retry_after_date_far_ahead_is_clamped() -> None:
+    assert _retry_after("Fri, 31 Dec 9999 23:59:59 GMT", time.time()) == MAX_RETRY_AFTER
+
+
+async def test_a_huge_retry_after_reaches_the_error_as_a_finite_number(
+    server: FaultServer,
+) -> None:
+    server.plan(then=fs.status(503, {"Retry-After": "9" * 400}))
+    _, err, _ = await send(server.url)
+    assert err is not None and err.retry_after == MAX_RETRY_AFTER
+
+
+async def test_a_long_location_is_cut_to_200_characters(server: FaultServer) -> None:
+    server.plan(then=fs.status(302, {"Location": "https://elsewhere.example/" + "a" * 12000}))
+    _, err, _ = await send(server.url)
+    assert err is not None and err.reason == "redirect"
+    assert len(err.detail) < 240
+    assert err.detail.startswith("HTTP 302 to https://elsewhere.example/aaa")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,89 @@ def test_main_prints_the_tables_and_succeeds(
     make_shop(tmp_path / "shop")
     assert _discover.main([str(tmp_path)]) == 0
     assert capsys.readouterr().out == _discover.tables([tmp_path])
+
+
+# --- a hostile tree (issue 16, rows 7-9) -----------------------------------------
+
+
+@pytest.mark.parametrize("linked", ["config.php", "index.php", MODULE_COMPOSER])
+def test_a_shop_file_linked_out_of_the_tree_is_not_a_shop(tmp_path: Path, linked: str) -> None:
+    other = make_shop(
+        tmp_path / "other-tenant", "define('HTTPS_SERVER', 'https://other.example/');"
+    )
+    (other / "config.php").chmod(0o600)
+    tenant = make_shop(tmp_path / "www" / "tenant")
+    (tenant / linked).unlink()
+    (tenant / linked).symlink_to(other / linked)
+    text = _discover.tables([tmp_path / "www"])
+    assert "other" not in text
+    assert "[shops." not in text
+
+
+def test_a_shop_file_linked_inside_the_tree_still_counts(tmp_path: Path) -> None:
+    shop = make_shop(tmp_path / "shop")
+    (shop / "config.dist.php").write_text((shop / "config.php").read_text())
+    (shop / "config.php").unlink()
+    (shop / "config.php").symlink_to(shop / "config.dist.php")
+    assert list(tomllib.loads(_discover.tables([tmp_path]))["shops"]) == ["shop_example"]
+
+
+def test_a_relative_folder_is_printed_as_an_absolute_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_shop(tmp_path / "www" / "shop")
+    monkeypatch.chdir(tmp_path)
+    shops = tomllib.loads(_discover.tables([Path("www")]))["shops"]
+    assert shops == {"shop_example": {"root": str(tmp_path / "www" / "shop")}}
+
+
+def test_a_folder_whose_path_is_not_utf8_is_left_out_with_a_note(tmp_path: Path) -> None:
+    make_shop(tmp_path / "good")
+    bad = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xff"))
+    bad.mkdir()
+    make_shop(bad, "define('HTTPS_SERVER', 'https://bad.example/');")
+    text = _discover.tables([tmp_path])
+    assert list(tomllib.loads(text)["shops"]) == ["shop_example"]
+    (note,) = [line for line in text.splitlines() if "not UTF-8" in line]
+    assert note == f"# {tmp_path}/caf?: left out, its path is not UTF-8"
+
+
+@pytest.mark.parametrize("name", ["\U000e0001x", "shop\U0001f6d2", "\U0010ffff"])
+def test_a_folder_name_past_the_basic_plane_names_exactly_that_folder(
+    tmp_path: Path, name: str
+) -> None:
+    shop = make_shop(tmp_path / name)
+    (table,) = tomllib.loads(_discover.tables([tmp_path]))["shops"].values()
+    assert table["root"] == str(shop)
+    assert Path(table["root"]).is_dir()
+
+
+def test_no_printed_name_is_default(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a", "define('HTTPS_SERVER', 'https://default/');")
+    make_shop(tmp_path / "default", "define('DB_PREFIX', 'oc_');")
+    shops = tomllib.loads(_discover.tables([tmp_path]))["shops"]
+    assert "default" not in shops
+    assert sorted(shops) == ["default-2", "default-3"]
+
+
+def test_two_shops_of_one_domain_print_one_and_a_note(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a")
+    make_shop(tmp_path / "b")
+    text = _discover.tables([tmp_path])
+    assert tomllib.loads(text)["shops"] == {"shop_example": {"root": str(tmp_path / "a")}}
+    assert (
+        f"# {tmp_path}/b: left out, its domain shop.example is also [shops.shop_example]'s" in text
+    )
+
+
+def test_a_name_already_configured_is_not_printed_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_shop(tmp_path / "www" / "shop")
+    etc = tmp_path / "etc"
+    (etc / "shops.d").mkdir(parents=True)
+    (etc / "pulsed.toml").write_text('[shops.shop_example]\nroot = "/srv/x"\n')
+    (etc / "shops.d" / "shop_example-2.toml").write_text("[shop]\n")
+    monkeypatch.setenv("PULSED_CONFIG", str(etc / "pulsed.toml"))
+    assert _discover.main([str(tmp_path / "www")]) == 0
+    assert list(tomllib.loads(capsys.readouterr().out)["shops"]) == ["shop_example-3"]

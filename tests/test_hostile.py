@@ -42,3 +42,44 @@ def test_status_shows_escapes_in_the_state_without_obeying_them(lab: Lab) -> Non
 
 def test_a_50_mb_state_file_is_moved_aside_and_a_heartbeat_sent(lab: Lab) -> None:
     assert hostile.check_oversized_state(lab) == {"state_mib": 50}
+
+
+def test_a_date_that_overflows_never_turns_a_delivery_into_a_failure(lab: Lab) -> None:
+    assert hostile.check_unreadable_date(lab) == {"sent": 1}
+
+
+def test_a_retry_after_of_odd_digits_is_no_number_and_one_too_long_is_clamped(lab: Lab) -> None:
+    assert hostile.check_hostile_retry_after(lab) == {"retried": 1, "clamped": 1}
+
+
+def test_a_receiver_echoing_the_body_or_a_long_location_reaches_no_public_file(lab: Lab) -> None:
+    assert hostile.check_echoing_receiver(lab) == {"public": 2, "cut": 2}
+
+
+def test_a_one_letter_secret_is_refused_in_words_that_keep_their_letters(lab: Lab) -> None:
+    assert hostile.check_short_secret(lab) == {"refused": 3}
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+@pytest.mark.parametrize("how", ["link", "owned", "open"])
+def test_a_public_files_folder_a_tenant_could_choose_is_refused(
+    lab: Lab, how: str, which: str
+) -> None:
+    assert hostile.check_public_folder(lab, how, which) == {"refused": 2}
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+def test_a_public_file_in_the_state_folder_is_refused(lab: Lab, which: str) -> None:
+    assert hostile.check_public_file_in_state(lab, which) == {"refused": 6}
+
+
+def test_a_shop_name_that_is_no_shop_name_is_refused_before_any_read(lab: Lab) -> None:
+    assert hostile.check_shop_outside_state(lab) == {"refused": 24}
+
+
+def test_shop_names_from_file_names_are_printed_escaped(lab: Lab) -> None:
+    assert hostile.check_escaped_shop_names(lab)["escaped"] >= 1
+
+
+def test_discover_never_reads_a_config_php_linked_to_another_tenants(lab: Lab) -> None:
+    assert hostile.check_discover_linked_config(lab) == {"listed": 0}

@@ -117,3 +117,24 @@ def test_normalize_domain_never_repeats_a_password() -> None:
     with pytest.raises(CollectError) as caught:
         normalize_domain("https://admin:hunter2@bad host/")
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("www.Shop.example.com.", "www.shop.example.com."),
+        ("https://Shop.example.:8443/x", "shop.example.:8443"),
+        ("b\u00fccher.example.", "xn--bcher-kva.example."),
+        ("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61 + ".", None),
+    ],
+)
+def test_a_fully_qualified_host_with_its_root_dot_is_kept_as_written(
+    given: str, sent: str | None
+) -> None:
+    assert normalize_domain(given) == (sent or given)
+
+
+@pytest.mark.parametrize("given", [".", "..", "shop..example", "shop.example.."])
+def test_a_dot_is_no_host_and_empty_labels_are_refused(given: str) -> None:
+    with pytest.raises(CollectError):
+        normalize_domain(given)

@@ -79,6 +79,67 @@ def test_a_shop_that_cannot_work_is_disabled_naming_the_setting(
     assert (off.name, off.error.setting) == ("bad", setting)
 
 
+def _broken(folder: Path, case: str) -> None:
+    """A ``shops.d/bad.toml`` that cannot be read as a shop file, the ``case`` way."""
+    path = folder / "bad.toml"
+    if case == "malformed":
+        path.write_text("[shop\nroot = ")
+    elif case == "folder":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "dangling":
+        path.symlink_to(folder / "gone.toml")
+    elif case == "binary":
+        path.write_bytes(b"\xff\xfe[shop]")
+    else:
+        raise ValueError(case)
+
+
+@pytest.mark.parametrize("case", ["malformed", "folder", "fifo", "dangling", "binary"])
+def test_a_shops_d_file_that_cannot_be_read_disables_its_shop_alone(host: Host, case: str) -> None:
+    folder = host.etc / "shops.d"
+    folder.mkdir(mode=0o755)
+    _broken(folder, case)
+    setup = setup_of(host)
+    assert [c.name for c in setup.shops] == ["alpha", "beta"]
+    (off,) = setup.disabled
+    assert (off.name, off.error.setting) == ("bad", "shops.d")
+    assert "bad.toml" in str(off.error)
+
+
+@pytest.mark.parametrize("name", [".#gamma.toml", ".gamma.toml.swp", "gamma.toml~", "notes.txt"])
+def test_editor_leftovers_in_shops_d_are_not_shops(host: Host, name: str) -> None:
+    folder = host.etc / "shops.d"
+    folder.mkdir(mode=0o755)
+    (folder / name).symlink_to("user@host.1234")  # as emacs leaves its lock: dangling
+    setup = setup_of(host)
+    assert [c.name for c in setup.shops] == ["alpha", "beta"]
+    assert setup.disabled == () and setup.warnings == ()
+
+
+def test_a_shops_d_file_others_can_write_still_stops_the_start(host: Host) -> None:
+    folder = host.etc / "shops.d"
+    folder.mkdir(mode=0o755)
+    (folder / "gamma.toml").write_text(f'[shop]\nroot = "{host.add_tree("gamma")}"\n')
+    (folder / "gamma.toml").chmod(0o666)
+    with pytest.raises(ConfigError, match="writable by others"):
+        setup_of(host)
+
+
+def test_each_shop_names_where_its_secret_came_from(host: Host) -> None:
+    host.secret("beta", "beta's-own-secret")
+    sources = {c.name: c.sources["pulse.heartbeat_secret"] for c in setup_of(host).shops}
+    assert sources == {"alpha": "env", "beta": "credential pulse_heartbeat_secret.beta"}
+
+
+def test_without_secrets_status_still_learns_every_domain(host: Host) -> None:
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    assert [c.name for c in load_setup({}, env).shops] == []
+    setup = load_setup({}, env, secrets=False)
+    assert [c.domain for c in setup.shops] == ["alpha.example", "beta.example"]
+
+
 def test_a_bad_shop_name_is_disabled(host: Host) -> None:
     host.write(["alpha"], extra={'"no way"': 'domain = "x.example"'})
     (off,) = setup_of(host).disabled
@@ -86,9 +147,27 @@ def test_a_bad_shop_name_is_disabled(host: Host) -> None:
 
 
 def test_a_shops_own_credential_beats_the_shared_secret(host: Host) -> None:
-    host.secret("beta", "beta's-own")
+    host.secret("beta", "beta's-own-secret-key")
     secrets = {c.name: c.heartbeat_secret.reveal() for c in setup_of(host).shops}
-    assert secrets == {"alpha": host.env["PULSE_HEARTBEAT_SECRET"], "beta": "beta's-own"}
+    assert secrets == {"alpha": host.env["PULSE_HEARTBEAT_SECRET"], "beta": "beta's-own-secret-key"}
+
+
+def test_a_shops_own_secret_shorter_than_16_bytes_disables_that_shop_only(host: Host) -> None:
+    host.secret("beta", "short")
+    setup = setup_of(host)
+    assert [c.name for c in setup.shops] == ["alpha"]
+    (off,) = setup.disabled
+    assert off.name == "beta" and off.error.setting == "pulse.heartbeat_secret"
+    assert "shorter than 16 bytes" in str(off.error)
+
+
+def test_a_shared_secret_shorter_than_16_bytes_stops_the_start_naming_it(host: Host) -> None:
+    host.secret("alpha", "alpha's-own-secret-key")
+    host.env["PULSE_HEARTBEAT_SECRET"] = "e"
+    with pytest.raises(ConfigError) as info:
+        setup_of(host)
+    assert info.value.setting == "pulse.heartbeat_secret"
+    assert "shorter than 16 bytes" in str(info.value)
 
 
 def test_one_shop_variables_are_ignored_with_a_warning_when_shops_are_listed(
@@ -109,7 +188,7 @@ def test_without_tables_the_one_shop_is_default_with_its_state_where_it_was(
 ) -> None:
     env = {
         "PULSE_API_HOST": "https://pulse.example",
-        "PULSE_HEARTBEAT_SECRET": "s",
+        "PULSE_HEARTBEAT_SECRET": "s" * 16,
         "PULSED_DOMAIN": "shop.example",
         "PULSED_STATE_DIR": str(tmp_path),
     }
@@ -234,3 +313,16 @@ async def test_a_failed_php_answer_is_not_kept(tmp_path: Path) -> None:
     assert await versions.version(str(php), 5.0, {"PATH": "/usr/bin:/bin"}) is None
     assert await versions.version(str(php), 5.0, {"PATH": "/usr/bin:/bin"}) is None
     assert versions.asked == 2
+
+
+def test_a_shop_without_its_secret_names_its_own_credential_and_what_loads_it(
+    host: Host, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    env["CREDENTIALS_DIRECTORY"] = str(credentials)
+    setup = load_setup({}, env)
+    off = {d.name: str(d.error) for d in setup.disabled}
+    assert "no credential pulse_heartbeat_secret.alpha nor pulse_heartbeat_secret" in off["alpha"]
+    assert "systemctl daemon-reload && systemctl restart pulsed" in off["alpha"]

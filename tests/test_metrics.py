@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,15 @@ def test_a_real_daemon_writes_the_textfile_for_every_shop(tmp_path: Path) -> Non
     families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
     sent = {s.labels["shop"]: s.value for s in families["pulsed_heartbeats_sent"].samples}
     assert sent == {"alpha": 1.0, "beta": 1.0}
+
+
+def test_every_shop_says_whether_it_can_work_and_a_disabled_one_keeps_its_figures() -> None:
+    kept = replace(VIEWS["busy"].state, counters=st.Counters(9, 1, 12))
+    off = ShopView("broken", None, kept, None, "disabled", "shop.root")
+    unreadable = ShopView("lost", None, st.State(), None, "unreadable")
+    got = samples(rendered(VIEWS["healthy"], off, unreadable))
+    assert got[("pulsed_shop_up", (("shop", "broken"),))] == 0
+    assert got[("pulsed_shop_up", (("shop", "lost"),))] == 1  # its state, not its setting
+    assert got[("pulsed_shop_up", (("shop", VIEWS["healthy"].name),))] == 1
+    assert got[("pulsed_heartbeats_sent_total", (("shop", "broken"),))] == 9
+    assert ("pulsed_heartbeat_next_due_timestamp_seconds", (("shop", "broken"),)) not in got

@@ -12,7 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pulsed import _publish, _status
-from tests.support.figures import NOW, SCHEMA, VIEWS
+from pulsed import _state as st
+from pulsed._status import ShopView
+from tests.support.figures import NOW, SCHEMA, VERSIONS, VIEWS
 
 SHOPS = [VIEWS["healthy"], VIEWS["busy"]]
 
@@ -96,3 +98,81 @@ def test_the_warning_lists_each_refused_file_and_says_heartbeats_go_on(
     assert warning.getMessage() == (
         f"status cannot be written ({errors[0]}; {errors[1]}); heartbeats are not affected"
     )
+
+
+# --- nothing a peer wrote reaches the public file (issue 16, row 4) ---------------
+
+ECHOED = (
+    'status: HTTP 422 {"detail":[{"input":{"php_version":"8.2.7","module_version":"1.4.0",'
+    '"ecommerce_version":"4.0.2.3","domain":"shop.example"}}]}'
+)
+
+
+def _echoed_view() -> ShopView:
+    state = st.failed(
+        st.State(), NOW - 60, ECHOED, 422, NOW + 300, reason="status", attempts=1, elapsed=0.1
+    )
+    return ShopView("echo", "shop.example", state, NOW + 300)
+
+
+def test_the_status_file_says_the_reason_and_status_only_never_the_receivers_text(
+    tmp_path: Path,
+) -> None:
+    status = tmp_path / "status.json"
+    assert _publish.publish(
+        [_echoed_view()], NOW, status_file=status, metrics_file=None, version="0.9.0"
+    )
+    written = status.read_text(encoding="ascii")
+    (shop,) = json.loads(written)["shops"]
+    assert shop["last_error"] == "status HTTP 422"
+    assert [v for v in VERSIONS if v in written] == []
+    jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(written))
+    # status --json, for the operator, keeps the state's words
+    (kept,) = _status.document([_echoed_view()], NOW)["shops"]
+    assert kept["last_error"] == ECHOED
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "shown"),
+    [
+        (None, 200, None),
+        ("timeout: no complete answer in time", None, "timeout"),
+        ("redirect: HTTP 302 to https://x.example/ not followed", 302, "redirect HTTP 302"),
+        # a state written by hand (or an older pulsed) says anything: no word of it goes out
+        ("8.2.7 secret words: HTTP 500", 500, "failed HTTP 500"),
+        ("no colon at all", None, "failed"),
+        ("status: HTTP 500", True, "status"),
+    ],
+)
+def test_the_public_error_is_a_word_of_pulsed_and_a_status(
+    error: str | None, status: object, shown: str | None
+) -> None:
+    assert _status.public_error(error, status) == shown
+
+
+# --- a folder swapped after the start (issue 16, row 3) ---------------------------
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+@pytest.mark.parametrize("how", ["link", "open"])
+def test_a_folder_swapped_for_a_link_or_opened_to_all_is_written_into_never(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, which: str, how: str
+) -> None:
+    target = tmp_path / "roots-folder"
+    target.mkdir(mode=0o755)
+    folder = tmp_path / "run"
+    if how == "link":
+        folder.symlink_to(target)
+    else:
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o777)
+    path = folder / ("status.json" if which == "status" else "pulsed.prom")
+    files = {"status_file": None, "metrics_file": None, f"{which}_file": path}
+    with caplog.at_level("WARNING", logger="pulsed"):
+        assert not _publish.publish(SHOPS, NOW, version="0.9.0", **files)
+    assert list(target.iterdir()) == []
+    if how == "open":
+        assert list(folder.iterdir()) == []
+    (warned,) = [r for r in caplog.records if getattr(r, "event", "") == "status.unwritable"]
+    said = "symlink" if how == "link" else "writable by others"
+    assert said in warned.getMessage()

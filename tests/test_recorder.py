@@ -11,7 +11,7 @@ from pulsed import _state as st
 from pulsed._body import Request
 from pulsed._delivery import Delivered
 from pulsed._errors import DeliveryError
-from pulsed._recorder import Recorder
+from pulsed._recorder import Recorder, failing_since
 from pulsed._redact import REDACT
 
 pytestmark = pytest.mark.anyio
@@ -96,3 +96,48 @@ async def test_a_state_that_cannot_be_written_is_kept_in_memory_with_a_warning(
     assert recorder.state.last_success == NOW
     lines = events(caplog, "state.unwritable")
     assert len(lines) == 2 and "a restart now could send" in lines[0].getMessage()
+
+
+async def test_a_success_after_failures_says_how_long_and_how_many(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = (
+        st.Delivery(NOW - 7200, "sent", 200, 1, 50),
+        st.Delivery(NOW - 3000, "failed", None, 3, 2000, "connect"),
+        st.Delivery(NOW - 2400, "failed", 503, 1, 40, "status"),
+    )
+    state = st.State(consecutive_failures=2, last_attempt=NOW - 2400, history=history)
+    recorder = Recorder(st.StateStore(tmp_path), state, writable=True)
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        await recorder.sent(Delivered(200, 1, 0.1), NOW, NOW + 3600)
+    (line,) = events(caplog, "heartbeat.recovered")
+    assert line.levelno == logging.INFO
+    assert (line.failed_deliveries, line.failing_for_s) == (2, 3000)  # type: ignore[attr-defined]
+    assert line.getMessage() == "heartbeat delivered again after 2 failed deliveries over 50 min"
+
+
+async def test_a_success_after_a_success_is_no_recovery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        await recorder.sent(Delivered(200, 1, 0.1), NOW, NOW + 3600)
+    assert events(caplog, "heartbeat.recovered") == []
+
+
+def test_failing_since_is_the_oldest_failure_kept_when_the_history_is_cut() -> None:
+    cut = tuple(st.Delivery(NOW - 60 * n, "failed", None, 1, 1, "connect") for n in (3, 2, 1))
+    assert failing_since(st.State(consecutive_failures=500, history=cut)) == NOW - 180
+    assert failing_since(st.State(consecutive_failures=1, last_attempt=NOW - 5)) == NOW - 5
+
+
+async def test_a_failure_names_the_host_it_could_not_reach(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    failure = DeliveryError("connect", "All connection attempts failed", attempts=3)
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        await recorder.failed(failure, NOW, NOW + 300, "pulse.example")
+    (line,) = events(caplog, "heartbeat.failed")
+    assert line.host == "pulse.example"  # type: ignore[attr-defined]
+    assert line.getMessage().startswith("heartbeat to pulse.example failed: connect: All")

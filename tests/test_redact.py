@@ -73,3 +73,13 @@ def test_secrets_registered_later_are_added_to_the_earlier_ones() -> None:
 
 def test_text_without_a_secret_is_unchanged() -> None:
     assert Redactor([TOKEN, SECRET])("heartbeat sent") == "heartbeat sent"
+
+
+@pytest.mark.parametrize("short", ["e", "ab", "12345"])
+def test_a_secret_too_short_to_tell_from_text_is_never_cut_out_of_words(short: str) -> None:
+    line = "e-shop.example.com: 12345 abcde"
+    assert Redactor([short])(line) == line
+
+
+def test_six_characters_are_still_redacted() -> None:
+    assert Redactor(["123456"])("id 123456 here") == "id [redacted] here"

@@ -79,8 +79,9 @@ def test_a_success_within_the_grace_of_its_due_time_keeps_the_schedule(late: flo
     assert sch.after_success(due, NOW - 1, NOW, HOUR, 0, random.Random(0)) == NOW - late + HOUR
 
 
-def test_a_success_before_its_due_time_forced_starts_a_schedule_from_its_heartbeat() -> None:
-    assert sch.after_success(_on(NOW + 600), NOW, NOW, HOUR, 0, random.Random(0)) == NOW + HOUR
+def test_a_success_before_its_due_time_forced_starts_a_schedule_from_the_2xx() -> None:
+    got = sch.after_success(_on(NOW + 600), NOW - 0.7, NOW, HOUR, 0, random.Random(0))
+    assert got == NOW + HOUR
 
 
 def test_the_first_heartbeat_ever_starts_a_schedule_from_its_heartbeat() -> None:
@@ -89,9 +90,10 @@ def test_the_first_heartbeat_ever_starts_a_schedule_from_its_heartbeat() -> None
     assert sch.after_success(due, NOW, NOW + 0.9, HOUR, 0, random.Random(0)) == NOW + HOUR
 
 
-def test_a_clock_gone_back_has_no_schedule_to_keep() -> None:
+def test_a_clock_gone_back_has_no_schedule_to_keep_and_starts_from_the_2xx() -> None:
     due = sch.due_at(NOW + 86400, None, NOW, HOUR)
     assert due.fresh and due.clock_went_back
+    assert sch.after_success(due, NOW - 0.7, NOW, HOUR, 0, random.Random(0)) == NOW + HOUR
 
 
 @pytest.mark.parametrize(("interval", "grace"), [(HOUR, 360.0), (6 * HOUR, 900.0), (60.0, 6.0)])

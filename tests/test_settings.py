@@ -83,7 +83,7 @@ def test_every_secret_flag_is_refused(flag: str) -> None:
 def test_check_lists_every_setting_with_its_value(tmp_path: Path) -> None:
     env = {
         "PULSE_API_HOST": "https://pulse.example",
-        "PULSE_HEARTBEAT_SECRET": "s3cret-value",
+        "PULSE_HEARTBEAT_SECRET": "s3cret-value-0123456789",
         "PULSED_DOMAIN": "shop.example",
     }
     cfg = load_one({"interval": "60"}, env, default_path=tmp_path / "absent.toml")
@@ -99,7 +99,7 @@ def test_check_lists_every_setting_with_its_value(tmp_path: Path) -> None:
 def test_defaults_are_what_the_declarations_say(tmp_path: Path) -> None:
     env = {
         "PULSE_API_HOST": "https://pulse.example",
-        "PULSE_HEARTBEAT_SECRET": "s3cret-value",
+        "PULSE_HEARTBEAT_SECRET": "s3cret-value-0123456789",
         "PULSED_DOMAIN": "shop.example",
     }
     cfg = load_one({}, env, default_path=tmp_path / "absent.toml")
@@ -119,7 +119,7 @@ def test_one_list_of_log_levels() -> None:
 
 GIVEN = {
     "pulse.api_host": ("https://pulse.example", "https://pulse.example"),
-    "pulse.heartbeat_secret": ("s3cret-value", None),
+    "pulse.heartbeat_secret": ("s3cret-value-0123456789", None),
     "pulse.timeout": ("7", 7.0),
     "pulse.api_key": ("legacy-key", None),
     "telegram.bot_token": ("42:abc", None),
@@ -195,7 +195,7 @@ def test_a_metrics_file_must_be_one_node_exporter_reads() -> None:
 def test_status_and_metrics_files_are_off_unless_set(tmp_path: Path) -> None:
     env = {
         "PULSE_API_HOST": "https://pulse.example",
-        "PULSE_HEARTBEAT_SECRET": "s3cret-value",
+        "PULSE_HEARTBEAT_SECRET": "s3cret-value-0123456789",
         "PULSED_DOMAIN": "shop.example",
     }
     cfg = load_one({}, env, default_path=tmp_path / "absent.toml")

@@ -244,9 +244,9 @@ def test_domain_falls_back_to_http_server_only_when_https_server_is_absent() -> 
             "'https://' . $_SERVER['HTTP_HOST'] . '/'",
             r"HTTPS_SERVER \(line 1\) cannot be read statically",
         ),
-        ("''", "HTTPS_SERVER: no host"),
+        ("'   '", "HTTPS_SERVER: no host"),
     ],
-    ids=["dynamic", "empty"],
+    ids=["dynamic", "blank"],
 )
 def test_an_https_server_that_cannot_be_known_is_never_replaced_by_http_server(
     https: str, why: str
@@ -256,6 +256,42 @@ def test_an_https_server_that_cannot_be_known_is_never_replaced_by_http_server(
     )
     with pytest.raises(CollectError, match=why):
         _shop.domain(php(source, "config.php"))
+
+
+# A shop without SSL (common on 1.5.x) writes HTTPS_SERVER as '', and OpenCart then
+# uses HTTP_SERVER; contract §2 says the domain comes from it too.
+NO_SSL_CONFIG = """<?php
+// HTTP
+define('HTTP_SERVER', 'http://Plain-Shop.example/');
+define('HTTP_IMAGE', 'http://Plain-Shop.example/image/');
+
+// HTTPS
+define('HTTPS_SERVER', '');
+define('HTTPS_IMAGE', '');
+"""
+
+
+def test_an_https_server_defined_empty_takes_the_domain_from_http_server(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.php").write_text(NO_SSL_CONFIG)
+    assert resolve_domain(None, tmp_path) == "plain-shop.example"
+
+
+def test_an_empty_https_server_and_an_empty_http_server_is_no_host() -> None:
+    source = "<?php define('HTTPS_SERVER', '');\ndefine('HTTP_SERVER', '');\n"
+    with pytest.raises(CollectError, match="HTTP_SERVER: no host"):
+        _shop.domain(php(source, "config.php"))
+
+
+def test_a_protocol_relative_fully_qualified_host_is_sent_as_written_lower_cased(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.php").write_text(
+        "<?php\ndefine('HTTP_SERVER', '//www.Shop.example.com./');\n"
+        "define('HTTPS_SERVER', '//www.Shop.example.com./');\n"
+    )
+    assert resolve_domain(None, tmp_path) == "www.shop.example.com."
 
 
 def test_an_https_server_chosen_at_run_time_is_refused_naming_the_lines() -> None:

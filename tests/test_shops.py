@@ -13,6 +13,7 @@ from devtools.receiver import Receiver
 from pulsed import _state as st
 from pulsed._toml import tomllib
 from tests.support.host import Host
+from tests.support.manager import Manager
 from tests.support.process import SECRET, Pulsed, Shop, run_pulsed
 
 
@@ -64,7 +65,54 @@ def test_a_broken_shop_is_disabled_and_the_others_run(host: Host, receiver: Rece
     assert domains(receiver.accepted) == ["alpha.example", "beta.example"]
     code, out, _ = run_pulsed(["check"], host.env)
     assert code == 78  # check refuses while any shop cannot work
-    assert "shop broken: cannot work" in out
+    assert "  broken: cannot work: shop.domain" in out  # in the summary, one line a shop
+
+
+def test_a_shop_that_breaks_on_reload_stays_in_every_listing(
+    host: Host, receiver: Receiver, tmp_path: Path
+) -> None:
+    status_file, metrics_file = tmp_path / "run" / "status.json", tmp_path / "run" / "m.prom"
+    status_file.parent.mkdir(mode=0o755)
+    env = dict(host.env, PULSED_STATUS_FILE=str(status_file), PULSED_METRICS_FILE=str(metrics_file))
+    manager = Manager(str(tmp_path / "notify"))
+    daemon = Pulsed(["run"], dict(env, NOTIFY_SOCKET=manager.address))
+    try:
+        daemon.wait_for("heartbeat.sent", count=2)
+        host.write(["alpha"], extra={"beta": 'root = "/nonexistent/shop"'})  # beta breaks
+        daemon.proc.send_signal(signal.SIGHUP)
+        line = manager.until_match("STATUS=", containing="disabled")
+    finally:
+        manager.sock.close()
+    assert line.startswith("STATUS=2 shops: 1 ok, 1 disabled (beta); next "), line
+    doc = json.loads(status_file.read_text())
+    beta = next(s for s in doc["shops"] if s["name"] == "beta")
+    assert (beta["problem"], beta["problem_setting"]) == ("disabled", "shop.domain")
+    assert beta["heartbeats_sent"] == 1 and beta["last_success"] is not None  # kept figures
+    assert beta["next_due"] is None
+    assert "/nonexistent" not in status_file.read_text()  # no path in the public file
+    metrics = metrics_file.read_text()
+    assert 'pulsed_shop_up{shop="alpha"} 1' in metrics
+    assert 'pulsed_shop_up{shop="beta"} 0' in metrics
+    assert 'pulsed_heartbeats_sent_total{shop="beta"} 1' in metrics
+    assert daemon.stop() == 0
+    code, out, _ = run_pulsed(["status"], host.env)
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[1:3]}
+    assert "disabled (shop.domain)" in rows["beta"] and "ok" in rows["alpha"], out
+    assert "2 shops: 1 disabled, 1 ok" in out
+    assert "shop beta: disabled: shop.domain: not set, and /nonexistent/shop" in out
+    code, out, _ = run_pulsed(["status", "--failing", "--json"], host.env)
+    assert [s["name"] for s in json.loads(out)["shops"]] == ["beta"]
+
+
+def test_status_shows_every_domain_without_any_secret(host: Host, receiver: Receiver) -> None:
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    code, out, _ = run_pulsed(["status", "--json"], env)
+    assert code == 0
+    assert [(s["name"], s["domain"]) for s in json.loads(out)["shops"]] == [
+        ("alpha", "alpha.example"),
+        ("beta", "beta.example"),
+    ]
 
 
 def test_run_refuses_when_no_shop_can_work(host: Host) -> None:

@@ -535,7 +535,21 @@ def test_file_holds_exactly_the_documented_keys(tmp_path: Path) -> None:
         "next_due",
         "identity",
         "pending",
+        "domain",
     }
+
+
+def test_the_domain_a_state_belongs_to_is_written_and_read_back(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.save(st.State(domain="shop.example"))
+    assert json.loads(store.path.read_text())["domain"] == "shop.example"
+    assert store.read() == st.State(domain="shop.example")
+
+
+def test_a_state_without_a_domain_still_loads_and_a_bad_one_is_corrupt() -> None:
+    assert st.from_json({"version": 2}).domain is None
+    with pytest.raises(ValueError, match="domain is not a string"):
+        st.from_json({"version": 2, "domain": ["a"]})
 
 
 def test_file_is_compact_sorted_json_ending_in_a_newline(tmp_path: Path) -> None:

@@ -187,3 +187,29 @@ def test_the_example_in_docs_status_is_a_valid_document() -> None:
     rendered = _status.text(doc, _timefmt.parse(doc["generated_at"]))
     assert f"```text\n{rendered}```" in page
     assert "last heartbeat 12 minutes ago, 99.4 % delivered over 7 days, next at 14:05" in page
+
+
+def test_a_disabled_shop_is_listed_with_its_setting_and_kept_figures_and_nothing_due() -> None:
+    kept = st.State(last_success=NOW - 7200, counters=st.Counters(5, 0, 5))
+    doc = _status.document([ShopView("broken", None, kept, None, "disabled", "shop.root")], NOW)
+    validate(doc)
+    (shop,) = doc["shops"]
+    assert (shop["problem"], shop["problem_setting"]) == ("disabled", "shop.root")
+    assert shop["heartbeats_sent"] == 5 and shop["next_due"] is None
+    assert _status.health(shop) == "disabled"
+    text = _status.text(doc, NOW)
+    assert "disabled: its configuration cannot work (shop.root); no heartbeat" in text
+    assert "2 hours ago" in _status.table(doc, NOW)
+
+
+def test_the_table_sums_up_each_state() -> None:
+    ok = ShopView("a", "a.example", st.State(last_success=NOW - 60), NOW + 3540)
+    failing = ShopView("b", "b.example", st.State(consecutive_failures=2), NOW + 60)
+    waiting = ShopView("c", None, st.State(), NOW)
+    table = _status.table(_status.document([ok, failing, waiting], NOW), NOW)
+    lines = table.splitlines()
+    assert lines[0].split() == ["SHOP", "DOMAIN", "STATE", "LAST", "SUCCESS", "NEXT", "DUE"]
+    assert lines[1].split()[:3] == ["a", "a.example", "ok"]
+    assert lines[2].split()[:3] == ["b", "b.example", "failing"]
+    assert lines[3].split()[:3] == ["c", "-", "waiting"]
+    assert lines[4] == "3 shops: 1 failing, 1 ok, 1 waiting"

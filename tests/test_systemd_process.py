@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -13,28 +12,8 @@ import pytest
 
 from devtools import faultserver as fs
 from devtools.receiver import Receiver
+from tests.support.manager import Manager
 from tests.support.process import SECRET, Pulsed, Shop
-
-
-class Manager:
-    """The service manager's end of NOTIFY_SOCKET: a datagram socket we read from."""
-
-    def __init__(self, address: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(address.replace("@", "\0", 1) if address.startswith("@") else address)
-        self.sock.settimeout(20)
-        self.address = address
-        self.messages: list[str] = []
-
-    def next(self) -> str:
-        message = self.sock.recv(4096).decode()
-        self.messages.append(message)
-        return message
-
-    def until(self, prefix: str) -> str:
-        while not (message := self.next()).startswith(prefix):
-            pass
-        return message
 
 
 @pytest.mark.parametrize("kind", ["path", "abstract"])

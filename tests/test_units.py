@@ -113,8 +113,10 @@ def test_template_differs_only_where_it_must() -> None:
     assert "PULSED_CONFIG=/etc/pulsed/%i.toml" in values(template, "Environment")
     assert single(template, "User") == "pulsed-%i"
     assert "-/etc/default/pulsed-%i" in values(template, "EnvironmentFile")
-    # ExecStartPre= hands a new instance the state its shop already had.
-    assert values(template, "ExecStartPre") == ["+/usr/local/lib/pulsed/pulsed-adopt-state %i"]
+    # Nothing runs as root on paths the unit's user could plant (issue 16, row 1), and
+    # starting an instance never takes another unit's state (row 2): no ExecStartPre=.
+    assert values(template, "ExecStartPre") == []
+    assert not (SYSTEMD / "pulsed-adopt-state").exists()
     assert "PULSED_STATUS_FILE=/run/pulsed-instances/%i/status.json" in values(
         template, "Environment"
     )

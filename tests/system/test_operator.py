@@ -127,7 +127,7 @@ def test_make_install_from_a_checkout_to_uninstall(host: Container, receiver: Re
 def test_moving_a_shop_from_the_single_unit_to_the_template(
     host: Container, receiver: Received
 ) -> None:
-    """The documented move: no state moved by hand, nothing sent early."""
+    """The documented move (pulsed adopt, no file moved by hand): nothing sent early."""
     host.run(["dpkg", "-i", "/root/pulsed.deb"])
     steps.configure(host, receiver.port)
     steps.start_and_heartbeat(host, receiver)
@@ -158,7 +158,9 @@ def test_an_instance_from_before_the_own_state_root_keeps_its_state(
     host.run(["rm", "-r", "/etc/systemd/system/pulsed@shop1.service.d"])
     host.run(["systemctl", "daemon-reload"])
 
-    host.run(["systemctl", "start", "pulsed@shop1"])
+    # No unit moves a state when it starts: the documented, explicit move.
+    for command in _doc_block(REPO / "docs" / "systemd.md", "old-instance-layout"):
+        host.run(["sh", "-ec", command], user=OPERATOR)
     steps.restart_sends_nothing_early(host, receiver, "pulsed@shop1")
     assert len(receiver.accepted()) == 1
     # The old folder is gone, so the single unit can start on this host.

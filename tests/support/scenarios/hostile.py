@@ -23,13 +23,16 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devtools import faultserver as fs
+from pulsed._toml import tomllib
 from pulsed.verify import signature
-from tests.support.lab import Lab, Rig
+from tests.support.lab import CLOSED_PORT_URL, Lab, Rig
 from tests.support.process import Result
 
 AS_ROOT = os.geteuid() == 0
@@ -226,6 +229,237 @@ def check_oversized_state(lab: Lab) -> dict[str, Any]:
     return {"state_mib": 50}
 
 
+def _strict_json_lines(result: Result) -> list[dict[str, Any]]:
+    """Every stderr line as JSON that a strict parser takes: no NaN, no Infinity."""
+
+    def refuse(word: str) -> object:
+        raise AssertionError(f"a log line carries {word}, which is not JSON: {result.err}")
+
+    parsed = [json.loads(line, parse_constant=refuse) for line in result.err.splitlines()]
+    assert all(isinstance(p, dict) for p in parsed), result.err
+    return parsed
+
+
+def check_unreadable_date(lab: Lab) -> dict[str, Any]:
+    """A 200 whose ``Date`` overflows every clock type: a delivery, not a failure."""
+    server = lab.server()
+    server.plan(then=fs.ok(headers={"Date": "Sun, 29 Nov 99999999999999 05:42:28 GMT"}))
+    rig = lab.rig(server.url, "unreadable-date")
+    result = rig.run("once", "--force")
+    assert result.code == 0, result.err
+    lines = _strict_json_lines(result)
+    assert [e["event"] for e in lines if e["event"].startswith("heartbeat.")] == [
+        "heartbeat.sent"
+    ], result.err
+    state = rig.state_of()
+    assert (state.consecutive_failures, state.counters.heartbeats_sent) == (0, 1)
+    return {"sent": len(server.requests)}
+
+
+def check_hostile_retry_after(lab: Lab) -> dict[str, Any]:
+    """``Retry-After: ²`` is no number (the 503 is retried); 400 digits are clamped."""
+    server = lab.server()
+    server.plan(fs.status(503, {"Retry-After": "\u00b2"}), then=fs.ok())
+    rig = lab.rig(server.url, "retry-after")
+    result = rig.run("once", "--force")
+    assert result.code == 0, result.err
+    assert len(server.requests) == 2
+    server.plan(then=fs.status(503, {"Retry-After": "9" * 400}))
+    result = rig.run("once", "--force")
+    assert result.code == 75, result.err
+    (failed,) = [e for e in _strict_json_lines(result) if e["event"] == "heartbeat.failed"]
+    assert isinstance(failed["retry_after"], float) and failed["retry_after"] < 1e9, failed
+    return {"retried": 1, "clamped": 1}
+
+
+def check_echoing_receiver(lab: Lab) -> dict[str, Any]:
+    """A 422 that echoes the body (versions and all), then a 302 with a 12 KB Location:
+    the public status file says the reason and status only; state and logs keep 200
+    characters of the receiver's text at most."""
+    server = lab.server()
+    rig = lab.rig(server.url, "echoing")
+    public = rig.home / "run"
+    public.mkdir(mode=0o755)
+    env = {"PULSED_STATUS_FILE": str(public / "status.json")}
+    kept: list[int] = []
+    for reply, word in (
+        (
+            fs.status(422, body=b'{"detail":{"input":{"php_version":"8.2.7","x":"' + b"y" * 20000),
+            "status HTTP 422",
+        ),
+        (
+            fs.status(302, {"Location": "https://elsewhere.example/" + "z" * 12000}),
+            "redirect HTTP 302",
+        ),
+    ):
+        server.plan(then=reply)
+        result = rig.run("once", "--force", env=env)
+        assert result.code == 75, result.err
+        written = (public / "status.json").read_text(encoding="ascii")
+        (shop,) = json.loads(written)["shops"]
+        assert shop["last_error"] == word, shop
+        assert "8.2.7" not in written and "1.4.0" not in written and "elsewhere" not in written
+        error = rig.state_of().last_error or ""
+        (failed,) = [e for e in json_lines(result) if e["event"] == "heartbeat.failed"]
+        assert len(error) <= 240 and len(failed["message"]) <= 280, (error, failed)
+        kept.append(len(error))
+    return {"public": 2, "cut": sum(1 for n in kept if n <= 240)}
+
+
+def check_short_secret(lab: Lab) -> dict[str, Any]:
+    """A one-letter heartbeat secret: refused with 78 naming the setting and the rule, and
+    the refusal is readable (the letter is not cut out of its words)."""
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, "short-secret")
+    for command in (("run",), ("once", "--force"), ("check",)):
+        result = rig.run(*command, env={"PULSE_HEARTBEAT_SECRET": "e"})
+        assert result.code == 78, result.err
+        (line,) = [e for e in json_lines(result) if e["event"] == "config.invalid"]
+        assert line["setting"] == "pulse.heartbeat_secret", line
+        assert "pulse.heartbeat_secret: is shorter than 16 bytes" in line["message"], line
+    assert receiver.accepted == []
+    return {"refused": 3}
+
+
+PUBLIC_SETTINGS = {"status": "daemon.status_file", "metrics": "daemon.metrics_file"}
+
+
+def check_public_folder(lab: Lab, how: str, which: str = "status") -> dict[str, Any]:
+    """The folder of the status (or metrics) file is a tenant's link to a folder of
+    root's, is the tenant's own, or anyone may write it: ``run`` and ``once`` exit 78
+    naming the setting, and nothing is written where the folder points."""
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, f"public-{how}-{which}")
+    target = rig.home / "roots-folder"  # what a link would make root write into
+    target.mkdir(mode=0o755)
+    folder = rig.home / "public"
+    if how == "link":
+        folder.symlink_to(target)
+        if AS_ROOT:
+            nobody = pwd.getpwnam("nobody")
+            os.lchown(folder, nobody.pw_uid, nobody.pw_gid)
+    else:
+        folder.mkdir(mode=0o755)
+        if how == "owned":
+            if not AS_ROOT:
+                pytest.skip("only root can give a folder to another user")
+            give_to_nobody(folder)
+        else:
+            folder.chmod(0o777)
+    name = "status.json" if which == "status" else "pulsed.prom"
+    variable = "PULSED_STATUS_FILE" if which == "status" else "PULSED_METRICS_FILE"
+    env = {variable: str(folder / name)}
+    for command in (("run",), ("once", "--force")):
+        line = _refused(rig.run(*command, env=env), folder)
+        assert line["setting"] == PUBLIC_SETTINGS[which], line
+    assert list(target.iterdir()) == []
+    if how != "link":
+        assert list(folder.iterdir()) == []
+    assert receiver.accepted == []
+    return {"refused": 2}
+
+
+def check_public_file_in_state(lab: Lab, which: str) -> dict[str, Any]:
+    """A status or metrics file set to the state file, inside the state folder, or in a
+    folder that links into it: refused with 78 naming the setting; no heartbeat goes."""
+    receiver = lab.receiver()
+    rig = lab.rig(receiver.url, f"public-in-state-{which}")
+    rig.seed()
+    link = rig.home / "into-state"
+    link.symlink_to(rig.state)
+    places = {
+        "status": [rig.state / "state.json", rig.state / "shops" / "x" / "status.json"],
+        "metrics": [rig.state / "pulsed.prom", link / "pulsed.prom"],
+    }[which]
+    variable = "PULSED_STATUS_FILE" if which == "status" else "PULSED_METRICS_FILE"
+    before = (rig.state / "state.json").read_bytes()
+    refused = 0
+    for place in places:
+        for command in (("run",), ("once",), ("once", "--force")):
+            result = rig.run(*command, env={variable: str(place)})
+            assert result.code == 78, result.err
+            (line,) = json_lines(result)
+            assert line["setting"] == PUBLIC_SETTINGS[which], line
+            assert "inside the state folder" in line["message"], line
+            refused += 1
+    assert (rig.state / "state.json").read_bytes() == before
+    assert receiver.accepted == []
+    return {"refused": refused}
+
+
+def check_shop_outside_state(lab: Lab) -> dict[str, Any]:
+    """``status --shop ../../outside`` (and other names no shop may have): refused with 78
+    naming ``--shop``; the state file outside the state folder is never read."""
+    rig = lab.rig(CLOSED_PORT_URL, "shop-outside")
+    outside = rig.home / "outside"
+    outside.mkdir()
+    planted = {"version": 2, "consecutive_failures": 7, "last_error": "read-from-outside"}
+    (outside / "state.json").write_text(json.dumps(planted))
+    (rig.state / "shops").mkdir(parents=True)  # so that shops/../../outside resolves
+    refused = 0
+    for name in ("../../outside", "../shop-outside/outside", "a/b", "", "x" * 33, "caf\u00e9"):
+        for command in (("status",), ("status", "--json"), ("check",), ("once", "--dry-run")):
+            result = rig.run(*command, "--shop", name, env={"PULSED_STATE_DIR": str(rig.state)})
+            assert result.code == 78, (name, result.err)
+            (line,) = json_lines(result)
+            assert line["setting"] == "--shop" and "is not a shop name" in line["message"], line
+            assert "read-from-outside" not in result.out + result.err
+            refused += 1
+    return {"refused": refused}
+
+
+ESCAPING_NAME = "x\x1b]0;pwned\x07\nforged line"
+
+
+def check_escaped_shop_names(lab: Lab) -> dict[str, Any]:
+    """A ``shops.d`` file whose name holds ESC, BEL and a newline: ``check`` and ``status``
+    show the name escaped, never obey it or break a line with it."""
+    rig = lab.rig(CLOSED_PORT_URL, "escaped-names")
+    etc = rig.home / "etc"
+    (etc / "shops.d").mkdir(parents=True, mode=0o755)
+    etc.chmod(0o755)
+    config = etc / "pulsed.toml"
+    config.write_text(f'[shops.main]\nroot = "{rig.root}"\n')
+    config.chmod(0o600)
+    (etc / "shops.d" / f"{ESCAPING_NAME}.toml").write_text(f'[shop]\nroot = "{rig.root}"\n')
+    env = {"PULSED_CONFIG": str(config)}
+    shown = 0
+    for command in (("check",), ("status",)):
+        result = rig.run(*command, env=env)
+        assert result.code in (0, 78), result.err
+        assert not {"\x1b", "\x07"} & set(result.out), result.out
+        assert not any(line.startswith("forged line") for line in result.out.splitlines())
+        json_lines(result)
+        shown += "\\x1b]0;pwned\\x07\\n" in result.out
+    return {"escaped": shown}
+
+
+def check_discover_linked_config(lab: Lab) -> dict[str, Any]:
+    """A tenant (nobody) makes its ``config.php`` a link to another tenant's unreadable
+    staging config; ``discover`` run as root neither prints that domain nor lists the
+    tenant's tree as a shop, and its output parses as TOML."""
+    rig = lab.rig(CLOSED_PORT_URL, "discover-link")
+    staging = rig.home / "other-tenant" / "config.php"
+    staging.parent.mkdir()
+    staging.write_text("<?php define('HTTPS_SERVER', 'https://staging.other-tenant.example/');")
+    staging.chmod(0o600)
+    www = rig.home / "www"
+    tenant = www / "tenant"
+    shutil.copytree(rig.root, tenant)
+    (tenant / "config.php").unlink()
+    (tenant / "config.php").symlink_to(staging)
+    for path in (www, tenant):
+        give_to_nobody(path)
+    if AS_ROOT:
+        nobody = pwd.getpwnam("nobody")
+        os.lchown(tenant / "config.php", nobody.pw_uid, nobody.pw_gid)
+    result = rig.run("discover", str(www))
+    assert result.code == 0, result.err
+    assert "staging" not in result.out and "other-tenant" not in result.out, result.out
+    assert tomllib.loads(result.out).get("shops", {}) == {}
+    return {"listed": 0}
+
+
 CASES = {
     "open-state-folder": check_open_state_folder,
     "config-file-writable": lambda lab: check_untrusted_config(lab, "file"),
@@ -237,4 +471,16 @@ CASES = {
     "forged-getme": check_forged_username,
     "escapes-in-state": check_escapes_in_state,
     "oversized-state": check_oversized_state,
+    "unreadable-date": check_unreadable_date,
+    "hostile-retry-after": check_hostile_retry_after,
+    "echoing-receiver": check_echoing_receiver,
+    "short-secret": check_short_secret,
+    "public-folder-link": lambda lab: check_public_folder(lab, "link"),
+    "public-folder-owned": lambda lab: check_public_folder(lab, "owned"),
+    "metrics-folder-open": lambda lab: check_public_folder(lab, "open", "metrics"),
+    "status-file-in-state": lambda lab: check_public_file_in_state(lab, "status"),
+    "metrics-file-in-state": lambda lab: check_public_file_in_state(lab, "metrics"),
+    "shop-outside-state": check_shop_outside_state,
+    "escaped-shop-names": check_escaped_shop_names,
+    "discover-linked-config": check_discover_linked_config,
 }
