@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from pulsed._toml import tomllib
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 REFUSAL = re.compile(
@@ -149,3 +151,20 @@ def test_a_python_named_to_make_gets_a_venv_of_its_own(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert f"{python} -m venv --clear .venv-3.12" in shown.stdout.splitlines()
     assert ".venv-3.12/bin/pytest -q -n 2" in shown.stdout.splitlines()
+
+
+def test_the_supported_pythons_are_named_alike_everywhere() -> None:
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    (listed,) = re.findall(r"^PYTHONS := (.*)$", makefile, re.MULTILINE)
+    assert listed.split() == PYTHONS
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["requires-python"] == f">={PYTHONS[0]}"
+    # The checks read the code as the oldest runs it: what only a newer one has fails them.
+    assert project["tool"]["mypy"]["python_version"] == PYTHONS[0]
+    assert project["tool"]["ruff"]["target-version"] == "py" + PYTHONS[0].replace(".", "")
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    (in_ci,) = re.findall(r"^pythons=\((.*)\)$", ci, re.MULTILINE)
+    assert in_ci.split() == PYTHONS
+    said = re.compile(r"Python 3\.10, 3\.11, 3\.12 (and|or) 3\.13\b")
+    for doc in ("README.md", "docs/systemd.md"):
+        assert said.search(" ".join((REPO / doc).read_text(encoding="utf-8").split())), doc
