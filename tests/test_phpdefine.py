@@ -177,6 +177,12 @@ def test_an_unclosed_single_quote_runs_to_the_end_of_the_file() -> None:
     assert (read(source), read(source, "CORE")) == ("1", None)
 
 
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_file_cut_inside_a_name_defines_nothing(quote: str) -> None:
+    # The reading ends where the unclosed string opens: its text, cut, names no constant.
+    assert scan(f"<?php define({quote}VERSION") == []
+
+
 def test_a_line_comment_ends_at_a_closing_tag() -> None:
     source = "<?php // note ?> define('VERSION', 'html') <?php define('VERSION', '1');"
     assert read(source) == "1"
