@@ -3,6 +3,15 @@
 # requirements/dev.txt (`make lock` writes it); nothing else is assumed.
 
 PYTHON ?= python3
+# The Pythons pulsed runs on (contract §12): the lock is resolved for all of them, CI
+# runs the suite on each (.ci/run), and make and make install refuse any other.
+PYTHONS := 3.10 3.11 3.12 3.13
+# PYTHON named (make unit PYTHON=python3.12, or in the environment): a venv of its
+# own, .venv-3.12, so that run is on 3.12 and the default .venv stays as it is.
+PYTHON_NAMED := $(filter command environment,$(firstword $(origin PYTHON)))
+ifneq ($(PYTHON_NAMED),)
+VENV ?= .venv-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+endif
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -19,8 +28,18 @@ PIP_SELF     := -m pip install --quiet --disable-pip-version-check --no-deps --n
 
 .PHONY: run test lint typecheck unit units bench soak mutate clean lock lock-check systemtest
 
+# $(call python_check,INTERPRETER,WHO): one line and exit 1 unless INTERPRETER is one of
+# $(PYTHONS). Its question parses on any Python, 2.7 included: an old one hears which
+# versions work, not a SyntaxError.
+python_check = v=$$($(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || \
+	{ echo "$(2): $(1) does not run" >&2; exit 1; }; \
+	case " $(PYTHONS) " in *" $$v "*) ;; *) echo "$(2): $(1) is Python $$v; pulsed runs on Python" \
+	    "$(firstword $(PYTHONS)) to $(lastword $(PYTHONS)) (PYTHON=/path/to/python3.11 names another)" >&2; \
+	    exit 1;; esac
+
 # --clear: a package dropped from the lock must not linger in the venv.
 $(STAMP): pyproject.toml $(LOCK_DEV)
+	@$(call python_check,$(PYTHON),make)
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python $(PIP_LOCKED) -r $(LOCK_DEV)
 	$(BIN)/python $(PIP_SELF) -e .
@@ -31,8 +50,10 @@ $(STAMP): pyproject.toml $(LOCK_DEV)
 #   make lock LOCK_FLAGS=--upgrade   or   make lock LOCK_FLAGS='--upgrade-package httpx'
 # The runtime lock is constrained by the dev one, so both name the same versions.
 LOCK_FLAGS ?=
-UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	--custom-compile-command 'make lock' $(LOCK_FLAGS)
+# Resolved from the oldest of $(PYTHONS) up: where a newer Python takes another pin (or
+# 3.10 needs a backport), uv forks and the lock names each behind a marker.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version $(firstword $(PYTHONS)) \
+	--generate-hashes --custom-compile-command 'make lock' $(LOCK_FLAGS)
 lock: $(STAMP)
 	$(UV_COMPILE) --all-extras pyproject.toml requirements/build.in -o $(LOCK_DEV)
 	$(UV_COMPILE) pyproject.toml requirements/build.in -c $(LOCK_DEV) -o $(LOCK_RUNTIME)

@@ -26,6 +26,7 @@ import logging
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -59,6 +60,7 @@ _JSON = "application/json"
 # Long enough for any real client, short enough that a stalled TLS close never
 # keeps a connection's close from being recorded for long.
 _CLOSE_GRACE_SECONDS = 1.0
+_TLS_HANDSHAKE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -399,7 +401,7 @@ class FaultServer:
             if self._ssl_context is not None:
                 # TLS is started here rather than by start_server so that a failed
                 # handshake is still a recorded (and closed) connection.
-                await writer.start_tls(self._ssl_context, ssl_handshake_timeout=10.0)
+                writer = await _start_tls(reader, writer, self._ssl_context)
             while await self._exchange(reader, writer):
                 pass
             graceful = True
@@ -423,7 +425,7 @@ class FaultServer:
         writer.close()
         try:
             await asyncio.wait_for(writer.wait_closed(), _CLOSE_GRACE_SECONDS)
-        except (TimeoutError, OSError):
+        except (TimeoutError, asyncio.TimeoutError, OSError):  # the second: wait_for's before 3.11
             writer.transport.abort()
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
@@ -554,3 +556,26 @@ class FaultServer:
             gone.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await gone
+
+
+async def _start_tls(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext
+) -> asyncio.StreamWriter:
+    """The server side of a TLS handshake on an accepted connection; the writer to use after."""
+    if sys.version_info >= (3, 11):
+        await writer.start_tls(context, ssl_handshake_timeout=_TLS_HANDSHAKE_SECONDS)
+        return writer
+    # Python 3.10's StreamWriter has no start_tls: the loop's, under the same protocol
+    # (so the reader keeps receiving, now decrypted), and a writer on the new transport.
+    loop = asyncio.get_running_loop()
+    protocol = writer.transport.get_protocol()
+    transport = await loop.start_tls(
+        writer.transport,
+        protocol,
+        context,
+        server_side=True,
+        ssl_handshake_timeout=_TLS_HANDSHAKE_SECONDS,
+    )
+    if transport is None:  # only for a transport already closing
+        raise ConnectionResetError("the connection closed during the TLS handshake")
+    return asyncio.StreamWriter(transport, protocol, reader, loop)

@@ -19,8 +19,9 @@
 
 PYTHON     ?= python3
 # The service's interpreter. The unit hides /root and /home (ProtectHome=yes), so a
-# venv built on a pyenv or ~/.local Python would not even start: the system one.
-PULSED_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) $(PYTHON))
+# venv built on a pyenv or ~/.local Python would not even start: the system one,
+# unless PYTHON names another (RHEL 9's python3 is 3.9: PYTHON=/usr/bin/python3.11).
+PULSED_PYTHON ?= $(if $(PYTHON_NAMED),$(PYTHON),$(firstword $(wildcard /usr/bin/python3) $(PYTHON)))
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 UNITDIR    ?= /etc/systemd/system
@@ -45,17 +46,19 @@ PULSED_CREATED := $(PULSED_LIBDIR)/created-dirs
 
 install:
 	@test -f pyproject.toml || { echo "make install: run it from the source tree" >&2; exit 1; }
+# The interpreter first, before anything is created.
+	@$(call python_check,$(PULSED_PYTHON),make install)
+	@$(PULSED_PYTHON) -c 'import os, sys; exe = os.path.realpath(sys.executable); \
+	    hidden = exe.startswith(("/root/", "/home/", "/run/user/")); \
+	    hidden and print(f"make install: {exe} is under a directory the service cannot see" \
+	                     " (ProtectHome=yes); set PULSED_PYTHON=/usr/bin/python3", file=sys.stderr); \
+	    sys.exit(hidden)'
 	@created=$$(cat '$(DESTDIR)$(PULSED_CREATED)' 2>/dev/null; \
 	    for d in $(PULSED_DIRS); do test -d "$(DESTDIR)$$d" || echo "$$d"; done); \
 	    install -d -m 0755 '$(DESTDIR)$(PULSED_LIBDIR)' && \
 	    printf '%s\n' $$created | sed '/^$$/d' | sort -u > '$(DESTDIR)$(PULSED_CREATED).new'
 # The package, in a venv of its own.
 	install -d -m 0755 '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PREFIX)/bin'
-	@$(PULSED_PYTHON) -c 'import os, sys; exe = os.path.realpath(sys.executable); \
-	    hidden = exe.startswith(("/root/", "/home/", "/run/user/")); \
-	    hidden and print(f"make install: {exe} is under a directory the service cannot see" \
-	                     " (ProtectHome=yes); set PULSED_PYTHON=/usr/bin/python3", file=sys.stderr); \
-	    sys.exit(hidden or sys.version_info < (3, 11))'
 	$(PULSED_PYTHON) -m venv --clear '$(DESTDIR)$(PULSED_VENV)'
 # Exactly the locked versions, hash-checked; then pulsed itself, built with the
 # locked setuptools. Every host installed from one commit runs the same bytes.

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +40,7 @@ from pulsed._settings import (
     Setting,
 )
 from pulsed._state import DEFAULT_SHOP, shop_state_dir
+from pulsed._toml import tomllib
 
 __all__ = ["MAX_INTERVAL", "SECRETS", "SETTINGS", "Config", "Secret", "Setting", "load_setup"]
 

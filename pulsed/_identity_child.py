@@ -54,7 +54,7 @@ async def _get_me(token: str, api_base: str, timeout: float) -> dict[str, Any]:
         kind, detail = "bad_response", exc.message
     except TelegramAPIError as exc:
         kind, detail = "api", str(exc)
-    except TimeoutError:
+    except (TimeoutError, asyncio.TimeoutError):  # wait_for raises the second before 3.11
         kind, detail = "timeout", f"no answer within {timeout:g} s"
     except Exception as exc:  # noqa: BLE001 -- the parent must get an answer, never a traceback with the token
         kind, detail = "unexpected", f"{type(exc).__name__}: {exc}"

@@ -8,6 +8,18 @@ included (top level) or only on some runs (inside an ``if``/``else``, a ``switch
 a ``try``, a loop, a function or class body, or after ``&&``/``||``/``?``).
 :func:`value_of` turns that list into PHP's answer, or a :class:`CollectError` when
 only running the shop could give one. Nothing here touches the file system.
+
+A shop file may be hostile, so reading one takes time linear in its size, on every
+Python pulsed runs on. The tokenizer is the standard library's ``re``, with every
+repetition written so that it can match a text in one way only (``normal*(special
+normal*)*``, a special starting with a character the normal run excludes): a failed
+match gives back each character once, where a nested ``(?:x+|y)*`` would try every way
+of splitting the text (an unclosed quote and 26 spaces: seconds). Possessive
+quantifiers would say the same, but Python 3.10's ``re`` has none, and the ``regex``
+package that has them would be a compiled dependency of the daemon, and a second regular
+expression engine fed hostile text, for what the unambiguous forms say in plain ``re``.
+Each string is scanned once: an unclosed one runs to the end of the file, as PHP's
+scanner reads it (PHP then refuses the file), and the reading ends there.
 """
 
 from __future__ import annotations
@@ -19,23 +31,33 @@ from dataclasses import dataclass
 from pulsed._errors import CollectError
 
 # A PHP label: ASCII letters, "_", and (as PHP takes bytes 0x80-0xff) any non-ASCII.
-_L = r"(?:[A-Za-z_]|[^\x00-\x7f])(?:[A-Za-z0-9_]|[^\x00-\x7f])*+"
-_NOT_LABEL = r"(?![A-Za-z0-9_]|[^\x00-\x7f])"
-# Whitespace and comments; "?>" ends a line comment, "#[" opens a PHP 8 attribute.
-_GAP = r"(?:[ \t\r\n]++|(?://|#(?!\[))[^\r\n?]*+(?:\?(?!>)[^\r\n?]*+)*+|/\*(?:[^*]++|\*(?!/))*+(?:\*/|\Z))*+"
-_HEREDOC_OPEN = r"[bB]?<<<[ \t]*+(?P<quote>[\"']?)(?P<label>" + _L + r")(?P=quote)(?:\r\n|\r|\n)"
+_L = r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*"
+_NOT_LABEL = r"(?![A-Za-z0-9_\x80-\U0010ffff])"
+# Whitespace and comments; "?>" ends a line comment, "#[" opens a PHP 8 attribute. A
+# line comment is held to its true end, so that two comments on one line ("// a // b")
+# cannot also be read as one.
+_LINE_COMMENT = r"(?://|#(?!\[))[^\r\n?]*(?:\?(?!>)[^\r\n?]*)*(?=[\r\n]|\?>|\Z)"
+_BLOCK_COMMENT = r"/\*[^*]*(?:\*(?!/)[^*]*)*(?:\*/|\Z)"
+_SPACE = r"[ \t\r\n]*"
+_GAP = _SPACE + r"(?:(?:" + _LINE_COMMENT + "|" + _BLOCK_COMMENT + ")" + _SPACE + ")*"
+_HEREDOC_OPEN = r"[bB]?<<<[ \t]*(?P<quote>[\"']?)(?P<label>" + _L + r")(?P=quote)(?:\r\n|\r|\n)"
+# A single-quoted string runs to its quote or, unclosed, to the end of the file, as
+# PHP's scanner reads it (PHP then refuses the file): sq_end tells which.
 _TOKEN = re.compile(
     (
         _GAP + r"(?:(?P<close>\?>)|(?P<heredoc>" + _HEREDOC_OPEN + ")"
-        r"|(?P<sq>[bB]?'(?:[^'\\]++|\\[\s\S])*+')|(?P<dq>[bB]?[\"`])"
-        r"|(?P<name>\\?LABEL(?:\\LABEL)*+)|(?P<var>\$LABEL)"
-        r"|(?P<num>[0-9](?:[0-9A-Za-z_]|\.(?=[0-9]))*+)"
+        r"|(?P<sq>[bB]?'[^'\\]*(?:\\[\s\S][^'\\]*)*(?P<sq_end>')?)|(?P<dq>[bB]?[\"`])"
+        r"|(?P<name>\\?LABEL(?:\\LABEL)*)|(?P<var>\$LABEL)"
+        r"|(?P<num>[0-9][0-9A-Za-z_]*(?:\.(?=[0-9])[0-9A-Za-z_]*)*)"
         r"|(?P<op>\?->|->|::|=>|&&|\|\||\?\?|#\[|[\s\S])|\Z)"
     ).replace("LABEL", _L)
 )
 _OPEN_TAG = re.compile(r"<\?(?:php(?=[ \t\r\n]|\Z)|=)?", re.IGNORECASE)
 # Text of an interpolating string up to its end or to "{$" / "${", which open code.
-_RUN = {q: re.compile(r"(?:[^" + q + r"\\${]++|\\[\s\S]|\$(?!\{)|\{(?!\$))*+") for q in '"`'}
+_RUN = {
+    q: re.compile(r"[^" + q + r"\\${]*(?:(?:\\[\s\S]|\$(?!\{)|\{(?!\$))[^" + q + r"\\${]*)*")
+    for q in '"`'
+}
 _INTERPOLATES = re.compile(r"\$(?:[A-Za-z_{]|[^\x00-\x7f])|\{\$")
 _ESCAPE = re.compile(
     rb"\\(?:([ntrvef\\$\"])|([0-7]{1,3})|[xX]([0-9A-Fa-f]{1,2})|u\{([0-9A-Fa-f]+)\})"
@@ -87,10 +109,12 @@ def _tokens(src: str, pos: int, depth: int = 0, *, html: bool = True) -> Iterato
             tag = _OPEN_TAG.search(src, pos)
             pos = tag.end() if tag else len(src)
             continue
+        if kind == "sq" and m["sq_end"] is None:
+            raise _Unterminated
         if kind == "dq":
             pos = _skip_interpolated(src, pos, src[pos - 1], depth)
         elif kind == "heredoc":  # it ends at its label alone at the start of a line
-            end = re.compile(r"[\r\n][ \t]*+" + re.escape(m["label"]) + _NOT_LABEL)
+            end = re.compile(r"[\r\n][ \t]*" + re.escape(m["label"]) + _NOT_LABEL)
             found = end.search(src, pos - 1)  # from its own newline: "<<<A\nA" is empty
             if found is None:
                 raise _Unterminated
@@ -145,12 +169,14 @@ def _literal(token: str) -> str:
 def _heredoc_body(source: str) -> tuple[str, bool]:
     """A heredoc's text, the closing marker's indentation taken off each line; nowdoc?"""
     opener = _HEREDOC_OPENER.match(source)
-    closer = opener and re.search(r"[ \t]*+" + re.escape(opener["label"]) + r"\Z", source)
-    if opener is None or closer is None:  # cannot happen: the tokenizer matched both
+    if opener is None or not source.endswith(opener["label"]):  # the tokenizer matched both
         raise ValueError("is not a heredoc")
-    body = source[opener.end() : closer.start()]
+    # The closing marker's indentation: the spaces and tabs before the label that ends it.
+    head = source[: -len(opener["label"])]
+    body_end = len(head.rstrip(" \t"))
+    body, indent = source[opener.end() : body_end], head[body_end:]
     body = body[: -len(m[0])] if (m := re.search(r"(?:\r\n|\r|\n)\Z", body)) else body
-    indent, lines = closer[0][: -len(opener["label"])], _LINES.split(body)
+    lines = _LINES.split(body)
     if any(line.strip(" \t") and not line.startswith(indent) for line in lines[::2]):
         raise ValueError("is a heredoc with a line indented less than its closing marker")
     lines[::2] = [line[len(indent) :] for line in lines[::2]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 SIGNATURE_HEADER = "X-Pulse-Signature"
@@ -55,7 +55,7 @@ def verify_heartbeat(
 
     The signature is checked over ``body`` exactly as received, before it is
     parsed; only then is the JSON read and its ``timestamp`` compared with
-    ``now`` (the receiver's clock, UTC).
+    ``now`` (the receiver's clock, timezone.utc).
     """
     if not signature_header:
         raise VerificationError("unsigned", "no X-Pulse-Signature header")
@@ -72,10 +72,10 @@ def verify_heartbeat(
     if not isinstance(stamp, str) or not stamp.endswith("Z"):
         raise VerificationError("malformed", "timestamp must be RFC 3339 UTC ending in Z")
     try:
-        sent = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        sent = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except ValueError as exc:
         raise VerificationError("malformed", f"timestamp {stamp!r} is not RFC 3339") from exc
-    clock = now if now is not None else datetime.now(UTC)
+    clock = now if now is not None else datetime.now(timezone.utc)
     skew = abs((clock - sent).total_seconds())
     if skew > max_skew:
         raise VerificationError("stale", f"timestamp is {skew:.0f} s from the receiver's clock")

@@ -31,7 +31,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pulsed").addHandler(logging.NullHandler())
     logging.getLogger("pulsed").propagate = False
 
-    started = datetime.now(UTC)
+    started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     quick = args.quick
     rounds = 1 if quick else 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -33,7 +33,7 @@ VECTOR_BODY = (
     b'"timestamp":"2026-11-29T05:42:28Z"}'
 )
 VECTOR_SIGNATURE = "sha256=af5954c23df1336bf1c04d4dfc17707c7deca019d1c89f79254824fbf4a5f9ed"
-AT = datetime(2026, 11, 29, 5, 42, 30, tzinfo=UTC)
+AT = datetime(2026, 11, 29, 5, 42, 30, tzinfo=timezone.utc)
 
 
 def test_body_is_compact_json_with_exactly_the_seven_keys_in_order() -> None:
@@ -124,14 +124,14 @@ def test_verify_rejects_timestamps_more_than_300_s_off(offset: int) -> None:
             SECRET,
             VECTOR_BODY,
             signature(SECRET, VECTOR_BODY),
-            now=datetime(2026, 11, 29, 5, 42, 28, tzinfo=UTC) + timedelta(seconds=offset),
+            now=datetime(2026, 11, 29, 5, 42, 28, tzinfo=timezone.utc) + timedelta(seconds=offset),
         )
     assert info.value.reason == "stale"
 
 
 @pytest.mark.parametrize("offset", [300, -300, 0])
 def test_verify_accepts_within_300_s(offset: int) -> None:
-    now = datetime(2026, 11, 29, 5, 42, 28, tzinfo=UTC) + timedelta(seconds=offset)
+    now = datetime(2026, 11, 29, 5, 42, 28, tzinfo=timezone.utc) + timedelta(seconds=offset)
     assert verify_heartbeat(SECRET, VECTOR_BODY, signature(SECRET, VECTOR_BODY), now=now)
 
 

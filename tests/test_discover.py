@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from pulsed import _discover
 from pulsed._settings import MODULE_COMPOSER
+from pulsed._toml import tomllib
 
 
 def make_shop(root: Path, config: str = "define('HTTPS_SERVER', 'https://shop.example/');") -> Path:

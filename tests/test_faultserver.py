@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -325,7 +325,7 @@ def test_fake_telegram_failure_modes() -> None:
 
 
 def heartbeat(domain: str = "shop.example.com", at: datetime | None = None) -> bytes:
-    stamp = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = (at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     values: dict[str, Any] = {
         "domain": domain,
         "bot_username": "acme_shop_bot",
@@ -354,7 +354,7 @@ def test_receiver_accepts_signed_and_rejects_tampered() -> None:
         tampered = body.replace(b"shop.example.com", b"evil.example.com")
         assert post(rx.port, tampered, signature(SECRET, body)) == 401
         assert post(rx.port, body, None) == 401
-        stale = heartbeat(at=datetime.now(UTC) - timedelta(seconds=301))
+        stale = heartbeat(at=datetime.now(timezone.utc) - timedelta(seconds=301))
         assert post(rx.port, stale, signature(SECRET, stale)) == 400
         assert post(rx.port, body, signature(SECRET, body), path="/other") == 404
 

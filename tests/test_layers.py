@@ -12,6 +12,7 @@ FLOORS = {
     "_errors": set(),
     "_timefmt": set(),
     "_redact": set(),
+    "_toml": set(),
     "_hostname": {"_errors"},
     "_events": {"_errors"},
     "_settings": {"_errors", "_hostname"},

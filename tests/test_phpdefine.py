@@ -171,6 +171,18 @@ def test_what_is_not_a_define_call_defines_nothing(source: str) -> None:
     assert read(source) is None
 
 
+def test_an_unclosed_single_quote_runs_to_the_end_of_the_file() -> None:
+    # As PHP's scanner reads it: what follows is string text, and PHP refuses the file.
+    source = "<?php define('VERSION', '1'); $s = 'a\\'; define(\"CORE\", \"x\");"
+    assert (read(source), read(source, "CORE")) == ("1", None)
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_file_cut_inside_a_name_defines_nothing(quote: str) -> None:
+    # The reading ends where the unclosed string opens: its text, cut, names no constant.
+    assert scan(f"<?php define({quote}VERSION") == []
+
+
 def test_a_line_comment_ends_at_a_closing_tag() -> None:
     source = "<?php // note ?> define('VERSION', 'html') <?php define('VERSION', '1');"
     assert read(source) == "1"
@@ -424,6 +436,12 @@ HOSTILE = {
     "unclosed-comments": "/*" * (1 << 19),
     "nested-interpolations": '"{$a[' * (1 << 18),
     "open-calls": "define(" * (1 << 17),
+    # Backtracking through the ways to split a run: exponential without possessive
+    # quantifiers unless every repetition is unambiguous.
+    "unclosed-quote-then-spaces": "'" + " " * (1 << 20),
+    # Each quote read to the end of the file again, and again: quadratic.
+    "unclosed-escaped-quotes": "'\\" * (1 << 19),
+    "heredoc-of-spaces": "define('X', <<<E\n" + " " * (1 << 20) + "\nE\n);",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -32,9 +32,9 @@ def test_vector_one_length_and_clock_rule() -> None:
     secret, body, sig = [g for g in VECTORS[0] if g]
     raw = body.encode()
     assert f"{len(raw)} of them" in DOC
-    ok = datetime(2026, 11, 29, 5, 42, 30, tzinfo=UTC)
+    ok = datetime(2026, 11, 29, 5, 42, 30, tzinfo=timezone.utc)
     assert verify_heartbeat(secret, raw, sig, now=ok)["domain"] == "shop.example.com"
-    late = datetime(2026, 11, 29, 5, 47, 29, tzinfo=UTC)
+    late = datetime(2026, 11, 29, 5, 47, 29, tzinfo=timezone.utc)
     with pytest.raises(VerificationError, match="stale"):
         verify_heartbeat(secret, raw, sig, now=late)
 

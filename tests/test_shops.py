@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from devtools.receiver import Receiver
 from pulsed import _state as st
+from pulsed._toml import tomllib
 from tests.support.host import Host
 from tests.support.manager import Manager
 from tests.support.process import SECRET, Pulsed, Shop, run_pulsed

@@ -35,6 +35,43 @@ def test_parse_takes_z_or_an_offset(text: str) -> None:
     assert tf.parse(text) == pytest.approx(MOMENT)
 
 
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-11-29T05:42:28Z", 1_795_930_948.0),
+        ("2026-11-29T05:42:28.1Z", 1_795_930_948.1),
+        ("2026-11-29T05:42:28.12345Z", 1_795_930_948.12345),
+        ("2026-11-29T05:42:28.1234567Z", 1_795_930_948.123456),
+        ("2026-11-29t05:42:28z", 1_795_930_948.0),
+        ("2026-11-29 05:42:28Z", 1_795_930_948.0),
+        ("2026-11-29T00:00:28-05:42", 1_795_930_948.0),
+    ],
+)
+def test_parse_reads_every_rfc_3339_spelling_alike_on_every_python(
+    text: str, moment: float
+) -> None:
+    # Python 3.10's fromisoformat reads three or six digits of fraction and no "Z".
+    assert tf.parse(text) == pytest.approx(moment, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20261129T054228Z",  # ISO 8601's basic form: Python 3.11's fromisoformat reads it
+        "2026-11-29T05:42Z",
+        "2026-11-29T05:42:28.Z",
+        "2026-11-29T05:42:28+0100",
+        "2026-11-29T05:42:28+24:00",
+        "2026-13-29T05:42:28Z",
+        "\u0662026-11-29T05:42:28Z",  # a digit, but not an ASCII one
+        "2026-11-29T05:42:28Z ",
+    ],
+)
+def test_parse_refuses_what_is_not_rfc_3339(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^is not an RFC 3339 time$"):
+        tf.parse(text)
+
+
 def test_parse_refuses_a_time_without_a_zone() -> None:
     with pytest.raises(ValueError, match="zone"):
         tf.parse("2026-11-29T05:42:28")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from pulsed._settings import MAX_INTERVAL
 from pulsed._settings import SETTINGS as DECLARED
+from pulsed._toml import tomllib
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 UNITS = ("pulsed.service", "pulsed@.service")

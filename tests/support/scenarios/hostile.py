@@ -24,13 +24,13 @@ import json
 import os
 import pwd
 import shutil
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devtools import faultserver as fs
+from pulsed._toml import tomllib
 from pulsed.verify import signature
 from tests.support.lab import CLOSED_PORT_URL, Lab, Rig
 from tests.support.process import Result
