@@ -51,7 +51,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_body.py": ("tests/test_body.py",),
     "pulsed/verify.py": ("tests/test_body.py",),
     "pulsed/_recorder.py": ("tests/test_recorder.py", "tests/test_cycle_counts.py"),
-    "pulsed/_cycle.py": ("tests/test_cycle_counts.py", "tests/test_supervisor.py"),
+    "pulsed/_cycle.py": (
+        "tests/test_cycle.py",
+        "tests/test_cycle_counts.py",
+        "tests/test_supervisor.py",
+    ),
     "pulsed/_supervisor.py": ("tests/test_supervisor.py",),
     "pulsed/_delivery.py": ("tests/test_delivery.py",),
     "pulsed/_phpdefine.py": ("tests/test_phpdefine.py",),
