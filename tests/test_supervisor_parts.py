@@ -15,9 +15,10 @@ from pulsed._body import ShopFacts
 from pulsed._config import Config
 from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
+from pulsed._logging import SHOP
 from pulsed._notify import Notifier
-from pulsed._supervisor import Supervisor, status_line, wait_or_wake
-from tests.support.loop import START, Clocks, fixed_facts, loop_config
+from pulsed._supervisor import Supervisor, Waiter, status_line, wait_or_wake
+from tests.support.loop import START, Clocks, fixed_facts, loop_config, stepped
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0
@@ -52,6 +53,18 @@ def a_cycle(tmp_path: Path, name: str, state: st.State | None = None) -> Cycle:
         environ={},
         collect=fixed_facts,
     )
+
+
+class ScriptedTimes:
+    """Answers 200 and notes the wall clock of each send."""
+
+    def __init__(self, clock: Clocks) -> None:
+        self.clock = clock
+        self.sent_at: list[float] = []
+
+    async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
+        self.sent_at.append(self.clock.wall)
+        return Delivered(status=200, attempts=1, elapsed=0.01)
 
 
 class Shops:
@@ -121,6 +134,26 @@ def test_the_status_line_of_one_shop(tmp_path: Path, state: st.State, line: str)
     assert status_line([a_cycle(tmp_path, "default", state)]) == line
 
 
+def test_a_shop_failing_before_it_ever_succeeded_counts_as_failing_only(tmp_path: Path) -> None:
+    ok = st.State(last_success=START, next_due=START + HOUR)
+    failing = st.State(consecutive_failures=1, last_error="timeout", next_due=START + 300)
+    cycles = [a_cycle(tmp_path, "a", ok), a_cycle(tmp_path, "b", failing)]
+    assert status_line(cycles) == "2 shops: 1 ok, 1 failing (b); next 2027-01-15T08:05:00Z"
+
+
+def test_the_status_line_names_five_failing_shops_at_most(tmp_path: Path) -> None:
+    failing = st.State(consecutive_failures=1, last_error="timeout", next_due=START + 300)
+    cycles = [a_cycle(tmp_path, name, failing) for name in "abcdef"]
+    assert status_line(cycles) == (
+        "6 shops: 0 ok, 6 failing (a, b, c, d, e); next 2027-01-15T08:05:00Z"
+    )
+
+
+def test_shops_with_no_due_time_yet_are_next_now(tmp_path: Path) -> None:
+    cycles = [a_cycle(tmp_path, "a"), a_cycle(tmp_path, "b")]
+    assert status_line(cycles) == "2 shops: 0 ok, 2 not sent yet; next now"
+
+
 # --- signals ----------------------------------------------------------------------------
 
 
@@ -147,6 +180,20 @@ async def test_a_hangup_reloads_the_configuration(tmp_path: Path) -> None:
     with anyio.fail_after(5):
         await sup.run()
     assert reloaded == [True]
+
+
+async def test_a_stop_with_a_reload_pending_ends_without_reloading(tmp_path: Path) -> None:
+    reloaded: list[bool] = []
+
+    def reload() -> Sequence[Config] | None:
+        reloaded.append(True)
+        return None
+
+    sup = Supervisor([a_cycle(tmp_path, "default")], Counted(1), Quiet(), reload_config=reload)
+    await sup.handle_signals(signals(signal.SIGHUP, signal.SIGTERM))
+    with anyio.fail_after(5):
+        await sup.run()
+    assert reloaded == []
 
 
 # --- the watchdog's edge --------------------------------------------------------------------
@@ -218,3 +265,81 @@ async def test_a_shop_a_reload_removes_is_stopped_and_forgotten(tmp_path: Path) 
             sup.request_stop()
     assert shops.closed == ["b"]
     assert [c.name for c in sup.cycles] == ["a"]
+
+
+# --- a shop's own task ------------------------------------------------------------------
+
+
+def one_sleep(sup_box: list[Supervisor]) -> Waiter:
+    """A sleep that moves no clock and stops the loop at the first sleep."""
+
+    async def wait(delay: float, wake: anyio.Event) -> bool:
+        sup_box[0].request_stop()
+        return True
+
+    return wait
+
+
+async def test_a_shops_work_runs_with_its_name_for_the_log_lines(tmp_path: Path) -> None:
+    seen: list[str | None] = []
+
+    async def facts(*_: object) -> ShopFacts:
+        seen.append(SHOP.get())
+        return await fixed_facts()
+
+    cycle = a_cycle(tmp_path, "eu-shop")
+    cycle.collect = facts
+    box: list[Supervisor] = []
+    box.append(
+        Supervisor([cycle], Counted(1), Quiet(), reload_config=lambda: None, wait=one_sleep(box))
+    )
+    with anyio.fail_after(5):
+        await box[0].run()
+    assert seen == ["eu-shop"]
+
+
+async def test_a_shop_due_in_half_a_second_waits_for_it(tmp_path: Path) -> None:
+    clock = Clocks()
+    sender = ScriptedTimes(clock)
+    cycle = a_cycle(tmp_path, "default", st.State(last_success=START - HOUR + 0.5))
+    cycle.wall = clock.now
+    sup = stepped(cycle, sender, Quiet(), clock, until=1.0)
+    await sup.run()
+    assert sender.sent_at == [START + 0.5]
+
+
+async def test_a_cycle_that_crashes_records_the_kind_of_error(tmp_path: Path) -> None:
+    async def broken(*_: object) -> ShopFacts:
+        raise LookupError("a bug")
+
+    cycle = a_cycle(tmp_path, "default")
+    cycle.collect = broken
+    box: list[Supervisor] = []
+    box.append(
+        Supervisor([cycle], Counted(1), Quiet(), reload_config=lambda: None, wait=one_sleep(box))
+    )
+    with anyio.fail_after(5):
+        await box[0].run()
+    assert cycle.state.last_error == "internal: LookupError"
+
+
+async def test_a_stop_during_a_delivery_lets_it_finish_and_be_recorded(tmp_path: Path) -> None:
+    sending, release = anyio.Event(), anyio.Event()
+
+    class Held:
+        async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
+            sending.set()
+            await release.wait()
+            return Delivered(status=200, attempts=1, elapsed=0.01)
+
+    cycle = a_cycle(tmp_path, "default")
+    sup = Supervisor([cycle], Held(), Quiet(), reload_config=lambda: None)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await sending.wait()
+            sup.request_stop()
+            await anyio.wait_all_tasks_blocked()  # the stop has cancelled the shop's task
+            release.set()
+    saved = st.StateStore(cycle.cfg.state_dir).read()
+    assert saved is not None and saved.counters.heartbeats_sent == 1
