@@ -69,7 +69,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_discover.py": ("tests/test_discover.py",),
     "pulsed/_logging.py": ("tests/test_logging.py",),
     "pulsed/_publish.py": ("tests/test_publish.py",),
-    "pulsed/_status.py": ("tests/test_status.py",),
+    "pulsed/_status.py": ("tests/test_status.py", "tests/test_status_text.py"),
     "pulsed/_metrics.py": ("tests/test_metrics.py",),
     "pulsed/_notify.py": ("tests/test_notify.py",),
     "pulsed/_timefmt.py": ("tests/test_timefmt.py", "tests/test_timefmt_zone.py"),
