@@ -75,7 +75,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_timefmt.py": ("tests/test_timefmt.py", "tests/test_timefmt_zone.py"),
     "pulsed/_proc.py": ("tests/test_proc.py",),
     "pulsed/_errors.py": ("tests/test_errors.py",),
-    "pulsed/_settings.py": ("tests/test_settings.py",),
+    # Most of its validators are exercised through loading a configuration.
+    "pulsed/_settings.py": ("tests/test_settings.py", "tests/test_config.py"),
     "pulsed/_config.py": ("tests/test_config.py",),
 }
 
