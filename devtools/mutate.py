@@ -77,7 +77,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_errors.py": ("tests/test_errors.py",),
     # Most of its validators are exercised through loading a configuration.
     "pulsed/_settings.py": ("tests/test_settings.py", "tests/test_config.py"),
-    "pulsed/_config.py": ("tests/test_config.py",),
+    "pulsed/_config.py": (
+        "tests/test_config.py",
+        "tests/test_config_setup.py",
+        "tests/test_config_files.py",
+    ),
 }
 
 # Modules of pulsed/ that are not in MODULES, each with the reason. A module in neither
