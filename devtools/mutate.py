@@ -81,6 +81,8 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_config.py",
         "tests/test_config_setup.py",
         "tests/test_config_files.py",
+        # Shops from [shops.*] tables and shops.d/, loaded in the test's process.
+        "tests/test_many_shops.py",
     ),
 }
 
