@@ -62,7 +62,12 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_shop.py": ("tests/test_shop.py",),
     "pulsed/_hostname.py": ("tests/test_hostname.py",),
     "pulsed/_redact.py": ("tests/test_redact.py",),
-    "pulsed/_identity.py": ("tests/test_identity.py", "tests/test_identity_rounds.py"),
+    # Rounds shared by many shops (one round for every stale token) are tested there.
+    "pulsed/_identity.py": (
+        "tests/test_identity.py",
+        "tests/test_identity_rounds.py",
+        "tests/test_many_shops.py",
+    ),
     "pulsed/_identity_child.py": ("tests/test_identity_child.py",),
     # One php answer per binary is tested with the other shared work.
     "pulsed/_collect.py": ("tests/test_collect.py", "tests/test_many_shops.py"),
