@@ -129,30 +129,16 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     web server (0644) unreadable to it. The folder must exist. On failure the old
     file is untouched, no temp file is left, and :class:`FileError` says why.
     """
-    tmp = path.with_name(f"{temp_prefix(path)}{secrets.token_hex(8)}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, flags, mode)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise _error(path, exc, False) from exc
     except ValueError as exc:  # a NUL byte in the path
         raise FileError(repr(str(path)), "not a valid path", "other") from exc
+    try:
+        write_at(dir_fd, path.parent, path.name, data, mode)
+    finally:
+        os.close(dir_fd)
 
 
 def remove_leftovers(path: Path) -> None:
@@ -218,6 +204,8 @@ def write_at(
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dir_fd)
         raise _error(folder / name, exc, False) from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise FileError(repr(str(folder / name)), "not a valid path", "other") from exc
 
 
 def write_public(path: Path, data: bytes, mode: int, setting: str) -> None:
