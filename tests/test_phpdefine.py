@@ -419,7 +419,7 @@ def test_no_text_raises_anything_but_collect_error(text: str) -> None:
 
 
 @pytest.mark.speed
-def test_a_mebibyte_of_php_is_read_in_well_under_a_second() -> None:
+def test_a_mebibyte_of_php_is_read_in_a_few_seconds_at_most() -> None:
     chunk = (
         "class C {\n\tpublic function f() {\n\t\t$x = \"{$a['k']} $b\"; // c\n"
         "\t\tif ($y) { return 'z'; }\n\t}\n}\n"
@@ -427,7 +427,10 @@ def test_a_mebibyte_of_php_is_read_in_well_under_a_second() -> None:
     source = "<?php\n" + chunk * ((1 << 20) // len(chunk)) + "define('VERSION', '1');"
     started = time.perf_counter()
     assert read(source) == "1"
-    assert time.perf_counter() - started < 1.0
+    # About 0.7 s on a quiet 2-core machine, on every Python from 3.10. What this guards
+    # against, a scan that backtracks or goes quadratic, costs tens of seconds; a bound
+    # of 1 s was missed whenever other suites shared the cores.
+    assert time.perf_counter() - started < 3.0
 
 
 HOSTILE = {
