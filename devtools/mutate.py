@@ -51,28 +51,44 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_body.py": ("tests/test_body.py",),
     "pulsed/verify.py": ("tests/test_body.py",),
     "pulsed/_recorder.py": ("tests/test_recorder.py", "tests/test_cycle_counts.py"),
-    "pulsed/_cycle.py": ("tests/test_cycle_counts.py", "tests/test_supervisor.py"),
-    "pulsed/_supervisor.py": ("tests/test_supervisor.py",),
+    "pulsed/_cycle.py": (
+        "tests/test_cycle.py",
+        "tests/test_cycle_counts.py",
+        "tests/test_supervisor.py",
+    ),
+    "pulsed/_supervisor.py": ("tests/test_supervisor.py", "tests/test_supervisor_parts.py"),
     "pulsed/_delivery.py": ("tests/test_delivery.py",),
     "pulsed/_phpdefine.py": ("tests/test_phpdefine.py",),
     "pulsed/_shop.py": ("tests/test_shop.py",),
     "pulsed/_hostname.py": ("tests/test_hostname.py",),
     "pulsed/_redact.py": ("tests/test_redact.py",),
-    "pulsed/_identity.py": ("tests/test_identity.py", "tests/test_identity_rounds.py"),
+    # Rounds shared by many shops (one round for every stale token) are tested there.
+    "pulsed/_identity.py": (
+        "tests/test_identity.py",
+        "tests/test_identity_rounds.py",
+        "tests/test_many_shops.py",
+    ),
     "pulsed/_identity_child.py": ("tests/test_identity_child.py",),
     # One php answer per binary is tested with the other shared work.
     "pulsed/_collect.py": ("tests/test_collect.py", "tests/test_many_shops.py"),
     "pulsed/_discover.py": ("tests/test_discover.py",),
     "pulsed/_logging.py": ("tests/test_logging.py",),
     "pulsed/_publish.py": ("tests/test_publish.py",),
-    "pulsed/_status.py": ("tests/test_status.py",),
+    "pulsed/_status.py": ("tests/test_status.py", "tests/test_status_text.py"),
     "pulsed/_metrics.py": ("tests/test_metrics.py",),
     "pulsed/_notify.py": ("tests/test_notify.py",),
     "pulsed/_timefmt.py": ("tests/test_timefmt.py", "tests/test_timefmt_zone.py"),
     "pulsed/_proc.py": ("tests/test_proc.py",),
     "pulsed/_errors.py": ("tests/test_errors.py",),
-    "pulsed/_settings.py": ("tests/test_settings.py",),
-    "pulsed/_config.py": ("tests/test_config.py",),
+    # Most of its validators are exercised through loading a configuration.
+    "pulsed/_settings.py": ("tests/test_settings.py", "tests/test_config.py"),
+    "pulsed/_config.py": (
+        "tests/test_config.py",
+        "tests/test_config_setup.py",
+        "tests/test_config_files.py",
+        # Shops from [shops.*] tables and shops.d/, loaded in the test's process.
+        "tests/test_many_shops.py",
+    ),
 }
 
 # Modules of pulsed/ that are not in MODULES, each with the reason. A module in neither

@@ -9,7 +9,10 @@
  * an admin page shows: "last heartbeat 12 minutes ago, 99.4 % delivered over
  * 7 days, next at 14:05" (the time in PHP's date.timezone). A shop entry with a
  * field of the wrong type or range is not trusted: its figures are null and
- * 'line' says which field is malformed, so the page still renders.
+ * 'line' says which field is malformed, so the page still renders. A shop whose
+ * configuration cannot work (pulsed lists it as disabled) keeps its last figures,
+ * and 'line' starts with what is wrong: "heartbeat off: pulsed cannot work with
+ * this shop's shop.root (run pulsed check)".
  */
 function pulsed_heartbeat_figures($file = '/run/pulsed/status.json', $shop = 'default', $now = null)
 {
@@ -39,6 +42,10 @@ function pulsed_heartbeat_figures($file = '/run/pulsed/status.json', $shop = 'de
         $failures = $s['failures_in_a_row'] ?? 0;
         if (!is_int($failures) || $failures < 0) {
             $problem = 'failures_in_a_row is not a count';
+        }
+        $setting = $s['problem_setting'] ?? null;
+        if ($setting !== null && (!is_string($setting) || !preg_match('/^[a-z_.]{1,64}$/', $setting))) {
+            $problem = 'problem_setting is not a setting name';
         }
         if ($problem !== null) {
             return [
@@ -74,7 +81,10 @@ function pulsed_heartbeat_figures($file = '/run/pulsed/status.json', $shop = 'de
             $line .= ', ' . ($share >= 1 ? '100' : sprintf('%.1f', floor($share * 1000) / 10))
                 . ' % delivered over 7 days';
         }
-        if ($next === false || $next <= $now) {
+        if (($s['problem'] ?? null) === 'disabled') {
+            $what = $setting === null ? 'its settings' : "this shop's $setting";
+            $line = "heartbeat off: pulsed cannot work with $what (run pulsed check); $line";
+        } elseif ($next === false || $next <= $now) {
             $line .= ', next now';
         } else {
             $line .= ', next at ' . date($next - $now < 86400 ? 'H:i' : 'Y-m-d H:i', $next);

@@ -12,8 +12,9 @@ file and handed one shop's schedule to another. So it is this explicit step:
 - both folders are locked, so neither the unit that had it nor the one that gets it
   is running, and the target must not have a state of its own;
 - the state is written into the target folder through its descriptor (temp file,
-  fsync, rename, as every state write), owned by the folder's owner, and only then
-  removed from ``FROM``.
+  fsync, rename, as every state write), owned by the folder's owner (the receiving
+  unit's user), and only then removed from ``FROM``. A target folder others may
+  write is refused.
 
 Every refusal is a :class:`~pulsed._errors.ConfigError` (exit 78) saying why.
 """
@@ -101,7 +102,11 @@ def move(source: Path, target: Path, domain: str, *, unrecorded: bool = False) -
         try:
             _lock(dst_fd, target)
             info = os.fstat(dst_fd)
-            check_owner_only(target, info, "daemon.state_dir", use="keep state there")
+            # The target is the receiving unit's folder, so its owner may be that unit's
+            # (dynamic) user; only a folder others may write is refused.
+            check_owner_only(
+                target, info, "daemon.state_dir", use="keep state there", euid=info.st_uid
+            )
             try:
                 os.stat(_state.STATE_FILE, dir_fd=dst_fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -112,16 +117,8 @@ def move(source: Path, target: Path, domain: str, *, unrecorded: bool = False) -
                 )
             moved = replace(state, domain=domain)
             text = json.dumps(_state.to_json(moved), separators=(",", ":"), sort_keys=True)
-            write_at(dst_fd, target, _state.STATE_FILE, text.encode() + b"\n", 0o600)
-            if os.geteuid() == 0:
-                # Never follows: the file was just created by this process in this folder.
-                os.chown(
-                    _state.STATE_FILE,
-                    info.st_uid,
-                    info.st_gid,
-                    dir_fd=dst_fd,
-                    follow_symlinks=False,
-                )
+            owner = (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
+            write_at(dst_fd, target, _state.STATE_FILE, text.encode() + b"\n", 0o600, owner)
         finally:
             os.close(dst_fd)
         os.unlink(_state.STATE_FILE, dir_fd=src_fd)
@@ -138,7 +135,6 @@ def adopt(flags: Mapping[str, str], shops: Sequence[str], source: Path, *, unrec
     if len(setup.shops) != 1:
         raise ConfigError(SETTING, "name the one shop whose state this is (--shop NAME)")
     cfg = setup.shops[0]
-    _state.check_private(setup.state_dir)
     moved = move(source, cfg.state_dir, cfg.domain, unrecorded=unrecorded)
     log.info(
         "state of %s moved from %s to %s",

@@ -424,9 +424,9 @@ def _one_shop(
         raw = raws.get(setting.key)
         if raw is None and setting.required:
             if setting.secret and not secrets:
-                raw = "(not needed)"
-            else:
-                raise _missing(setting, environ, None if name == DEFAULT_SHOP else name)
+                values[setting.key] = Secret("")  # never used: nothing is sent
+                continue
+            raise _missing(setting, environ, None if name == DEFAULT_SHOP else name)
         values[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
     root = values["shop.root"]
     if values["shop.composer_json"] is None and root is not None:

@@ -129,30 +129,16 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     web server (0644) unreadable to it. The folder must exist. On failure the old
     file is untouched, no temp file is left, and :class:`FileError` says why.
     """
-    tmp = path.with_name(f"{temp_prefix(path)}{secrets.token_hex(8)}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, flags, mode)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise _error(path, exc, False) from exc
     except ValueError as exc:  # a NUL byte in the path
         raise FileError(repr(str(path)), "not a valid path", "other") from exc
+    try:
+        write_at(dir_fd, path.parent, path.name, data, mode)
+    finally:
+        os.close(dir_fd)
 
 
 def remove_leftovers(path: Path) -> None:
@@ -188,14 +174,24 @@ def open_trusted_folder(folder: Path, setting: str, *, euid: int | None = None) 
     return fd
 
 
-def write_at(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> None:
-    """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``."""
+def write_at(
+    dir_fd: int,
+    folder: Path,
+    name: str,
+    data: bytes,
+    mode: int,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``; ``owner``
+    (uid, gid) is given to the temp file's descriptor before the rename, never by path."""
     tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
         try:
             os.fchmod(fd, mode)
+            if owner is not None:
+                os.fchown(fd, *owner)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -208,6 +204,8 @@ def write_at(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> No
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dir_fd)
         raise _error(folder / name, exc, False) from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise FileError(repr(str(folder / name)), "not a valid path", "other") from exc
 
 
 def write_public(path: Path, data: bytes, mode: int, setting: str) -> None:

@@ -39,7 +39,8 @@ def priority(levelno: int) -> int:
 
 class _Formatter(JsonFormatter):
     def __init__(self, journal: bool, redact: Redactor) -> None:
-        super().__init__("%(message)s", json_ensure_ascii=False)
+        # No format: the default, ``%(message)s``, is the one field taken from it.
+        super().__init__(json_ensure_ascii=False)
         self._journal = journal
         self._redact = redact
 
@@ -48,7 +49,8 @@ class _Formatter(JsonFormatter):
     ) -> None:
         log_data["time"] = rfc3339(record.created, "ms")
         log_data["level"] = record.levelname.lower()
-        log_data["event"] = getattr(record, "event", "log")
+        # A record's own ``event`` is an extra, which the base class copies over this.
+        log_data["event"] = "log"
         shop = SHOP.get()
         if shop is not None:
             log_data["shop"] = shop

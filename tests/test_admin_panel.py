@@ -176,3 +176,23 @@ def test_a_field_of_the_wrong_type_is_a_problem_line_never_a_fatal_error(
         None,
         None,
     )
+
+
+def test_a_disabled_shop_says_what_is_wrong_with_its_last_figures(php: str, tmp_path: Path) -> None:
+    kept = VIEWS["healthy"]
+    off = ShopView(kept.name, None, kept.state, None, "disabled", "shop.root")
+    got = figures(php, tmp_path, written(tmp_path, off), kept.name, NOW)
+    assert got["line"] == (
+        "heartbeat off: pulsed cannot work with this shop's shop.root (run pulsed check); "
+        "last heartbeat 12 minutes ago, 100 % delivered over 7 days"
+    )
+    assert got["last_heartbeat"] == int(NOW - 12 * 60) and got["next_due"] is None
+
+
+def test_a_problem_setting_that_is_no_setting_name_is_malformed(php: str, tmp_path: Path) -> None:
+    doc = _status.document([VIEWS["healthy"]], NOW)
+    doc["shops"][0].update(problem="disabled", problem_setting="<script>")
+    status = tmp_path / "status.json"
+    status.write_text(json.dumps(doc))
+    got = figures(php, tmp_path, status, VIEWS["healthy"].name, NOW)
+    assert got["line"] == "status file malformed: problem_setting is not a setting name"

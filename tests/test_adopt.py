@@ -12,6 +12,8 @@ import pwd
 import stat
 from pathlib import Path
 
+import pytest
+
 from pulsed import _state as st
 from tests.support.lab import CLOSED_PORT_URL, Lab, Rig
 from tests.support.process import Result
@@ -125,4 +127,27 @@ def test_a_state_held_by_a_running_daemon_is_not_moved(lab: Lab) -> None:
     daemon.wait_for("daemon.started")
     result = adopt(rig, source, target)
     assert result.code == 75, result.err
+    assert (source / "state.json").exists() and not (target / "state.json").exists()
+
+
+def test_the_receiving_units_own_folder_takes_the_state_owned_by_that_user(lab: Lab) -> None:
+    if not AS_ROOT:
+        pytest.skip("only root can give a folder to the receiving unit's user")
+    rig = lab.rig(CLOSED_PORT_URL, "unit-owned")
+    source, target = single_unit_state(rig), rig.home / "instance"
+    target.mkdir(mode=0o700)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(target, nobody.pw_uid, nobody.pw_gid)
+    result = adopt(rig, source, target)
+    assert result.code == 0, result.err
+    info = (target / "state.json").stat()
+    assert (info.st_uid, info.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+
+
+def test_a_target_folder_others_may_write_is_refused(lab: Lab) -> None:
+    rig = lab.rig(CLOSED_PORT_URL, "open-target")
+    source, target = single_unit_state(rig), rig.home / "instance"
+    target.mkdir()
+    target.chmod(0o777)
+    refused(adopt(rig, source, target), "is writable by others")
     assert (source / "state.json").exists() and not (target / "state.json").exists()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pulsed._body import FIELDS as BODY_FIELDS
-from pulsed._body import Heartbeat, ShopFacts, decode, encode, signed
+from pulsed._body import Heartbeat, ShopFacts, decode, encode, heartbeat, signed
 from pulsed._timefmt import rfc3339
 from pulsed.verify import FIELDS, VerificationError, signature, verify_heartbeat
 
@@ -209,3 +209,12 @@ def test_each_rejection_says_why(body: bytes, sig: str | None, message: str) -> 
 
 def test_a_rejection_without_detail_is_its_reason_alone() -> None:
     assert str(VerificationError("stale")) == "stale"
+
+
+def test_a_heartbeat_speaks_for_its_moment_in_whole_seconds() -> None:
+    beat = heartbeat("shop.example.com", "acme_shop_bot", BEAT.facts, 1_795_930_948.9)
+    assert beat == BEAT
+
+
+def test_a_signed_request_keeps_the_moment_its_timestamp_names() -> None:
+    assert signed(BEAT, SECRET, 1_795_930_948.0).at == 1_795_930_948.0

@@ -3,13 +3,15 @@ is asked, what it keeps, and what a shop is told when its token got no name."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import pytest
 
 from pulsed import _identity as ident
 from pulsed._errors import IdentityError
 from pulsed._redact import Redactor
+from pulsed._state import Identity
 
 NOW = 1_800_000_000.0
 TOKEN = "123456:ABC-secret"
@@ -94,3 +96,84 @@ def test_a_failure_detail_is_cut_to_300_characters() -> None:
 
 def test_an_answer_that_is_ok_without_a_username_is_a_bot_without_one() -> None:
     assert ident.username_of({"ok": True}, Redactor()) is None
+
+
+# --- the username a shop's body names -----------------------------------------------
+
+
+def fetching(
+    answer: Identity | IdentityError, asked: list[str]
+) -> Callable[[str], Awaitable[Identity]]:
+    async def fetch(token: str) -> Identity:
+        asked.append(token)
+        if isinstance(answer, IdentityError):
+            raise answer
+        return answer
+
+    return fetch
+
+
+KEPT = Identity("kept_bot", NOW - 60, ident.fingerprint(TOKEN))
+FETCHED = Identity("fetched_bot", NOW, ident.fingerprint(TOKEN))
+
+
+def logged(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+async def test_without_a_token_the_username_is_null_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asked: list[str] = []
+    got = await ident.Rounds().username(None, KEPT, NOW, fetching(FETCHED, asked))
+    assert (got, asked) == ((None, None), [])
+    (line,) = logged(caplog, "identity.missing")
+    assert (line.levelno, line.getMessage()) == (
+        logging.WARNING,
+        "telegram.bot_token is not set; bot_username is null",
+    )
+
+
+async def test_a_fresh_kept_identity_names_the_bot_without_a_fetch() -> None:
+    asked: list[str] = []
+    got = await ident.Rounds().username(TOKEN, KEPT, NOW, fetching(FETCHED, asked))
+    assert (got, asked) == (("kept_bot", None), [])
+
+
+async def test_a_stale_identity_is_fetched_again_and_the_new_one_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asked: list[str] = []
+    stale = Identity("kept_bot", NOW - ident.MAX_AGE, ident.fingerprint(TOKEN))
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        got = await ident.Rounds().username(TOKEN, stale, NOW, fetching(FETCHED, asked))
+    assert (got, asked) == (("fetched_bot", FETCHED), [TOKEN])
+    (line,) = logged(caplog, "identity.refreshed")
+    assert line.getMessage() == "bot identity fetched: @fetched_bot"
+    assert line.bot_username == "fetched_bot"  # type: ignore[attr-defined]
+
+
+async def test_a_failed_fetch_falls_back_to_the_kept_name_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    other = Identity("kept_bot", NOW - 60, ident.fingerprint(OTHER))
+    failure = IdentityError("network", "unreachable")
+    got = await ident.Rounds().username(TOKEN, other, NOW, fetching(failure, []))
+    assert got == ("kept_bot", None)
+    (line,) = logged(caplog, "identity.failed")
+    assert (line.levelno, line.getMessage()) == (
+        logging.WARNING,
+        "getMe failed (network: unreachable); bot_username is the kept @kept_bot",
+    )
+    assert (line.kind, line.kept) == ("network", "kept_bot")  # type: ignore[attr-defined]
+
+
+async def test_a_failed_first_fetch_leaves_the_username_null(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failure = IdentityError("unauthorized", "")
+    got = await ident.Rounds().username(TOKEN, None, NOW, fetching(failure, []))
+    assert got == (None, None)
+    (line,) = logged(caplog, "identity.failed")
+    assert line.getMessage() == "getMe failed (unauthorized); bot_username is null"
+    assert line.kept is None  # type: ignore[attr-defined]

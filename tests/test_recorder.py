@@ -10,9 +10,10 @@ import pytest
 from pulsed import _state as st
 from pulsed._body import Request
 from pulsed._delivery import Delivered
-from pulsed._errors import DeliveryError
+from pulsed._errors import DeliveryError, StateError
 from pulsed._recorder import Recorder, failing_since
 from pulsed._redact import REDACT
+from tests.support.figures import FINGERPRINT
 
 pytestmark = pytest.mark.anyio
 NOW = 1_800_000_000.0
@@ -141,3 +142,69 @@ async def test_a_failure_names_the_host_it_could_not_reach(
     (line,) = events(caplog, "heartbeat.failed")
     assert line.host == "pulse.example"  # type: ignore[attr-defined]
     assert line.getMessage().startswith("heartbeat to pulse.example failed: connect: All")
+
+
+async def test_a_sent_heartbeat_is_logged_as_such_with_its_time_in_milliseconds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=False)
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        await recorder.sent(Delivered(200, 1, 2.0), NOW, NOW + 3600)
+    (line,) = events(caplog, "heartbeat.sent")
+    assert (line.getMessage(), line.elapsed_ms) == ("heartbeat sent", 2000)  # type: ignore[attr-defined]
+
+
+async def test_a_failure_line_says_what_failed_and_when_the_next_try_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=False)
+    failure = DeliveryError(
+        "status", "HTTP 429 from the receiver", status=429, retry_after=900.0, attempts=1
+    )
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        await recorder.failed(failure, NOW, NOW + 900)
+    (line,) = events(caplog, "heartbeat.failed")
+    assert (
+        line.getMessage() == "heartbeat to the receiver failed: status: HTTP 429 from the receiver"
+    )
+    assert (line.status, line.retry_after, line.next_due) == (  # type: ignore[attr-defined]
+        429,
+        900.0,
+        "2027-01-15T08:15:00Z",
+    )
+
+
+def test_a_fetched_identity_is_kept_in_the_state_on_disk(tmp_path: Path) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    identity = st.Identity("acme_shop_bot", NOW, FINGERPRINT)
+    recorder.keep_identity(identity)
+    recorder.save()
+    saved = on_disk(tmp_path)
+    assert saved is not None and saved.identity == identity
+
+
+async def test_a_dropped_body_is_no_longer_pending_on_disk(tmp_path: Path) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    await recorder.started(REQUEST)
+    recorder.drop_pending()
+    recorder.save()
+    saved = on_disk(tmp_path)
+    assert saved is not None and saved.pending is None
+
+
+def test_a_state_that_cannot_be_written_is_logged_with_why_and_where(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(StateError) as why:
+        st.StateStore(blocked).save(st.State())
+    recorder = Recorder(st.StateStore(blocked), st.State(), writable=True)
+    with caplog.at_level(logging.WARNING, logger="pulsed"):
+        recorder.save()
+    (line,) = events(caplog, "state.unwritable")
+    assert line.getMessage() == (
+        f"state cannot be written ({why.value}); kept in memory, so a restart now could send "
+        "before the heartbeat is due"
+    )
+    assert line.path == str(blocked / "state.json")  # type: ignore[attr-defined]

@@ -243,6 +243,11 @@ def test_wait_is_the_time_left_and_never_negative() -> None:
     assert sch.wait(st.State(last_success=NOW - 2 * HOUR), NOW, HOUR) == 0.0
 
 
+def test_a_shop_in_back_off_waits_for_the_next_try_its_state_holds() -> None:
+    state = st.State(last_success=NOW - 2 * HOUR, next_due=NOW + 300, consecutive_failures=1)
+    assert sch.wait(state, NOW, HOUR) == 300
+
+
 def test_status_shows_the_schedule_when_it_knows_the_interval() -> None:
     state = st.State(last_success=NOW - 60, next_due=NOW + 5)
     assert sch.shown_due(state, NOW, HOUR) == NOW - 60 + HOUR

@@ -168,14 +168,14 @@ def test_a_planted_symlink_is_never_written_through(tmp_path: Path) -> None:
 def test_temp_names_are_unpredictable(tmp_path: Path) -> None:
     seen: set[str] = set()
     store = st.StateStore(tmp_path)
-    real_replace = Path.replace
+    real_replace = os.replace
 
-    def spy(self: Path, target: Any) -> Path:
-        seen.add(self.name)
-        return real_replace(self, target)
+    def spy(src: Any, dst: Any, **where: Any) -> None:
+        seen.add(str(src))
+        real_replace(src, dst, **where)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Path, "replace", spy)
+        mp.setattr(os, "replace", spy)
         for _ in range(5):
             store.save(st.State())
     assert len(seen) == 5 and all(n.startswith(temp_prefix(store.path)) for n in seen)

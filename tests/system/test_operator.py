@@ -171,9 +171,11 @@ def test_an_instance_from_before_the_own_state_root_keeps_its_state(
 
 
 def _doc_block(doc: Path, name: str) -> list[str]:
-    """The command lines of the ```sh block marked ``<!-- name -->`` in ``doc``."""
+    """The command lines of the ```sh (or ```shell) block marked ``<!-- name -->`` in
+    ``doc``. A ```shell block is one for a host in a given state (a move, an upgrade
+    from an old layout): its own test makes that host, so test_docs does not run it."""
     text = doc.read_text(encoding="utf-8")
-    found = re.search(rf"<!-- {name} -->\s*```sh\n(.*?)```", text, re.DOTALL)
+    found = re.search(rf"<!-- {name} -->\s*```(?:sh|shell)\n(.*?)```", text, re.DOTALL)
     assert found, f"no block {name} in {doc.name}"
     return [line for line in found.group(1).splitlines() if line.strip()]
 
