@@ -425,9 +425,11 @@ def test_a_mebibyte_of_php_is_read_in_well_under_a_second() -> None:
         "\t\tif ($y) { return 'z'; }\n\t}\n}\n"
     )
     source = "<?php\n" + chunk * ((1 << 20) // len(chunk)) + "define('VERSION', '1');"
-    started = time.perf_counter()
+    # The CPU time the reading takes: on a busy machine (two cores, the suite run on four
+    # Pythons, other work beside it) the wall clock also counts the waits for a core.
+    started = time.process_time()
     assert read(source) == "1"
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 HOSTILE = {
@@ -448,7 +450,7 @@ HOSTILE = {
 @pytest.mark.speed
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_a_hostile_mebibyte_is_read_in_linear_time(name: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     assert read("<?php " + HOSTILE[name]) is None
-    # Each takes well under 1.5 s here; anything quadratic would take minutes.
-    assert time.perf_counter() - started < 5.0
+    # Each takes well under 2 s of CPU here; anything quadratic would take minutes.
+    assert time.process_time() - started < 5.0
