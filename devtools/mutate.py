@@ -36,7 +36,7 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # What a mutated module's tests may import besides the package and the tests themselves.
 ALSO_COPY = ("devtools", "examples", "docs", "README.md")
 TARGET = 0.10
-# Tests marked `speed` hold a wall-clock limit on the real code. Under mutmut every call
+# Tests marked `speed` hold a CPU-time limit on the real code. Under mutmut every call
 # goes through a trampoline, so they fail the clean run, and each costs seconds per
 # surviving mutant; a mutant only they would catch is listed in docs/testing.md.
 PYTEST_ARGS = ("-m", "not speed")

@@ -419,18 +419,17 @@ def test_no_text_raises_anything_but_collect_error(text: str) -> None:
 
 
 @pytest.mark.speed
-def test_a_mebibyte_of_php_is_read_in_a_few_seconds_at_most() -> None:
+def test_a_mebibyte_of_php_is_read_in_well_under_a_second() -> None:
     chunk = (
         "class C {\n\tpublic function f() {\n\t\t$x = \"{$a['k']} $b\"; // c\n"
         "\t\tif ($y) { return 'z'; }\n\t}\n}\n"
     )
     source = "<?php\n" + chunk * ((1 << 20) // len(chunk)) + "define('VERSION', '1');"
-    started = time.perf_counter()
+    # The CPU time the reading takes: on a busy machine (two cores, the suite run on four
+    # Pythons, other work beside it) the wall clock also counts the waits for a core.
+    started = time.process_time()
     assert read(source) == "1"
-    # About 0.7 s on a quiet 2-core machine, on every Python from 3.10. What this guards
-    # against, a scan that backtracks or goes quadratic, costs tens of seconds; a bound
-    # of 1 s was missed whenever other suites shared the cores.
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 1.0
 
 
 HOSTILE = {
@@ -451,7 +450,7 @@ HOSTILE = {
 @pytest.mark.speed
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_a_hostile_mebibyte_is_read_in_linear_time(name: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     assert read("<?php " + HOSTILE[name]) is None
-    # Each takes well under 1.5 s here; anything quadratic would take minutes.
-    assert time.perf_counter() - started < 5.0
+    # Each takes well under 2 s of CPU here; anything quadratic would take minutes.
+    assert time.process_time() - started < 5.0
