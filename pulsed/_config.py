@@ -478,7 +478,7 @@ def load_setup(
     file_values = cfg_file.values if cfg_file is not None else {}
     picked = {s.key: pick(s, flags, environ, file_values) for s in SETTINGS}
     warnings = _file_warnings(cfg_file, picked)
-    shared = _shared_values(picked, environ, secrets=secrets)
+    shared = _shared_values(picked, environ)
     top = shared["daemon.state_dir"]
     sources = {key: source for key, (_, source) in picked.items()}
     listed = _listed_shops(cfg_file)
@@ -519,15 +519,19 @@ def load_setup(
 
 
 def _shared_values(
-    picked: Mapping[str, tuple[Any, str]], environ: Mapping[str, str], *, secrets: bool
+    picked: Mapping[str, tuple[Any, str]], environ: Mapping[str, str]
 ) -> dict[str, Any]:
-    """Every shared setting's value, checked; a ConfigError for one that cannot work."""
+    """Every shared setting's value, checked; a ConfigError for one that cannot work.
+
+    No shared setting is a required secret (a shop's secret is its own, §10), so a
+    ``status`` without secrets needs no exception here.
+    """
     shared: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.scope == "shop":
             continue
         raw = picked[setting.key][0]
-        if raw is None and setting.required and (secrets or not setting.secret):
+        if raw is None and setting.required:
             raise _missing(setting, environ)
         shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
     # The shared heartbeat secret is checked here, not only in each shop that takes it:
