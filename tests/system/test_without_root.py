@@ -87,7 +87,7 @@ def checkout(host: Container) -> None:
 def cron_command() -> str:
     """The command of the page's crontab line: what cron hands to ``/bin/sh -c``."""
     (line,) = re.findall(r"^\*/5 \* \* \* \* (.+)$", PAGE.read_text(encoding="utf-8"), re.M)
-    return line
+    return str(line)
 
 
 def as_cron(user: User, command: str) -> None:
