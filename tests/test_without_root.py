@@ -1,5 +1,6 @@
 """pulsed run by a user who is not root (contract §12): where its state and status file go,
-what ``check`` says of them, and ``once`` that cannot keep its state sending nothing.
+what ``check`` says of them, ``once`` that cannot keep its state sending nothing, and
+cron's cadence through the cycle ``once`` runs, on a simulated clock.
 
 The defaults are pure functions of the environment and the user, tested as such. The
 commands run as real processes: forked from this one and dropped to ``nobody`` when
@@ -21,14 +22,18 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from devtools.receiver import Receiver
-from pulsed import _cli, _config
+from pulsed import _body, _cli, _config, _timefmt
 from pulsed._config import User
+from pulsed._cycle import Cycle
+from pulsed._delivery import Delivered
 from pulsed._errors import EX_OK, EX_TEMPFAIL, ConfigError
+from tests.support.loop import HOUR, fixed_facts, loop_config
 from tests.support.nobody import NOBODY
 from tests.support.process import Result, Shop, events_of, run_pulsed
 
@@ -329,3 +334,69 @@ def test_once_whose_in_flight_body_cannot_be_saved_sends_nothing(
     forced = run_pulsed(["once", "--force"], shop.env, prefix=limit)
     assert forced.code == EX_OK, forced.err
     assert len(receiver.accepted) == 1
+
+
+# --- cron: once every P minutes, through the cycle once runs ---------------------------------
+
+DAY = 86400.0
+START = 1_800_000_000.0  # a whole minute, as cron's ticks are
+
+
+class Clock:
+    """The simulated wall clock every ``once`` of the day reads."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Answering:
+    """A receiver that answers 200 after ``took`` seconds of the simulated clock, and
+    keeps the moment each heartbeat names."""
+
+    def __init__(self, clock: Clock, took: float) -> None:
+        self.clock = clock
+        self.took = took
+        self.stamps: list[float] = []
+
+    async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
+        beat = _body.decode(body)
+        assert beat is not None
+        self.stamps.append(_timefmt.parse(beat.timestamp))
+        self.clock.now += self.took
+        return Delivered(200, 1, self.took)
+
+
+async def cron_day(state: Path, period: int, start_up: float) -> list[float]:
+    """A day of cron running ``pulsed once`` every ``period`` minutes, each run a fresh
+    cycle opened on the state folder as a new process opens it, deciding as once does;
+    ``start_up`` seconds pass between cron's tick and the decision."""
+    clock = Clock()
+    receiver = Answering(clock, took=0.2)
+    for tick in range(int(DAY) // (period * 60)):
+        clock.now = START + tick * period * 60 + start_up
+        cycle = Cycle.open(
+            loop_config(state), writable=True, environ={}, wall=clock, collect=fixed_facts
+        )
+        if cycle.is_due():
+            assert await cycle.deliver(await cycle.prepare(), receiver, must_keep=True)
+    return receiver.stamps
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("period", [1, 5, 15])
+async def test_once_from_cron_every_p_minutes_sends_24_a_day_never_closer_than_an_hour_less_p(
+    tmp_path: Path, period: int
+) -> None:
+    # 0.9 s from cron's tick to the decision: Python, the config and the state, on a
+    # host of the slow kind. The body is stamped in that whole second, the 2xx comes
+    # after it, so a schedule kept from the 2xx would miss the next hour's tick.
+    sent = await cron_day(tmp_path, period, start_up=0.9)
+    gaps = [b - a for a, b in pairwise(sent)]
+    assert 23 <= len(sent) <= 25, len(sent)
+    assert min(gaps) >= HOUR - period * 60
+    # The hour kept, not drifting: with a steady start-up no heartbeat comes a cron
+    # period late (a schedule kept from the 2xx makes every gap an hour plus P).
+    assert max(gaps) <= HOUR + 1, max(gaps)
