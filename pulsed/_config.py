@@ -575,6 +575,7 @@ def load_setup(
             values, more = _shop_values(name, table, str(path))
             warnings += more
             raws.append((name, *_listed_raws(name, values, picked, environ)))
+    warnings += _readable_credentials(environ, picked, [own for _, _, own in raws])
     shops: list[Config] = []
     for name, raw, own in raws:
         try:
@@ -656,6 +657,32 @@ def _file_warnings(cfg_file: ConfigFile | None, picked: Picked) -> list[str]:
                 f"{cfg_file.path}: its {key} is shadowed by the {picked[key][1]} value; "
                 "remove it from the file so nobody relies on it"
             )
+    return warnings
+
+
+def _readable_credentials(
+    environ: Mapping[str, str], picked: Picked, owns: Sequence[Mapping[str, str]]
+) -> list[str]:
+    """A secret taken from a credential file others may read (contract §1: a warning).
+
+    Under systemd the file read is the service's private copy, never readable by
+    others; a folder named by hand or by a user unit (``~/.config/pulsed/credentials``)
+    is only as private as its files' modes.
+    """
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return []
+    names = [s.credential for s in SETTINGS if s.credential and picked[s.key][1] == "credential"]
+    names += [src.split(" ", 1)[1] for own in owns for src in own.values() if " " in src]
+    warnings = []
+    for name in dict.fromkeys(names):
+        path = Path(directory) / name
+        try:
+            readable = bool(path.stat().st_mode & stat.S_IROTH)
+        except OSError:
+            continue  # read a moment ago; gone now, nothing to warn of
+        if readable:
+            warnings.append(f"credential {path} holds a secret but others may read it (chmod 600)")
     return warnings
 
 

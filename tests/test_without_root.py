@@ -35,7 +35,7 @@ from pulsed._delivery import Delivered
 from pulsed._errors import EX_OK, EX_TEMPFAIL, ConfigError
 from tests.support.loop import HOUR, fixed_facts, loop_config
 from tests.support.nobody import NOBODY
-from tests.support.process import Result, Shop, events_of, run_pulsed
+from tests.support.process import SECRET, Result, Shop, events_of, run_pulsed
 
 ALICE = User(1000, "/home/alice")
 ROOT = User(0, "/root")
@@ -400,3 +400,34 @@ async def test_once_from_cron_every_p_minutes_sends_24_a_day_never_closer_than_a
     # The hour kept, not drifting: with a steady start-up no heartbeat comes a cron
     # period late (a schedule kept from the 2xx makes every gap an hour plus P).
     assert max(gaps) <= HOUR + 1, max(gaps)
+
+
+# --- secrets in a folder of the user's -------------------------------------------------------
+
+
+def test_a_credential_file_others_may_read_is_a_warning(shop: Shop, tmp_path: Path) -> None:
+    # The user unit and the cron line read ~/.config/pulsed/credentials where it is: no
+    # systemd copy makes the file private, its mode does.
+    folder = tmp_path / "credentials"
+    folder.mkdir(mode=0o700)
+    secret = folder / "pulse_heartbeat_secret"
+    secret.write_text(SECRET)
+    own = folder / "pulse_heartbeat_secret.beta"
+    own.write_text("beta's-own-secret-key")
+    conf = tmp_path / "pulsed.toml"
+    conf.write_text(f'[shops.alpha]\nroot = "{shop.root}"\n[shops.beta]\nroot = "{shop.root}"\n')
+    conf.chmod(0o600)
+    env = {
+        k: v for k, v in shop.env.items() if k not in ("PULSE_HEARTBEAT_SECRET", "OPENCART_ROOT")
+    }
+    env.update(CREDENTIALS_DIRECTORY=str(folder), PULSED_CONFIG=str(conf))
+    for path in (secret, own):
+        path.chmod(0o644)
+    warnings = _config.load_setup({}, env, user=ALICE).warnings
+    assert [w for w in warnings if "credential" in w] == [
+        f"credential {secret} holds a secret but others may read it (chmod 600)",
+        f"credential {own} holds a secret but others may read it (chmod 600)",
+    ]
+    for path in (secret, own):
+        path.chmod(0o600)
+    assert _config.load_setup({}, env, user=ALICE).warnings == ()
