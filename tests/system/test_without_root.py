@@ -1,7 +1,8 @@
 """pulsed for a user without root (docs/without-root.md), under that user's real systemd
 user manager, started by linger, in the booted host of ``conftest.py``.
 
-The user installs from a checkout with ``make install`` (everything in the home), runs
+The user installs from a checkout with ``make install`` (everything in the home, on a
+Python named by an odd path, as on the RHEL family), runs
 the page's cron line as cron would (two runs: one heartbeat), then enables the shipped
 user unit, which delivers, reloads and keeps its state across a restart. Nothing here
 is specific to the host's release: the scenario takes whatever ``host`` boots.
@@ -106,9 +107,15 @@ def test_a_user_without_root_installs_runs_cron_and_a_user_unit_with_linger(
     user = User(host, USER)
     checkout(host)
 
-    # make install as the user: all of it in the home, nothing of root's.
-    installed = user.sh(f"cd {SOURCE} && make install")
+    # make install as the user: all of it in the home, nothing of root's, on an
+    # interpreter named by a path of its own (as RHEL's AppStream python3.11 is; this
+    # one is the host's python3, whichever release the host is).
+    odd = "/opt/python/bin/python3"
+    host.sh(f"mkdir -p {odd.rsplit('/', 1)[0]} && ln -s $(readlink -f /usr/bin/python3) {odd}")
+    installed = user.sh(f"cd {SOURCE} && make install PYTHON={odd}")
     assert "not root, so for anna alone" in installed.splitlines()[0]
+    venv = host.run(["cat", f"{HOME}/.local/lib/pulsed/venv/pyvenv.cfg"]).stdout
+    assert "home = /opt/python/bin\n" in venv, venv
     assert host.ok(f"test -x {HOME}/.local/bin/pulsed")
     assert host.ok(f"test -f {HOME}/.local/share/systemd/user/pulsed.service")
     assert not host.ok("test -e /usr/local/bin/pulsed || test -e /etc/pulsed")
