@@ -247,6 +247,7 @@ class User:
         return cls(euid, home or None)
 
 
+# Root, for callers that decide for root whoever runs them.
 ROOT = User(0, "/root")
 
 
@@ -400,8 +401,8 @@ class Listed:
 
 def is_shop_file(path: Path) -> bool:
     """Whether a ``shops.d`` entry names a shop: editors' leftovers (``.#anna.toml``,
-    ``.anna.toml.swp``, ``anna.toml~``) do not."""
-    return path.suffix == ".toml" and not path.name.startswith(".") and not path.name.endswith("~")
+    ``.anna.toml.swp``, ``anna.toml~``: its suffix is ``.toml~``) do not."""
+    return path.suffix == ".toml" and not path.name.startswith(".")
 
 
 def _shop_file(path: Path) -> dict[str, Any] | ConfigError:
@@ -446,9 +447,12 @@ def _listed_shops(cfg_file: ConfigFile | None) -> Listed:
             listed.broken[name] = raw
             continue
         table = raw.pop("shop", {})
+        if not isinstance(table, dict):
+            listed.broken[name] = ConfigError(SHOPS_DIR, f"{path}: shop must be a [shop] table")
+            continue
         if raw:
             listed.problems.append(f"{path}: only a [shop] table belongs here, not {sorted(raw)}")
-        listed.tables[name] = table if isinstance(table, dict) else {"": table}
+        listed.tables[name] = table
     return listed
 
 
@@ -488,7 +492,7 @@ def _one_shop(
     top: Path,
     environ: Mapping[str, str],
     *,
-    secrets: bool = True,
+    secrets: bool,
 ) -> Config:
     """Validate one shop's raw values against the shared ones; ConfigError names the setting.
 
@@ -554,19 +558,18 @@ def load_setup(
     file_values = cfg_file.values if cfg_file is not None else {}
     picked = {s.key: pick(s, flags, environ, file_values) for s in SETTINGS}
     warnings = _file_warnings(cfg_file, picked)
-    shared, derived = _shared_values(picked, environ, user, secrets=secrets)
+    shared, derived = _shared_values(picked, environ, user)
     top = shared["daemon.state_dir"]
     sources = {key: derived.get(key, source) for key, (_, source) in picked.items()}
     status_default = derived.get("daemon.status_file", "").startswith("default:")
     listed = _listed_shops(cfg_file)
     raws: list[tuple[str, Mapping[str, Any], Mapping[str, str]]] = []
-    disabled: list[Disabled] = []
+    disabled = [Disabled(name, problem) for name, problem in listed.broken.items()]
     if not listed:
         single = {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}
         raws.append((DEFAULT_SHOP, single, {}))
     else:
         warnings += _ignored_for_listed(picked) + listed.problems
-        disabled += [Disabled(name, problem) for name, problem in listed.broken.items()]
         for name, table in listed.tables.items():
             if not SHOP_NAME.fullmatch(name):
                 why = f"{name[:40]!r} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
@@ -603,21 +606,21 @@ def load_setup(
 
 
 def _shared_values(
-    picked: Mapping[str, tuple[Any, str]],
-    environ: Mapping[str, str],
-    user: User,
-    *,
-    secrets: bool,
+    picked: Mapping[str, tuple[Any, str]], environ: Mapping[str, str], user: User
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Every shared setting's value, checked, and the sources of the defaults derived
-    from the environment and the user; a ConfigError for one that cannot work."""
+    from the environment and the user; a ConfigError for one that cannot work.
+
+    No shared setting is a required secret (a shop's secret is its own, §10), so a
+    ``status`` without secrets needs no exception here.
+    """
     shared: dict[str, Any] = {}
     derived: dict[str, str] = {}
     for setting in SETTINGS:
         if setting.scope == "shop":
             continue
         raw = picked[setting.key][0]
-        if raw is None and setting.required and (secrets or not setting.secret):
+        if raw is None and setting.required:
             raise _missing(setting, environ)
         shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
     # The shared heartbeat secret is checked here, not only in each shop that takes it:
