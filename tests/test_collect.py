@@ -483,6 +483,23 @@ async def test_the_shared_answers_keep_php_to_its_timeout(
     assert unavailable(caplog)["php_version"] == "php-stub: no answer within 0.5 s"
 
 
+async def test_a_php_found_only_when_started_still_gets_its_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A relative php_binary is looked for from pulsed's working folder but started
+    # from /, where php runs: here only the second finds it. Its limit holds anyway.
+    php = stub_php(tmp_path, "exec sleep 30")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = php.lstrip("/")
+    assert _collect.binary_key(relative, ENV) is None
+    versions = _collect.PhpVersions()
+    with anyio.fail_after(10):  # a php left without its limit would hang for 30 s
+        assert await versions.version(relative, 0.5, ENV) is None
+    assert unavailable(caplog)["php_version"] == "php-stub: no answer within 0.5 s"
+
+
 async def test_collect_asks_through_the_shared_answers_when_given_them(
     shop: Path, tmp_path: Path
 ) -> None:
