@@ -75,3 +75,18 @@ def test_a_delivery_error_without_detail_is_its_reason_and_nothing_seen() -> Non
 
 def test_exit_codes_are_the_sysexits_ones_systemd_is_told_about() -> None:
     assert (e.EX_OK, e.EX_SOFTWARE, e.EX_TEMPFAIL, e.EX_CONFIG) == (0, 70, 75, 78)
+
+
+def test_a_state_error_without_a_short_reason_gives_its_message_as_why() -> None:
+    error = e.StateError("state.json: cannot be read")
+    assert (error.why, error.corrupt) == ("state.json: cannot be read", False)
+    assert e.StateError("m", why="Permission denied", corrupt=True).why == "Permission denied"
+
+
+def test_a_state_folder_that_cannot_be_written_names_the_folder_and_why() -> None:
+    error = e.StateUnwritableError("/home/u/.local/state/pulsed", "Permission denied")
+    assert str(error) == (
+        "state folder /home/u/.local/state/pulsed cannot be written (Permission denied)"
+    )
+    assert (error.folder, error.why) == ("/home/u/.local/state/pulsed", "Permission denied")
+    assert isinstance(error, e.StateError)

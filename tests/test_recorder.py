@@ -10,8 +10,8 @@ import pytest
 from pulsed import _state as st
 from pulsed._body import Request
 from pulsed._delivery import Delivered
-from pulsed._errors import DeliveryError, StateError
-from pulsed._recorder import Recorder, failing_since
+from pulsed._errors import DeliveryError, StateError, StateUnwritableError
+from pulsed._recorder import Recorder, _duration, failing_since
 from pulsed._redact import REDACT
 from tests.support.figures import FINGERPRINT
 
@@ -208,3 +208,67 @@ def test_a_state_that_cannot_be_written_is_logged_with_why_and_where(
         "before the heartbeat is due"
     )
     assert line.path == str(blocked / "state.json")  # type: ignore[attr-defined]
+
+
+# --- a state that must be kept (once) ----------------------------------------------------
+
+
+def unwritable(tmp_path: Path) -> Path:
+    """A state folder that cannot be made, whoever runs the test (root included)."""
+    (tmp_path / "a-file").write_text("")
+    return tmp_path / "a-file" / "state"
+
+
+async def test_a_body_that_must_be_kept_is_on_disk_before_it_is_sent(tmp_path: Path) -> None:
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    await recorder.started(REQUEST, must_keep=True)
+    saved = on_disk(tmp_path)
+    assert saved is not None and saved.pending == recorder.state.pending is not None
+
+
+async def test_a_body_that_must_be_kept_and_cannot_be_is_not_in_flight(tmp_path: Path) -> None:
+    folder = unwritable(tmp_path)
+    before = st.State(last_success=NOW - 3600)
+    recorder = Recorder(st.StateStore(folder), before, writable=True)
+    with pytest.raises(StateUnwritableError) as caught:
+        await recorder.started(REQUEST, must_keep=True)
+    assert (caught.value.folder, caught.value.why) == (str(folder), "Not a directory")
+    assert recorder.state == before
+
+
+async def test_by_default_a_body_whose_state_cannot_be_saved_still_goes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # run keeps its state in memory and says so; only once must keep it on disk.
+    recorder = Recorder(st.StateStore(unwritable(tmp_path)), st.State(), writable=True)
+    await recorder.started(REQUEST)
+    assert recorder.state.pending is not None
+
+
+async def test_a_read_only_recorder_never_refuses_a_body(tmp_path: Path) -> None:
+    recorder = Recorder(st.StateStore(unwritable(tmp_path)), st.State(), writable=False)
+    await recorder.started(REQUEST, must_keep=True)
+    assert recorder.state.pending is not None
+
+
+def test_failing_since_nothing_recorded_is_the_epoch() -> None:
+    assert failing_since(st.State()) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-5.0, "0 s"),
+        (0.9, "0 s"),
+        (119.9, "119 s"),
+        (120.0, "2 min"),
+        (7199.0, "119 min"),
+        (7200.0, "2 h 0 min"),
+        (3 * 3600 + 59 * 60 + 59, "3 h 59 min"),
+        (50 * 3600 + 61, "50 h 1 min"),
+    ],
+)
+def test_how_long_a_shop_was_failing_reads_in_the_unit_that_fits(
+    seconds: float, shown: str
+) -> None:
+    assert _duration(seconds) == shown
