@@ -82,6 +82,7 @@ async def test_anything_else_aiogram_raises_is_unexpected_with_its_type_and_no_t
 async def test_an_unreachable_bot_api_is_a_network_failure(free_tcp_port: int) -> None:
     answer = await child._get_me(TOKEN, f"http://127.0.0.1:{free_tcp_port}", 2.0)
     assert (answer["ok"], answer["kind"]) == (False, "network")
+    assert answer["detail"].startswith("HTTP Client says - ")  # what aiohttp said, kept
     assert "ABC-secret" not in answer["detail"]
 
 
