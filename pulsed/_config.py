@@ -259,7 +259,8 @@ def _missing(setting: Setting, environ: Mapping[str, str], shop: str | None = No
     return ConfigError(setting.key, reason)
 
 
-SHOP_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+MAX_SHOP_NAME = 32
+SHOP_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SHOP_NAME}}}")
 SHOPS_DIR = "shops.d"
 SHOP_SETTINGS = tuple(s for s in SETTINGS if s.scope == "shop" and not s.secret)
 SHOP_SECRETS = tuple(s for s in SETTINGS if s.scope == "shop" and s.secret)

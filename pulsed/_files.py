@@ -12,7 +12,9 @@ reason; each caller turns it into its own error.
 
 Writing: :func:`write_atomic` is how the state, the status file and the metrics
 file reach the disk, so a kill at any instant leaves the old file or the new one
-and a reader (an admin page, node_exporter) never sees half of one.
+and a reader (an admin page, node_exporter) never sees half of one. :func:`write_new`
+creates the files pulsed writes for an operator (``shops.d`` files, credentials) the
+same way, but never over a file that exists.
 
 Trusting: :func:`check_owner_only` is the one test of whether a file or folder
 pulsed obeys (the config file, its folders, the state folder) could have been

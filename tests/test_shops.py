@@ -221,15 +221,18 @@ def test_discover_prints_a_table_per_shop_and_stays_in_its_tree(tmp_path: Path) 
     for name in ("alpha", "beta"):
         (tree / name).symlink_to(host.root(name))  # a symlink is not followed...
         (tree / f"{name}-copy").mkdir()
-    shutil.copytree(host.root("alpha"), tree / "clients" / "a" / "public_html")
+    copy = tree / "clients" / "a" / "public_html"
+    shutil.copytree(host.root("alpha"), copy)
+    # A domain of its own: one the configuration has already would be left out.
+    (copy / "config.php").write_text("<?php define('HTTPS_SERVER', 'https://gamma.example/');")
     no_module = tree / "plain"
     shutil.copytree(host.root("beta"), no_module)
     shutil.rmtree(no_module / "system")
     code, out, _ = run_pulsed(["discover", str(tree)], host.env)
     assert code == 0
     found = tomllib.loads(out)["shops"]
-    assert list(found) == ["alpha_example"]  # ...so only the real tree's shop is found
-    assert found["alpha_example"]["root"] == str(tree / "clients" / "a" / "public_html")
+    assert list(found) == ["gamma_example"]  # ...so only the real tree's shop is found
+    assert found["gamma_example"]["root"] == str(copy)
 
 
 def test_a_corrupt_state_found_at_start_names_its_shop(host: Host, receiver: Receiver) -> None:
