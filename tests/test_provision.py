@@ -16,7 +16,7 @@ from pulsed._config import load_setup
 from pulsed._errors import ConfigError, FileError
 from pulsed._settings import BY_KEY, Secret
 from tests.support.host import Host
-from tests.support.process import SECRET, run_pulsed
+from tests.support.process import SECRET, Pulsed, run_pulsed
 
 OWN = "alpha-own-secret-0001"
 HB = BY_KEY["pulse.heartbeat_secret"].parse
@@ -333,4 +333,22 @@ def test_a_shop_added_with_its_secret_signs_with_it(tmp_path: Path) -> None:
         code, _, err = run_pulsed(["once"], host.env)
         assert code == 0, err
         assert sorted(b["domain"] for b in receiver.accepted) == ["alpha.example", "gamma.example"]
+        assert receiver.rejected == []
+
+
+def test_a_restart_after_add_shop_sends_the_new_shop_only(tmp_path: Path) -> None:
+    """The sequence add-shop prints: the restart that loads the credential sends the
+    new shop's first heartbeat and nothing early for the others."""
+    with Receiver(SECRET, secrets={"gamma.example": OWN}) as receiver:
+        host = Host(tmp_path, receiver.url, ["alpha", "beta"])
+        daemon = Pulsed(["run"], host.env)
+        daemon.wait_for("heartbeat.sent", count=2)
+        assert daemon.stop() == 0
+        add_shop(host, "gamma", host.add_tree("gamma"), secret=OWN)
+        daemon = Pulsed(["run"], host.env)
+        (sent,) = daemon.wait_for("heartbeat.sent")
+        (started,) = daemon.named("daemon.started")
+        assert daemon.stop() == 0
+        assert (sent["shop"], started["shops"]) == ("gamma", 3)
+        assert [b["domain"] for b in receiver.accepted][2:] == ["gamma.example"]
         assert receiver.rejected == []
