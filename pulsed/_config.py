@@ -249,7 +249,8 @@ def _missing(setting: Setting, environ: Mapping[str, str], shop: str | None = No
         # the service, systemd reads the credential files only when the unit starts.
         reason += (
             f"; no credential {names} in $CREDENTIALS_DIRECTORY ({directory}); a credential "
-            "file added since the unit started is loaded only after 'systemctl daemon-reload "
+            "file added since the unit started (pulsed add-secrets writes them into "
+            "/etc/pulsed/credentials) is loaded only after 'systemctl daemon-reload "
             "&& systemctl restart pulsed' (a restart sends nothing early)"
             if directory
             else "; credentials are read from $CREDENTIALS_DIRECTORY, which systemd sets "
