@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pulsed._body import USER_AGENT
+from pulsed._version import __version__
 from pulsed.verify import VerificationError, signature, verify_heartbeat
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
@@ -46,9 +48,6 @@ def test_the_example_request_is_vector_one() -> None:
 
 
 def test_the_user_agent_the_page_tells_receivers_to_look_for_is_the_one_sent() -> None:
-    from pulsed._body import USER_AGENT
-    from pulsed._version import __version__
-
     assert f"pulsed/{__version__}" == USER_AGENT
     assert f"User-Agent: {USER_AGENT}\n" in DOC  # the request shown
     assert "`User-Agent: pulsed/<version>`" in DOC  # how to tell the two senders apart
