@@ -27,6 +27,7 @@ from pulsed import _config, _shop
 from pulsed._config import MAX_SHOP_NAME
 from pulsed._errors import CollectError
 from pulsed._provision import (
+    CARRIED,
     LINE_FORMAT,
     RESTART,
     SHOP_FILE_MODE,
@@ -113,11 +114,17 @@ class Found:
     root: Path
     domain: str | None
     why_no_domain: str = ""
+    # The one-shop configuration's shop, listed as default (keeps its state), and the
+    # domain its configuration sets, if it sets one.
+    carried: bool = False
+    set_domain: str | None = None
 
     def keys(self) -> str:
         """Its keys, as a ``[shops.<name>]`` table and a ``shops.d`` file's ``[shop]`` hold them."""
         keys = f"root = {toml_string(str(self.root))}\n"
-        if self.domain is None:
+        if self.set_domain is not None:
+            keys += f"domain = {toml_string(self.set_domain)}\n"
+        elif self.domain is None:
             # Listed all the same: pulsed would disable it until its domain is set.
             keys += f"# no domain in config.php ({_comment(self.why_no_domain)})\n"
             keys += 'domain = ""  # set it, or the shop stays disabled\n'
@@ -160,6 +167,10 @@ def find(dirs: Sequence[Path], have: Known | None = None) -> list[Finding]:
             if not _is_utf8(root):
                 out.append(f"{_comment(str(root))}: left out, its path is not UTF-8")
                 continue
+            if (carried := _carried(have, root, real)) is not None:
+                out.append(carried)
+                domains[carried.domain or ""] = DEFAULT_SHOP
+                continue
             if real in have.roots:
                 out.append(Configured(have.roots[real], root))
                 continue
@@ -184,6 +195,16 @@ def find(dirs: Sequence[Path], have: Known | None = None) -> list[Finding]:
     return out
 
 
+def _carried(have: Known, root: Path, real: Path) -> Found | None:
+    """The one-shop configuration's shop, if ``root`` is it: listed as ``default``."""
+    single = have.single
+    if single is None or single.shop_root is None or single.shop_root.resolve() != real:
+        return None
+    explicit = single.sources.get("shop.domain", "default") != "default"
+    domain = single.domain if explicit else None
+    return Found(DEFAULT_SHOP, root, single.domain, carried=True, set_domain=domain)
+
+
 def tables(dirs: Sequence[Path], have: Known | None = None) -> str:
     """A TOML fragment: a ``[shops.<name>]`` table for every shop found, notes as comments."""
     return render(find(dirs, have))
@@ -191,7 +212,10 @@ def tables(dirs: Sequence[Path], have: Known | None = None) -> str:
 
 def render(findings: Sequence[Finding]) -> str:
     out = [
-        f"[shops.{f.name}]\n{f.keys()}" if isinstance(f, Found) else f"# {f}\n" for f in findings
+        (f"# {CARRIED}\n" * f.carried + f"[shops.{f.name}]\n{f.keys()}")
+        if isinstance(f, Found)
+        else f"# {f}\n"
+        for f in findings
     ]
     if not any(isinstance(f, Found) for f in findings):
         configured = any(isinstance(f, Configured) for f in findings)
@@ -222,6 +246,8 @@ def write(findings: Sequence[Finding], folder: Path, reads: Path | None) -> str:
         what = finding.domain or "no domain: set shop.domain in it"
         if written[path.name]:
             lines.append(f"wrote    {_comment(str(path))}  {what}")
+            if finding.carried:
+                lines.append(f"note     {DEFAULT_SHOP}: {CARRIED}")
         else:
             lines.append(f"kept     {_comment(str(path))}: it exists; not written over")
     count = sum(written.values())
@@ -242,7 +268,7 @@ def write(findings: Sequence[Finding], folder: Path, reads: Path | None) -> str:
 
 
 def _file(found: Found) -> bytes:
-    note = f"{found.domain or 'no domain'}: found by pulsed discover"
+    note = CARRIED if found.carried else f"{found.domain or 'no domain'}: found by pulsed discover"
     return f"# {note}\n[shop]\n{found.keys()}".encode()
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pulsed import _config
-from pulsed._config import SHOP_NAME, SHOPS_DIR
+from pulsed._config import SHOP_NAME, SHOPS_DIR, Config
 from pulsed._errors import CollectError, ConfigError, FileError, PulsedError
 from pulsed._files import open_trusted_folder, read_regular, write_at, write_new
 from pulsed._hostname import normalize_domain
@@ -69,6 +69,8 @@ class Known:
     roots: Mapping[Path, str] = field(default_factory=dict)
     domains: Mapping[str, str] = field(default_factory=dict)
     listed: bool = False  # shops come from [shops.*] / shops.d, not the one-shop [shop]
+    # The one shop of a configuration that lists none: listing a shop would drop it.
+    single: Config | None = None
 
 
 def known(flags: Mapping[str, str], environ: Mapping[str, str]) -> Known:
@@ -83,7 +85,25 @@ def known(flags: Mapping[str, str], environ: Mapping[str, str]) -> Known:
         {c.shop_root.resolve(): c.name for c in setup.shops if c.shop_root is not None},
         {c.domain: c.name for c in setup.shops},
         setup.listed,
+        None if setup.listed or not setup.shops else setup.shops[0],
     )
+
+
+# Why a one-shop host's shop becomes shops.d/default.toml when shops are first listed.
+CARRIED = (
+    "the one shop configured before shops were listed: named default it keeps its state "
+    "and schedule; remove root (and domain) from [shop] in the configuration file"
+)
+
+
+def carried_file(single: Config) -> bytes:
+    """The ``shops.d/default.toml`` of a one-shop configuration's shop: once any shop is
+    listed, ``[shop]``'s root is ignored, and under the name ``default`` the shop keeps
+    its state (``<state_dir>/state.json``), so it sends nothing early."""
+    if single.shop_root is None:
+        raise ConfigError("shop.root", "the one shop configured so far has none to list")
+    explicit = single.sources.get("shop.domain", "default") != "default"
+    return shop_file(single.shop_root, single.domain if explicit else None, CARRIED)
 
 
 def _names_in_files(flags: Mapping[str, str], environ: Mapping[str, str]) -> set[str]:
@@ -359,11 +379,11 @@ def add_shop(
     root = root.absolute()
     found = _config.resolve_domain(domain, root)  # refused here if the shop cannot work
     have = known(flags, environ)
-    if name in have.names and have.listed:
+    if name in have.names:
         raise ConfigError("add-shop", f"shop {name} is already configured; nothing written")
-    if (other := have.roots.get(root.resolve())) is not None and have.listed:
+    if (other := have.roots.get(root.resolve())) is not None:
         raise ConfigError("add-shop", f"{root} is already shop {other}'s; nothing written")
-    if (other := have.domains.get(found)) is not None and have.listed:
+    if (other := have.domains.get(found)) is not None:
         # pulsed disables every shop of a domain listed twice.
         raise ConfigError("add-shop", f"{found} is already shop {other}'s; nothing written")
     value = None
@@ -373,18 +393,15 @@ def add_shop(
     report: list[str] = []
     if value is not None:
         report += add_own_secret(name, value, folder)
-    file = f"{name}.toml"
-    ((_, written),) = write_new_files(
-        shops, [(file, shop_file(root, domain))], SHOP_FILE_MODE, "add-shop"
-    )
-    if not written:
-        raise ConfigError("add-shop", f"{shops / file} exists; kept, nothing written over it")
-    report.append(f"wrote    {shops / file}")
-    if not have.listed and have.names:
-        report.append(
-            "note: with a shop listed, [shop]'s root and domain are ignored: list the host's "
-            f"first shop too, as {shops}/{DEFAULT_SHOP}.toml to keep its state and schedule"
-        )
+    files = [(f"{name}.toml", shop_file(root, domain))]
+    if have.single is not None and have.single.shop_root is not None:
+        files.insert(0, (f"{DEFAULT_SHOP}.toml", carried_file(have.single)))
+    for file, written in write_new_files(shops, files, SHOP_FILE_MODE, "add-shop"):
+        if not written:
+            raise ConfigError("add-shop", f"{shops / file} exists; kept, nothing written over it")
+        report.append(f"wrote    {shops / file}")
+    if have.single is not None:
+        report.append(f"note     {DEFAULT_SHOP}: {CARRIED}")
     return report
 
 

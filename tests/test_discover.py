@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulsed import _discover
+from pulsed import _discover, _provision
 from pulsed._config import SHOP_NAME
 from pulsed._errors import ConfigError
 from pulsed._provision import Known
@@ -380,3 +380,29 @@ def test_write_refuses_a_folder_others_may_write_and_writes_nothing(
     with pytest.raises(ConfigError, match="writable by others"):
         _discover.main([str(tmp_path / "www")], str(shops_d))
     assert list(shops_d.iterdir()) == []
+
+
+def test_the_one_shop_configurations_shop_is_written_as_default_keeping_its_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulsed._config import load_setup
+
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    first = make_shop(tmp_path / "www" / "first", "define('HTTPS_SERVER', 'https://f.example/');")
+    make_shop(tmp_path / "www" / "second", "define('HTTPS_SERVER', 'https://s.example/');")
+    config = shops_d.parent / "pulsed.toml"
+    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\n')
+    printed = _discover.tables([tmp_path / "www"], _provision.known({}, os.environ))
+    assert tomllib.loads(printed)["shops"] == {
+        "default": {"root": str(first)},
+        "s_example": {"root": str(tmp_path / "www" / "second")},
+    }
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    out = capsys.readouterr().out
+    assert f"wrote    {shops_d}/default.toml  f.example\nnote     default: the one shop" in out
+    setup = load_setup({}, os.environ, secrets=False)
+    assert [(c.name, c.domain) for c in setup.shops] == [
+        ("default", "f.example"),
+        ("s_example", "s.example"),
+    ]
+    assert setup.shops[0].state_dir == setup.state_dir  # <state_dir>/state.json, as before

@@ -261,13 +261,27 @@ def test_add_shop_needs_the_configuration_file_shops_d_sits_beside(host: Host) -
         add_shop(host, "gamma", host.add_tree("gamma"))
 
 
-def test_adding_to_the_one_shop_configuration_says_to_list_its_shop_too(tmp_path: Path) -> None:
+def test_adding_to_the_one_shop_configuration_lists_its_shop_as_default_too(
+    tmp_path: Path,
+) -> None:
     host = Host(tmp_path, "https://pulse.example", [])
     first = host.add_tree("first")
-    host.config.write_text(f'[shop]\nroot = "{first}"\n')
+    host.config.write_text(f'[shop]\nroot = "{first}"\ndomain = "Shop.First.example"\n')
     report = add_shop(host, "gamma", host.add_tree("gamma"))
-    assert report[-1].startswith("note: with a shop listed, [shop]'s root and domain are ignored")
-    assert f"{host.etc}/shops.d/default.toml to keep its state" in report[-1]
+    shops_d = host.etc / "shops.d"
+    assert report == [
+        f"wrote    {shops_d}/default.toml",
+        f"wrote    {shops_d}/gamma.toml",
+        f"note     default: {_provision.CARRIED}",
+    ]
+    setup = load_setup({}, host.env)
+    shops = {c.name: c for c in setup.shops}
+    assert sorted(shops) == ["default", "gamma"]
+    # Under its old name the shop keeps its state, and the domain its configuration set.
+    assert shops["default"].state_dir == host.state
+    assert shops["default"].domain == "shop.first.example"
+    with pytest.raises(ConfigError, match="shop default is already configured"):
+        add_shop(host, "default", host.add_tree("delta"))
 
 
 # --- the commands, as an operator types them ----------------------------------------
