@@ -327,8 +327,8 @@ class Listed:
 
 def is_shop_file(path: Path) -> bool:
     """Whether a ``shops.d`` entry names a shop: editors' leftovers (``.#anna.toml``,
-    ``.anna.toml.swp``, ``anna.toml~``) do not."""
-    return path.suffix == ".toml" and not path.name.startswith(".") and not path.name.endswith("~")
+    ``.anna.toml.swp``, ``anna.toml~``: its suffix is ``.toml~``) do not."""
+    return path.suffix == ".toml" and not path.name.startswith(".")
 
 
 def _shop_file(path: Path) -> dict[str, Any] | ConfigError:
@@ -373,9 +373,12 @@ def _listed_shops(cfg_file: ConfigFile | None) -> Listed:
             listed.broken[name] = raw
             continue
         table = raw.pop("shop", {})
+        if not isinstance(table, dict):
+            listed.broken[name] = ConfigError(SHOPS_DIR, f"{path}: shop must be a [shop] table")
+            continue
         if raw:
             listed.problems.append(f"{path}: only a [shop] table belongs here, not {sorted(raw)}")
-        listed.tables[name] = table if isinstance(table, dict) else {"": table}
+        listed.tables[name] = table
     return listed
 
 
@@ -415,7 +418,7 @@ def _one_shop(
     top: Path,
     environ: Mapping[str, str],
     *,
-    secrets: bool = True,
+    secrets: bool,
 ) -> Config:
     """Validate one shop's raw values against the shared ones; ConfigError names the setting.
 
@@ -482,13 +485,12 @@ def load_setup(
     sources = {key: source for key, (_, source) in picked.items()}
     listed = _listed_shops(cfg_file)
     raws: list[tuple[str, Mapping[str, Any], Mapping[str, str]]] = []
-    disabled: list[Disabled] = []
+    disabled = [Disabled(name, problem) for name, problem in listed.broken.items()]
     if not listed:
         single = {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}
         raws.append((DEFAULT_SHOP, single, {}))
     else:
         warnings += _ignored_for_listed(picked) + listed.problems
-        disabled += [Disabled(name, problem) for name, problem in listed.broken.items()]
         for name, table in listed.tables.items():
             if not SHOP_NAME.fullmatch(name):
                 why = f"{name[:40]!r} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"

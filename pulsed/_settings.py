@@ -133,7 +133,7 @@ def base_url(name: str, value: Any) -> str:
     if not all(ch.isprintable() and not ch.isspace() for ch in url):
         raise ConfigError(name, f"{url!r:.80} is not a URL (spaces or control characters)")
     try:
-        normalize_domain(parts.netloc.rpartition("@")[2])
+        normalize_domain(parts.netloc)  # it drops the userinfo itself
     except CollectError as exc:
         raise ConfigError(name, f"{url!r:.80} is not a URL ({exc})") from exc
     if parts.username or parts.password:
