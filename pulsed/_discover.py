@@ -8,10 +8,14 @@ their resolved paths stay inside the tree (a tenant's ``config.php`` linked to a
 tenant's is not read as root). Nothing is executed; the domain comes from
 ``config.php`` as the daemon reads it, and names the shop.
 
-The output is pasted into a config file, so it always parses as TOML and names
-exactly the folders found: roots are absolute, a path that is not UTF-8 (TOML cannot
-hold it) is left out with a note, and a name is never ``default`` (the one-shop
-state) nor one already printed or configured.
+The output is pasted into a config file, or with ``--write`` becomes one ``shops.d``
+file per shop (:func:`write`), so it always parses as TOML and names exactly the
+folders found: roots are absolute, a path that is not UTF-8 (TOML cannot hold it) is
+left out with a note, and a name it makes is never ``default`` (the one-shop state)
+nor one already printed or configured, and is cut only at the 32-character limit. A
+shop configured already (by root or domain) is not listed again, so discover can be
+run again as shops are added; the one shop of a configuration that lists none is
+listed under the name it has, ``default``, keeping its state.
 """
 
 from __future__ import annotations
