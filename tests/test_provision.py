@@ -15,6 +15,7 @@ from pulsed import _cli, _provision
 from pulsed._config import load_setup
 from pulsed._errors import ConfigError, FileError
 from pulsed._settings import BY_KEY, Secret
+from pulsed._toml import tomllib
 from tests.support.host import Host
 from tests.support.process import SECRET, Pulsed, run_pulsed
 
@@ -366,3 +367,203 @@ def test_a_restart_after_add_shop_sends_the_new_shop_only(tmp_path: Path) -> Non
         assert (sent["shop"], started["shops"]) == ("gamma", 3)
         assert [b["domain"] for b in receiver.accepted][2:] == ["gamma.example"]
         assert receiver.rejected == []
+
+
+# --- every refusal word for word, and the readers of secrets ------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "message"),
+    [
+        ("a" * 33, "gamma", f"add-shop: '{'a' * 33}' is not a shop name (1-32 of A-Z a-z 0-9 _ -)"),
+        ("alpha", "gamma", "add-shop: shop alpha is already configured; nothing written"),
+        ("gamma", "alpha", "add-shop: {root} is already shop alpha's; nothing written"),
+    ],
+)
+def test_add_shop_refusals_word_for_word(host: Host, name: str, where: str, message: str) -> None:
+    root = host.root(where) if where != "gamma" else host.add_tree("gamma")
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, name, root)
+    assert str(refused.value) == message.format(root=root)
+    assert refused.value.setting == "add-shop"
+
+
+def test_add_shop_refuses_a_domain_another_shop_has_word_for_word(host: Host) -> None:
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "gamma", host.add_tree("gamma"), domain="alpha.example")
+    assert str(refused.value) == "add-shop: alpha.example is already shop alpha's; nothing written"
+
+
+def test_add_shop_keeps_a_shop_file_that_appears_meanwhile_and_says_so(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shops_d = host.etc / "shops.d"
+    real = _provision.write_new_files
+
+    def raced(folder: Path, files: list[tuple[str, bytes]], mode: int, setting: str) -> object:
+        assert setting == "add-shop"
+        (folder / "gamma.toml").write_text("raced")
+        return real(folder, files, mode, setting)
+
+    shops_d.mkdir()
+    monkeypatch.setattr(_provision, "write_new_files", raced)
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "gamma", host.add_tree("gamma"))
+    assert (
+        str(refused.value)
+        == f"add-shop: {shops_d}/gamma.toml exists; kept, nothing written over it"
+    )
+    assert (shops_d / "gamma.toml").read_text() == "raced"
+
+
+def test_the_one_shop_whose_domain_comes_from_config_php_is_listed_without_one(
+    tmp_path: Path,
+) -> None:
+    host = Host(tmp_path, "https://pulse.example", [])
+    first = host.add_tree("first")
+    host.config.write_text(f'[shop]\nroot = "{first}"\n')
+    add_shop(host, "gamma", host.add_tree("gamma"), secret=OWN)
+    text = (host.etc / "shops.d" / "default.toml").read_text()
+    assert text == f'# {_provision.CARRIED}\n[shop]\nroot = "{first}"\n'
+    assert (host.credentials / "pulse_heartbeat_secret.gamma").read_text() == OWN
+
+
+def test_problems_of_lines_and_of_files_are_listed_in_line_order(host: Host) -> None:
+    (host.credentials / "pulse_heartbeat_secret.beta").write_text("beta-old-secret-00001")
+    text = f"gamma {OWN}\nbeta {OWN}\nalpha\n"
+    with pytest.raises(ConfigError) as refused:
+        add(host, text)
+    assert str(refused.value) == (
+        "secrets: nothing written; 3 refused: "
+        "line 1: the first word is neither a configured shop nor its domain; "
+        "line 2: pulse_heartbeat_secret.beta exists with another value; kept (--replace "
+        "replaces it); line 3: expected <shop or domain> <secret>"
+    )
+
+
+def test_a_credential_that_appears_while_writing_is_kept_and_said_so(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = _provision.open_folder
+
+    def raced(folder: Path, mode: int, setting: str) -> int:
+        (folder / "pulse_heartbeat_secret.alpha").write_text("raced")
+        return real(folder, mode, setting)
+
+    monkeypatch.setattr(_provision, "open_folder", raced)
+    report = add(host, f"alpha {OWN}\n")
+    path = host.credentials / "pulse_heartbeat_secret.alpha"
+    assert report == [f"kept     {path}: it appeared meanwhile; not replaced"]
+    assert path.read_text() == "raced"
+
+
+def test_a_credentials_folder_that_cannot_be_made_is_refused_naming_it(
+    host: Host, tmp_path: Path
+) -> None:
+    folder = tmp_path / "no" / "such"
+    with pytest.raises(ConfigError) as refused:
+        add(host, f"alpha {OWN}\n", folder=folder)
+    assert str(refused.value) == f"secrets: {folder}: cannot be created (No such file or directory)"
+
+
+def test_known_without_a_working_shared_setting_is_the_names_of_the_files(
+    host: Host,
+) -> None:
+    (host.etc / "shops.d").mkdir()
+    (host.etc / "shops.d" / "gamma.toml").write_text("[shop]\n")
+    (host.etc / "shops.d" / ".delta.toml").write_text("[shop]\n")  # an editor's, no shop
+    env = {k: v for k, v in host.env.items() if k != "PULSE_API_HOST"}
+    have = _provision.known({}, env)
+    assert have == _provision.Known(frozenset({"alpha", "beta", "gamma"}))
+    host.config.unlink()
+    assert _provision.known({}, env) == _provision.Known()
+    assert _provision.known({"config": str(host.config)}, env) == _provision.Known()
+
+
+def test_known_names_the_working_shops_by_root_and_domain(host: Host) -> None:
+    have = _provision.known({}, host.env)
+    assert have.names == {"alpha", "beta"} and have.listed and have.single is None
+    assert have.roots == {host.root(n).resolve(): n for n in ("alpha", "beta")}
+    assert have.domains == {"alpha.example": "alpha", "beta.example": "beta"}
+
+
+def test_a_shop_file_holds_any_root_as_one_toml_string(tmp_path: Path) -> None:
+
+    root = tmp_path / 'we"ird\\ na\tme\u2028\x1b\U0010ffff'
+    text = _provision.shop_file(root, "d.example", "a note").decode()
+    assert text.startswith("# a note\n[shop]\n")
+    assert tomllib.loads(text) == {"shop": {"root": str(root), "domain": "d.example"}}
+
+
+@pytest.mark.parametrize("name", ["-", None])
+def test_add_secrets_reads_stdin_without_a_file_or_with_a_dash(
+    name: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"alpha s\n")))
+    assert _provision.read_lines(name) == "alpha s\n"
+
+
+def test_add_secrets_reads_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "secrets"
+    path.write_bytes(b"alpha \xc3\xa9\n")
+    assert _provision.read_lines(str(path)) == "alpha \u00e9\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"x" * ((1 << 20) + 1), "secrets: {path}: larger than 1 MiB"),
+        (b"alpha \xff\n", "secrets: not UTF-8"),
+    ],
+)
+def test_lines_too_long_or_not_utf8_are_refused(tmp_path: Path, data: bytes, message: str) -> None:
+    path = tmp_path / "secrets"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as refused:
+        _provision.read_lines(str(path))
+    assert str(refused.value) == message.format(path=path)
+
+
+def test_stdin_past_a_mebibyte_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"x" * ((1 << 20) + 1)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    with pytest.raises(ConfigError) as refused:
+        _provision.read_lines("-")
+    assert str(refused.value) == "secrets: stdin: larger than 1 MiB"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data[:-1])))
+    assert len(_provision.read_lines("-")) == 1 << 20
+
+
+def test_a_missing_file_of_lines_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _provision.read_lines(str(tmp_path / "nope"))
+    assert str(refused.value) == f"secrets: {tmp_path}/nope: not found; cannot be read"
+
+
+def test_a_secret_is_the_first_line_of_its_file_or_of_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(b"first-line-secret\r\nsecond\n")
+    assert _provision.read_secret(str(path), stdin=False) == "first-line-secret"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"typed-secret\nmore\n")))
+    assert _provision.read_secret(None, stdin=True) == "typed-secret"
+    assert _provision.read_secret(None, stdin=False) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (None, "--secret-file: {path}: not found; cannot be read"),
+        (b"\xff\n", "--secret-file: not UTF-8"),
+    ],
+)
+def test_a_secret_file_that_cannot_be_read_is_refused(
+    tmp_path: Path, data: bytes | None, message: str
+) -> None:
+    path = tmp_path / "secret"
+    if data is not None:
+        path.write_bytes(data)
+    with pytest.raises(ConfigError) as refused:
+        _provision.read_secret(str(path), stdin=False)
+    assert str(refused.value) == message.format(path=path)
