@@ -406,3 +406,49 @@ def test_the_one_shop_configurations_shop_is_written_as_default_keeping_its_stat
         ("s_example", "s.example"),
     ]
     assert setup.shops[0].state_dir == setup.state_dir  # <state_dir>/state.json, as before
+
+
+def test_the_one_shops_domain_set_in_its_configuration_goes_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    first = make_shop(tmp_path / "www" / "first", "define('DB_PREFIX', 'oc_');")  # no domain
+    config = shops_d.parent / "pulsed.toml"
+    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\ndomain = "F.example"\n')
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    assert (shops_d / "default.toml").read_text() == (
+        f'# {_provision.CARRIED}\n[shop]\nroot = "{first}"\ndomain = "f.example"\n'
+    )
+
+
+def test_the_write_report_line_by_line(tmp_path: Path) -> None:
+    make_shop(tmp_path / "www" / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    make_shop(tmp_path / "www" / "b", "define('HTTPS_SERVER', 'https://a.example/');")
+    findings = _discover.find([tmp_path / "nope", tmp_path / "www"])
+    shops_d = tmp_path / "shops.d"
+    report = _discover.write(findings, shops_d, None)
+    assert report.splitlines()[:5] == [
+        f"note     {tmp_path}/nope: not a folder",
+        f"wrote    {shops_d}/a_example.toml  a.example",
+        f"note     {tmp_path}/www/b: left out, its domain a.example is also [shops.a_example]'s",
+        f"1 written (mode 0644), 0 kept, 2 left out, in {shops_d}",
+        "note     the configuration in force reads no shops.d, not this folder: move the files"
+        " there",
+    ]
+    assert report.endswith(_discover.NEXT + "\n")
+    assert (shops_d / "a_example.toml").read_text() == (
+        f'# a.example: found by pulsed discover\n[shop]\nroot = "{tmp_path}/www/a"\n'
+    )
+
+
+def test_write_with_no_shop_found_makes_no_folder(tmp_path: Path) -> None:
+    shops_d = tmp_path / "shops.d"
+    report = _discover.write(_discover.find([tmp_path]), shops_d, shops_d)
+    assert report == f"0 written (mode 0644), 0 kept, 0 left out, in {shops_d}\n"
+    assert not shops_d.exists()
+
+
+def test_a_folder_given_twice_is_walked_once_without_a_note(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a")
+    findings = _discover.find([tmp_path, tmp_path / "a"])
+    assert [type(f).__name__ for f in findings] == ["Found"]
