@@ -567,3 +567,42 @@ def test_a_secret_file_that_cannot_be_read_is_refused(
     with pytest.raises(ConfigError) as refused:
         _provision.read_secret(str(path), stdin=False)
     assert str(refused.value) == message.format(path=path)
+
+
+def test_add_shop_without_a_configuration_file_says_which_and_how_word_for_word(
+    host: Host,
+) -> None:
+    host.config.unlink()
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "gamma", host.add_tree("gamma"))
+    assert str(refused.value) == (
+        f"config: {host.config} is not there; shops.d/ is read only beside a configuration"
+        f" file (first: sudo cp {host.config}.example {host.config}, and set pulse.api_host)"
+    )
+
+
+def test_add_shop_with_the_secret_already_there_writes_the_shop_and_says_unchanged(
+    host: Host,
+) -> None:
+    credential = host.credentials / "pulse_heartbeat_secret.gamma"
+    credential.write_text(OWN)
+    assert add_shop(host, "gamma", host.add_tree("gamma"), secret=OWN) == [
+        f"unchanged {credential}",
+        f"wrote    {host.etc}/shops.d/gamma.toml",
+    ]
+
+
+def test_add_shop_refuses_another_secret_where_one_is_word_for_word(host: Host) -> None:
+    credential = host.credentials / "pulse_heartbeat_secret.gamma"
+    credential.write_text("gamma-old-secret-0001")
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "gamma", host.add_tree("gamma"), secret=OWN)
+    assert str(refused.value) == (
+        f"add-shop: {credential} exists with another value; kept, nothing written"
+    )
+
+
+def test_known_needs_no_secret_to_know_the_shops_roots(host: Host) -> None:
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    have = _provision.known({}, env)
+    assert have.roots == {host.root(n).resolve(): n for n in ("alpha", "beta")}
