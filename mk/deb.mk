@@ -23,6 +23,7 @@ deb:
 	rm -rf '$(DEB_DIR)' && mkdir -p '$(DEB_ROOT)/DEBIAN' dist
 	$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(DEB_ROOT)' PREFIX=/usr \
 	    UNITDIR=/lib/systemd/system GENERATORDIR=/lib/systemd/system-generators \
+	    USERUNITDIR=/usr/lib/systemd/user \
 	    PULSED_PYTHON=/usr/bin/python3 >/dev/null
 # postinst compiles byte-code on the host and creates the credentials folder 0700:
 # neither is dpkg's to own.

@@ -392,7 +392,7 @@ def test_a_domain_that_cannot_be_one_is_refused_as_the_shop_domain() -> None:
 
 def test_an_empty_state_dir_is_refused_as_that_setting() -> None:
     with pytest.raises(ConfigError) as caught:
-        _config.state_dir_of("", {})
+        _config.state_dir_of("", {}, _config.ROOT)
     assert (caught.value.setting, caught.value.reason) == ("daemon.state_dir", "is empty")
 
 
@@ -400,10 +400,11 @@ def test_the_state_dir_without_a_config_file_is_the_services_or_the_default(
     tmp_path: Path,
 ) -> None:
     missing = tmp_path / "none.toml"
-    assert load_state_dir({}, {}, default_path=missing) == DEFAULT_STATE_DIR
-    assert load_state_dir({}, {"STATE_DIRECTORY": "/var/lib/pulsed:/x"}, default_path=missing) == (
-        Path("/var/lib/pulsed")
-    )
+    root = _config.ROOT  # a user's default is tests/test_without_root.py's
+    assert load_state_dir({}, {}, default_path=missing, user=root) == DEFAULT_STATE_DIR
+    assert load_state_dir(
+        {}, {"STATE_DIRECTORY": "/var/lib/pulsed:/x"}, default_path=missing, user=root
+    ) == (Path("/var/lib/pulsed"))
 
 
 # --- public files beside the state ----------------------------------------------------------
