@@ -73,6 +73,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_collect.py": ("tests/test_collect.py", "tests/test_many_shops.py"),
     "pulsed/_discover.py": ("tests/test_discover.py",),
     "pulsed/_adopt.py": ("tests/test_adopt.py",),
+    "pulsed/_provision.py": ("tests/test_provision.py",),
     "pulsed/_logging.py": ("tests/test_logging.py",),
     "pulsed/_publish.py": ("tests/test_publish.py",),
     "pulsed/_status.py": ("tests/test_status.py", "tests/test_status_text.py"),

@@ -19,7 +19,16 @@ from typing import NoReturn
 
 import anyio
 
-from pulsed import _adopt, _commands, _daemon, _discover, _logging, _settings, _wiring
+from pulsed import (
+    _adopt,
+    _commands,
+    _daemon,
+    _discover,
+    _logging,
+    _provision,
+    _settings,
+    _wiring,
+)
 from pulsed._config import SHOP_NAME
 from pulsed._errors import (
     EX_CONFIG,
@@ -120,6 +129,61 @@ def build_parser() -> argparse.ArgumentParser:
         "discover", help="find OpenCart/ocStore shops with the module; print [shops.*] tables"
     )
     discover.add_argument("dirs", nargs="+", metavar="DIR", help="where to look")
+    discover.add_argument(
+        "--write",
+        metavar="SHOPS_D",
+        help="write a <name>.toml per shop found into this folder (e.g. /etc/pulsed/shops.d),"
+        " never over a file; print what to run next",
+    )
+    add_shop = sub.add_parser(
+        "add-shop", help="write a shop's shops.d file and, given one, its own secret"
+    )
+    add_shop.add_argument("name", metavar="NAME", help="the shop's name (1-32 of A-Z a-z 0-9 _ -)")
+    add_shop.add_argument("--root", required=True, metavar="PATH", help="the shop's folder")
+    add_shop.add_argument("--domain", metavar="DOMAIN", help="if config.php does not say it")
+    given = add_shop.add_mutually_exclusive_group()
+    # Not dest="secret_…": that prefix marks the refused flags that would take a secret.
+    given.add_argument(
+        "--secret-file",
+        dest="own_secret_file",
+        metavar="FILE",
+        help="the shop's own heartbeat secret, the file's first line",
+    )
+    given.add_argument(
+        "--secret-stdin",
+        dest="own_secret_stdin",
+        action="store_true",
+        help="the shop's own heartbeat secret, one line on stdin",
+    )
+    add_secrets = sub.add_parser(
+        "add-secrets",
+        help=f"write shops' own credentials from lines '{_provision.LINE_FORMAT}'",
+    )
+    add_secrets.add_argument(
+        "file", nargs="?", metavar="FILE", help="the lines (default, or -: stdin)"
+    )
+    add_secrets.add_argument(
+        "--bot-tokens",
+        action="store_true",
+        help="the lines hold Telegram bot tokens (telegram_bot_token.<shop>)",
+    )
+    add_secrets.add_argument(
+        "--replace", action="store_true", help="replace a credential that holds another value"
+    )
+    for each in (add_shop, add_secrets):
+        each.add_argument(
+            "--credentials-dir",
+            metavar="DIR",
+            default=str(_provision.CREDENTIALS_DIR),
+            help="where the credentials generator reads them (default %(default)s)",
+        )
+        # Only the configuration file: the shop's own keys are this command's.
+        each.add_argument(
+            "--config",
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help="TOML config file (default $PULSED_CONFIG or /etc/pulsed/pulsed.toml)",
+        )
     return parser
 
 
@@ -150,6 +214,29 @@ def shop_names(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
+def _add(args: argparse.Namespace, flags: dict[str, str]) -> int:
+    """``add-shop`` and ``add-secrets``: what was written, then what systemd needs."""
+    folder = Path(args.credentials_dir)
+    if args.command == "add-shop":
+        secret = _provision.read_secret(args.own_secret_file, stdin=args.own_secret_stdin)
+        report = _provision.add_shop(
+            flags, args.name, Path(args.root), domain=args.domain, secret=secret, folder=folder
+        )
+        after = _provision.RESTART if secret is not None else _provision.RELOAD
+    else:
+        report = _provision.add_secrets(
+            flags,
+            _provision.read_lines(args.file),
+            credential="telegram_bot_token" if args.bot_tokens else "pulse_heartbeat_secret",
+            folder=folder,
+            replace=args.replace,
+        )
+        changed = any(not line.startswith("unchanged") for line in report)
+        after = _provision.RESTART if changed else "nothing changed: nothing to restart\n"
+    sys.stdout.write("".join(f"{line}\n" for line in report) + after)
+    return EX_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
@@ -162,10 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Taken before anything can start a child, so no child inherits NOTIFY_SOCKET.
     notifier = Notifier.from_environ(os.environ) if args.command == "run" else None
     if args.command == "discover":
-        return _discover.main(args.dirs)
+        return _discover.main(args.dirs, args.write)
     _wiring.protect_environment(os.environ)
     try:
         flags = flags_of(args)
+        if args.command in ("add-shop", "add-secrets"):
+            return _add(args, flags)
         if args.command != "run":
             args.shop = shop_names(args.shop)
         if args.command == "run":

@@ -322,7 +322,8 @@ def _missing(setting: Setting, environ: Mapping[str, str], shop: str | None = No
         # the service, systemd reads the credential files only when the unit starts.
         reason += (
             f"; no credential {names} in $CREDENTIALS_DIRECTORY ({directory}); a credential "
-            "file added since the unit started is loaded only after 'systemctl daemon-reload "
+            "file added since the unit started (pulsed add-secrets writes them into "
+            "/etc/pulsed/credentials) is loaded only after 'systemctl daemon-reload "
             "&& systemctl restart pulsed' (a restart sends nothing early)"
             if directory
             else "; credentials are read from $CREDENTIALS_DIRECTORY, which systemd sets "
@@ -332,7 +333,8 @@ def _missing(setting: Setting, environ: Mapping[str, str], shop: str | None = No
     return ConfigError(setting.key, reason)
 
 
-SHOP_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+MAX_SHOP_NAME = 32
+SHOP_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SHOP_NAME}}}")
 SHOPS_DIR = "shops.d"
 SHOP_SETTINGS = tuple(s for s in SETTINGS if s.scope == "shop" and not s.secret)
 SHOP_SECRETS = tuple(s for s in SETTINGS if s.scope == "shop" and s.secret)

@@ -64,7 +64,12 @@ def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> Reloade
 
 async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
     with anyio.open_signal_receiver(*SIGNALS) as signals:
-        setup = _wiring.configure(flags)
+        setup = _wiring.loaded(flags)
+        if not setup.shops:
+            # Exit 78 follows, and the unit's failed state is then the view; the
+            # status file says so too, for the admin page that reads it.
+            _wiring.publish_refused(setup)
+        _wiring.refuse_without_shops(setup)
         async with _wiring.writable(setup) as (shops, sender):
             supervisor = Supervisor(
                 list(shops.cycles.values()),

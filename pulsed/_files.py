@@ -12,7 +12,9 @@ reason; each caller turns it into its own error.
 
 Writing: :func:`write_atomic` is how the state, the status file and the metrics
 file reach the disk, so a kill at any instant leaves the old file or the new one
-and a reader (an admin page, node_exporter) never sees half of one.
+and a reader (an admin page, node_exporter) never sees half of one. :func:`write_new`
+creates the files pulsed writes for an operator (``shops.d`` files, credentials) the
+same way, but never over a file that exists.
 
 Trusting: :func:`check_owner_only` is the one test of whether a file or folder
 pulsed obeys (the config file, its folders, the state folder) could have been
@@ -206,6 +208,41 @@ def write_at(
         raise _error(folder / name, exc, False) from exc
     except ValueError as exc:  # a NUL byte in the name
         raise FileError(repr(str(folder / name)), "not a valid path", "other") from exc
+
+
+def write_new(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> bool:
+    """Create ``name`` in the folder open at ``dir_fd`` with ``data``, never replacing a file.
+
+    Whole or not at all, as :func:`write_at`: the temp file is linked to ``name``
+    (``link(2)`` fails on an existing name, a symlink included), so a file that exists
+    is never touched and a reader never sees half of a new one. ``False`` when ``name``
+    already exists; :class:`FileError` when the write fails.
+    """
+    tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            return False
+        os.fsync(dir_fd)
+    except OSError as exc:
+        raise _error(folder / name, exc, False) from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise FileError(repr(str(folder / name)), "not a valid path", "other") from exc
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.unlink(tmp, dir_fd=dir_fd)
+    return True
 
 
 def write_public(path: Path, data: bytes, mode: int, setting: str) -> None:

@@ -22,7 +22,7 @@ from pulsed import _collect, _config, _identity, _logging, _publish, _settings
 from pulsed._config import SHOP_NAME, Config, Setup
 from pulsed._cycle import Cycle
 from pulsed._delivery import Sender
-from pulsed._errors import ConfigError, StateError
+from pulsed._errors import ConfigError, LockHeldError, StateError
 from pulsed._events import event
 from pulsed._files import open_trusted_folder, remove_leftovers
 from pulsed._redact import REDACT
@@ -52,20 +52,25 @@ def protect_environment(environ: Mapping[str, str]) -> None:
 
 
 def configure(flags: Mapping[str, str], shops: Sequence[str] = ()) -> Setup:
-    """The configuration, loaded and put in force: its log level, its secrets, its
-    warnings; each shop that cannot work is one ``shop.disabled`` error.
+    """The configuration, loaded and put in force (:func:`loaded`), with a shop that can work.
 
     :class:`ConfigError` when no shop can work (for the one-shop configuration,
     its own error).
     """
+    setup = loaded(flags, shops)
+    refuse_without_shops(setup)
+    return setup
+
+
+def loaded(flags: Mapping[str, str], shops: Sequence[str] = ()) -> Setup:
+    """The configuration, loaded and put in force: its log level, its secrets, its
+    warnings; each listed shop that cannot work is one ``shop.disabled`` error."""
     setup = _config.load_setup(flags, os.environ).select(shops)
     _logging.set_level(setup.log_level)
     protect(setup.secrets())
     for warning in setup.warnings:
         log.warning(warning, extra=event("config.warning"))
     if not setup.listed:
-        if setup.disabled:
-            raise setup.disabled[0].error
         return setup
     for off in setup.disabled:
         log.error(
@@ -74,9 +79,16 @@ def configure(flags: Mapping[str, str], shops: Sequence[str] = ()) -> Setup:
             off.error,
             extra=event("shop.disabled", shop=off.name, setting=off.error.setting),
         )
-    if not setup.shops:
-        raise ConfigError("shops", f"no shop can work ({len(setup.disabled)} disabled)")
     return setup
+
+
+def refuse_without_shops(setup: Setup) -> None:
+    """:class:`ConfigError` when no shop of ``setup`` can work."""
+    if setup.shops:
+        return
+    if not setup.listed and setup.disabled:
+        raise setup.disabled[0].error
+    raise ConfigError("shops", f"no shop can work ({len(setup.disabled)} disabled)")
 
 
 class Shops:
@@ -169,15 +181,49 @@ def check_public_folders(setup: Setup) -> None:
     """Refuse (``ConfigError``, 78) a status or metrics file whose folder is a link, is
     another user's, or others may write, or that resolves into the state folder: pulsed
     may run as root, and such a folder would let a tenant choose where root writes."""
-    first = setup.shops[0]
     for setting, public in zip(
-        _config.PUBLIC_FILES, (first.status_file, first.metrics_file), strict=True
+        _config.PUBLIC_FILES, (setup.status_file, setup.metrics_file), strict=True
     ):
         if public is None:
             continue
         _config.check_outside_state(setting, public, setup.state_dir, real=True)
         if os.path.lexists(public.parent):  # a missing one is a warning at each write
             os.close(open_trusted_folder(public.parent, setting))
+
+
+def publish_refused(setup: Setup) -> None:
+    """Before ``run`` exits 78 because no shop can work: the status and metrics files
+    show every shop disabled, with its problem and kept figures, so an admin page says
+    why instead of showing the last run's figures (or nothing).
+
+    Only by the state folder's holder, as at every other write: a pulsed that runs
+    owns these files, and this one must not overwrite its view. A file that cannot be
+    written is the usual ``status.unwritable`` warning; the refusal follows either way.
+    """
+    if setup.status_file is None and setup.metrics_file is None:
+        return
+    try:
+        check_private(setup.state_dir)
+        check_public_folders(setup)
+    except ConfigError as exc:
+        log.warning(
+            "status cannot be written (%s)",
+            exc,
+            extra=event("status.unwritable", errors=[str(exc)]),
+        )
+        return
+    lock = StateLock(setup.state_dir)
+    try:
+        lock.acquire()
+    except LockHeldError:
+        return  # another pulsed runs, and its files say what it does
+    except StateError:
+        pass  # as writable(): a folder that cannot be locked is no reason to say nothing
+    try:
+        make_status_folder(setup)
+        publisher(setup)(disabled_views(setup))
+    finally:
+        lock.release()  # nothing to release when it was not taken
 
 
 def make_status_folder(setup: Setup) -> None:

@@ -37,6 +37,7 @@ from pulsed._delivery import (
     map_transport_error,
 )
 from pulsed._errors import DeliveryError
+from pulsed._version import __version__
 from pulsed.verify import signature
 
 pytestmark = pytest.mark.anyio
@@ -73,7 +74,8 @@ async def test_success_sends_the_exact_signed_body(server: FaultServer) -> None:
     assert req.headers["content-type"] == "application/json"
     assert req.headers["x-megapay-version"] == "1.4.0"
     assert req.headers["x-pulse-signature"] == headers_for(BODY, SECRET)["X-Pulse-Signature"]
-    assert req.headers["user-agent"].startswith("pulsed/")
+    # How a receiver tells pulsed's heartbeat from the module's own (docs/protocol.md).
+    assert req.headers["user-agent"] == f"pulsed/{__version__}"
 
 
 @pytest.mark.parametrize("code", [200, 201, 202, 204])

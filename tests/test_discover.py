@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from pulsed import _discover
+from pulsed import _discover, _provision
+from pulsed._config import SHOP_NAME
+from pulsed._errors import ConfigError
+from pulsed._provision import Known
 from pulsed._settings import MODULE_COMPOSER
 from pulsed._toml import tomllib
 
@@ -68,7 +72,11 @@ def test_a_symlinked_folder_is_not_walked(tmp_path: Path) -> None:
         ("shop.example:8443", "shop_example_8443"),
         ("...", "shop"),
         ("_a.b_", "a_b"),
-        ("x" * 40, "x" * 29),
+        ("x" * 40, "x" * 32),
+        # The operator's example: cut at 29 it was shop-ocstore-3-0-3-7_example_.
+        ("shop-ocstore-3-0-3-7.example.com", "shop-ocstore-3-0-3-7_example_com"),
+        # A cut that ends on a "_" standing for a dot is not left ending in one.
+        ("a" * 31 + ".example", "a" * 31),
         ("Xmas-shop", "Xmas-shop"),
     ],
 )
@@ -85,8 +93,17 @@ def test_a_name_already_taken_gets_a_number() -> None:
 
 def test_a_numbered_name_keeps_within_the_length_of_a_name() -> None:
     taken: set[str] = set()
-    first, second = (_discover.name_for("x" * 40, taken) for _ in range(2))
-    assert second == first + "-2"
+    names = [_discover.name_for("x" * 40, taken) for _ in range(11)]
+    assert names[0] == "x" * 32
+    assert names[1] == "x" * 30 + "-2"
+    assert names[10] == "x" * 29 + "-11"
+    assert all(SHOP_NAME.fullmatch(name) for name in names)
+    assert len(set(names)) == 11
+
+
+def test_a_numbered_name_cut_on_a_dot_does_not_end_in_one() -> None:
+    taken = {"a" * 30 + "_b"}
+    assert _discover.name_for("a" * 30 + ".b", taken) == "a" * 30 + "-2"
 
 
 def test_tables_are_valid_toml_with_each_shops_root(tmp_path: Path) -> None:
@@ -236,3 +253,202 @@ def test_a_name_already_configured_is_not_printed_again(
     monkeypatch.setenv("PULSED_CONFIG", str(etc / "pulsed.toml"))
     assert _discover.main([str(tmp_path / "www")]) == 0
     assert list(tomllib.loads(capsys.readouterr().out)["shops"]) == ["shop_example-3"]
+
+
+def test_a_shop_whose_root_is_configured_is_not_listed_again(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    make_shop(tmp_path / "b", "define('HTTPS_SERVER', 'https://b.example/');")
+    have = Known(frozenset({"a_example"}), {(tmp_path / "a").resolve(): "a_example"})
+    text = _discover.tables([tmp_path], have)
+    assert list(tomllib.loads(text)["shops"]) == ["b_example"]
+    assert f"# {tmp_path}/a: already configured, as shop a_example" in text.splitlines()
+
+
+def test_a_shop_of_a_configured_domain_is_left_out_naming_that_shop(tmp_path: Path) -> None:
+    make_shop(tmp_path / "copy", "define('HTTPS_SERVER', 'https://a.example/');")
+    have = Known(frozenset({"anna"}), {}, {"a.example": "anna"})
+    text = _discover.tables([tmp_path], have)
+    assert "shops" not in tomllib.loads(text)
+    assert f"# {tmp_path}/copy: left out, its domain a.example is also [shops.anna]'s" in text
+    assert text.endswith("# no shop with the module found\n")
+
+
+def test_when_every_shop_found_is_configured_the_text_says_so(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a")
+    have = Known(frozenset({"a"}), {(tmp_path / "a").resolve(): "a"})
+    text = _discover.tables([tmp_path], have)
+    assert text.endswith("# no shop with the module found but those configured\n")
+
+
+# --- discover --write ---------------------------------------------------------------
+
+
+def etc_with_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A configuration whose shared settings work, and its (missing) shops.d."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "pulsed.toml").write_text('[pulse]\napi_host = "https://pulse.example"\n')
+    (etc / "pulsed.toml").chmod(0o600)
+    monkeypatch.setenv("PULSED_CONFIG", str(etc / "pulsed.toml"))
+    return etc / "shops.d"
+
+
+def test_write_makes_one_shop_file_per_shop_that_the_configuration_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulsed._config import load_setup
+
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    make_shop(tmp_path / "www" / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    make_shop(tmp_path / "www" / "b", "define('DB_PREFIX', 'oc_');")  # no domain
+    old = os.umask(0o077)  # as sudo may leave it: the service's user must still read them
+    try:
+        assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    finally:
+        os.umask(old)
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in shops_d.iterdir()) == ["a_example.toml", "b.toml"]
+    for path in shops_d.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # the service's user reads them
+    assert stat.S_IMODE(shops_d.stat().st_mode) == 0o755
+    assert tomllib.loads((shops_d / "a_example.toml").read_text()) == {
+        "shop": {"root": str(tmp_path / "www" / "a")}
+    }
+    assert f"wrote    {shops_d}/a_example.toml  a.example" in out
+    assert f"wrote    {shops_d}/b.toml  no domain: set shop.domain in it" in out
+    assert f"2 written (mode 0644), 0 kept, 0 left out, in {shops_d}" in out
+    assert "  sudo pulsed add-secrets FILE\n" in out
+    assert "  sudo systemctl daemon-reload\n" in out
+    setup = load_setup({}, os.environ, secrets=False)
+    assert [c.name for c in setup.shops] == ["a_example"]
+    assert [(d.name, d.error.setting) for d in setup.disabled] == [("b", "shop.domain")]
+
+
+def test_write_again_keeps_every_shop_already_configured_and_writes_the_new_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    make_shop(tmp_path / "www" / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    (shops_d / "a_example.toml").write_text((shops_d / "a_example.toml").read_text() + "# edited\n")
+    make_shop(tmp_path / "www" / "c", "define('HTTPS_SERVER', 'https://c.example/');")
+    capsys.readouterr()
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    out = capsys.readouterr().out
+    assert f"kept     {tmp_path}/www/a: already configured, as shop a_example" in out
+    assert f"wrote    {shops_d}/c_example.toml  c.example" in out
+    assert "1 written (mode 0644), 1 kept, 0 left out" in out
+    assert (shops_d / "a_example.toml").read_text().endswith("# edited\n")  # not touched
+
+
+def test_write_never_writes_over_a_file_of_the_folder_even_one_not_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etc_with_config(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a_example.toml").write_text("mine")
+    make_shop(tmp_path / "www" / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    assert _discover.main([str(tmp_path / "www")], str(elsewhere)) == 0
+    out = capsys.readouterr().out
+    assert (elsewhere / "a_example.toml").read_text() == "mine"
+    assert f"wrote    {elsewhere}/a_example-2.toml  a.example" in out
+    assert f"the configuration in force reads {tmp_path}/etc/shops.d, not this folder" in out
+
+
+def test_a_file_that_appears_while_writing_is_kept_and_said_so(tmp_path: Path) -> None:
+    root = make_shop(tmp_path / "www" / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    findings = _discover.find([tmp_path / "www"])
+    shops_d = tmp_path / "shops.d"
+    shops_d.mkdir()
+    (shops_d / "a_example.toml").write_text("raced")
+    out = _discover.write(findings, shops_d, shops_d)
+    assert (shops_d / "a_example.toml").read_text() == "raced"
+    assert f"kept     {shops_d}/a_example.toml: it exists; not written over" in out
+    assert "0 written (mode 0644), 1 kept, 0 left out" in out
+    assert "next:" not in out  # nothing written, nothing to load
+    assert root.is_dir()
+
+
+def test_write_refuses_a_folder_others_may_write_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    shops_d.mkdir(mode=0o777)
+    shops_d.chmod(0o777)
+    make_shop(tmp_path / "www" / "a")
+    with pytest.raises(ConfigError, match="writable by others"):
+        _discover.main([str(tmp_path / "www")], str(shops_d))
+    assert list(shops_d.iterdir()) == []
+
+
+def test_the_one_shop_configurations_shop_is_written_as_default_keeping_its_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulsed._config import load_setup
+
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    first = make_shop(tmp_path / "www" / "first", "define('HTTPS_SERVER', 'https://f.example/');")
+    make_shop(tmp_path / "www" / "second", "define('HTTPS_SERVER', 'https://s.example/');")
+    config = shops_d.parent / "pulsed.toml"
+    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\n')
+    printed = _discover.tables([tmp_path / "www"], _provision.known({}, os.environ))
+    assert tomllib.loads(printed)["shops"] == {
+        "default": {"root": str(first)},
+        "s_example": {"root": str(tmp_path / "www" / "second")},
+    }
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    out = capsys.readouterr().out
+    assert f"wrote    {shops_d}/default.toml  f.example\nnote     default: the one shop" in out
+    setup = load_setup({}, os.environ, secrets=False)
+    assert [(c.name, c.domain) for c in setup.shops] == [
+        ("default", "f.example"),
+        ("s_example", "s.example"),
+    ]
+    assert setup.shops[0].state_dir == setup.state_dir  # <state_dir>/state.json, as before
+
+
+def test_the_one_shops_domain_set_in_its_configuration_goes_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    first = make_shop(tmp_path / "www" / "first", "define('DB_PREFIX', 'oc_');")  # no domain
+    config = shops_d.parent / "pulsed.toml"
+    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\ndomain = "F.example"\n')
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    assert (shops_d / "default.toml").read_text() == (
+        f'# {_provision.CARRIED}\n[shop]\nroot = "{first}"\ndomain = "f.example"\n'
+    )
+
+
+def test_the_write_report_line_by_line(tmp_path: Path) -> None:
+    make_shop(tmp_path / "www" / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    make_shop(tmp_path / "www" / "b", "define('HTTPS_SERVER', 'https://a.example/');")
+    findings = _discover.find([tmp_path / "nope", tmp_path / "www"])
+    shops_d = tmp_path / "shops.d"
+    report = _discover.write(findings, shops_d, None)
+    assert report.splitlines()[:5] == [
+        f"note     {tmp_path}/nope: not a folder",
+        f"wrote    {shops_d}/a_example.toml  a.example",
+        f"note     {tmp_path}/www/b: left out, its domain a.example is also [shops.a_example]'s",
+        f"1 written (mode 0644), 0 kept, 2 left out, in {shops_d}",
+        "note     the configuration in force reads no shops.d, not this folder: move the files"
+        " there",
+    ]
+    assert report.endswith(_discover.NEXT + "\n")
+    assert (shops_d / "a_example.toml").read_text() == (
+        f'# a.example: found by pulsed discover\n[shop]\nroot = "{tmp_path}/www/a"\n'
+    )
+
+
+def test_write_with_no_shop_found_makes_no_folder(tmp_path: Path) -> None:
+    shops_d = tmp_path / "shops.d"
+    report = _discover.write(_discover.find([tmp_path]), shops_d, shops_d)
+    assert report == f"0 written (mode 0644), 0 kept, 0 left out, in {shops_d}\n"
+    assert not shops_d.exists()
+
+
+def test_a_folder_given_twice_is_walked_once_without_a_note(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a")
+    findings = _discover.find([tmp_path, tmp_path / "a"])
+    assert [type(f).__name__ for f in findings] == ["Found"]

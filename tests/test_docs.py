@@ -41,3 +41,77 @@ def test_contract_settings_table_matches_the_declarations() -> None:
     assert [(key, env, cred) for key, env, cred, *_ in cells] == [
         (f"`{s.key}`", f"`{s.env}`", f"`{s.credential}`" if s.credential else "") for s in SETTINGS
     ]
+
+
+# --- the paths the pages name -------------------------------------------------------
+
+SYSTEMD = REPO / "systemd"
+# Every page an operator reads for paths: the docs, the README, the units' headers, the
+# example config and the credentials layout.
+NAMING = [*PAGES, *sorted(SYSTEMD.glob("*.service")), SYSTEMD / "pulsed.toml.example"]
+PULSED_PATH = re.compile(
+    r"(?<![\w./-])/(?:etc/pulsed|etc/default/pulsed|var/lib/(?:private/)?pulsed|run/pulsed)"
+    r"[^\s`'\"()\[\],;|*]*"
+)
+# The instance and shop names the pages use as examples, and their placeholders.
+SHOP = re.compile(r"%i|<shop>|<name>|\bshop[0-9]\b|\banna\b")
+# The layout instances had before /var/lib/pulsed-instances: named only where the page
+# moves a state out of it (docs/systemd.md, "old-instance-layout").
+OLD_LAYOUT = {"/var/lib/pulsed/<shop>", "/var/lib/private/pulsed/<shop>"}
+
+
+def _unit_lines(name: str) -> list[tuple[str, str]]:
+    lines = (SYSTEMD / name).read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("=", 1)) for line in lines if re.match(r"[A-Za-z]+=", line)]  # type: ignore[misc]
+
+
+def produced() -> set[str]:
+    """Every pulsed path the units, the credentials generator and pulsed itself make or
+    read, with ``<shop>`` for a shop's or instance's name."""
+    paths = {
+        "/etc/pulsed",
+        "/etc/pulsed/pulsed.toml",
+        "/etc/pulsed/pulsed.toml.example",
+        "/etc/pulsed/shops.d",
+        "/etc/pulsed/shops.d/<shop>.toml",
+        "/etc/pulsed/credentials",
+    }
+    generator = (SYSTEMD / "pulsed-credentials-generator").read_text(encoding="utf-8")
+    for credential in re.findall(r'"\$dir"/(\w+)\.\*', generator):
+        paths.add(f"/etc/pulsed/credentials/{credential}.<shop>")
+    for unit in ("pulsed.service", "pulsed@.service"):
+        for key, value in _unit_lines(unit):
+            value = SHOP.sub("<shop>", value).lstrip("-")
+            if key == "StateDirectory":
+                for top in (f"/var/lib/{value}", f"/var/lib/private/{value}"):
+                    paths |= {top, f"{top}/state.json", f"{top}/shops"}
+                    paths |= {f"{top}/shops/<shop>", f"{top}/shops/<shop>/state.json"}
+                paths.add("/var/lib/" + value.split("/")[0])  # the instances' root
+            elif key == "RuntimeDirectory":
+                paths.add(f"/run/{value}")
+            elif key == "LoadCredential":
+                path = value.split(":", 1)[1]
+                paths |= {path, path.rsplit("/", 1)[0]}
+            elif key == "EnvironmentFile":
+                paths.add(value)
+            elif key == "Environment" and value.startswith("PULSED_"):
+                paths.add(value.split("=", 1)[1])
+    return paths
+
+
+def named(page: Path) -> set[str]:
+    found = PULSED_PATH.findall(page.read_text(encoding="utf-8"))
+    return {SHOP.sub("<shop>", p).rstrip(".:…").rstrip("/") for p in found}
+
+
+@pytest.mark.parametrize("page", NAMING, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_pulsed_path_a_page_names_is_one_that_is_made(page: Path) -> None:
+    allowed = produced() | (OLD_LAYOUT if page.name == "systemd.md" else set())
+    assert sorted(named(page) - allowed) == []
+
+
+def test_the_old_instance_layout_is_named_only_where_a_state_moves_out_of_it() -> None:
+    text = (REPO / "docs" / "systemd.md").read_text(encoding="utf-8")
+    block = text.split("<!-- old-instance-layout -->", 1)[1].split("```\n\n", 1)[0]
+    assert "/var/lib/private/pulsed/shop1" in block
+    assert not OLD_LAYOUT & produced()

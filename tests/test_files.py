@@ -17,6 +17,7 @@ from pulsed._files import (
     remove_leftovers,
     temp_prefix,
     write_atomic,
+    write_new,
 )
 
 
@@ -276,3 +277,57 @@ def test_without_a_uid_the_owner_is_checked_against_this_process(
     monkeypatch.setattr(os, "geteuid", lambda: 4343)  # not root, whoever runs the tests
     assert refusal(4343, 0o700, None) is None
     assert refusal(4242, 0o700, None) is not None
+
+
+# --- write_new: a file created whole, never over one -------------------------------
+
+
+def _new(folder: Path, name: str, data: bytes, mode: int = 0o644) -> bool:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return write_new(fd, folder, name, data, mode)
+    finally:
+        os.close(fd)
+
+
+def test_write_new_creates_the_file_with_its_mode_and_leaves_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    old = os.umask(0o077)
+    try:
+        assert _new(tmp_path, "anna.toml", b"[shop]\n", 0o644)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "anna.toml").read_bytes() == b"[shop]\n"
+    assert stat.S_IMODE((tmp_path / "anna.toml").stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anna.toml"]
+
+
+def test_write_new_never_replaces_a_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    (tmp_path / "anna.toml").write_text("kept")
+    assert not _new(tmp_path, "anna.toml", b"new")
+    assert (tmp_path / "anna.toml").read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anna.toml"]
+
+
+def test_write_new_never_writes_through_a_symlink_at_the_name(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "anna.toml").symlink_to(target)  # dangling: a plain open would create it
+    assert not _new(tmp_path / "dir", "anna.toml", b"new")
+    assert not target.exists()
+    assert [p.name for p in (tmp_path / "dir").iterdir()] == ["anna.toml"]
+
+
+def test_write_new_into_a_removed_folder_is_a_file_error_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "shops.d"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder.rmdir()  # a folder removed under the writer: nothing can be created in it
+        with pytest.raises(FileError, match=r"shops\.d/anna\.toml: not found"):
+            write_new(fd, folder, "anna.toml", b"new", 0o644)
+    finally:
+        os.close(fd)

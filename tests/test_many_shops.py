@@ -326,3 +326,4 @@ def test_a_shop_without_its_secret_names_its_own_credential_and_what_loads_it(
     off = {d.name: str(d.error) for d in setup.disabled}
     assert "no credential pulse_heartbeat_secret.alpha nor pulse_heartbeat_secret" in off["alpha"]
     assert "systemctl daemon-reload && systemctl restart pulsed" in off["alpha"]
+    assert "pulsed add-secrets writes them into /etc/pulsed/credentials" in off["alpha"]

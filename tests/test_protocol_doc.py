@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pulsed._body import USER_AGENT
+from pulsed._version import __version__
 from pulsed.verify import VerificationError, signature, verify_heartbeat
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
@@ -43,3 +45,9 @@ def test_the_example_request_is_vector_one() -> None:
     _, body, sig = [g for g in VECTORS[0] if g]
     assert f"X-Pulse-Signature: {sig}" in DOC
     assert f"\n{body}\n```" in DOC
+
+
+def test_the_user_agent_the_page_tells_receivers_to_look_for_is_the_one_sent() -> None:
+    assert f"pulsed/{__version__}" == USER_AGENT
+    assert f"User-Agent: {USER_AGENT}\n" in DOC  # the request shown
+    assert "`User-Agent: pulsed/<version>`" in DOC  # how to tell the two senders apart

@@ -122,6 +122,66 @@ def test_run_refuses_when_no_shop_can_work(host: Host) -> None:
     assert '"config.invalid"' in err and "no shop can work" in err
 
 
+def public_files(host: Host, tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
+    status_file, metrics_file = tmp_path / "run" / "status.json", tmp_path / "run" / "m.prom"
+    status_file.parent.mkdir(mode=0o755)
+    env = dict(host.env, PULSED_STATUS_FILE=str(status_file), PULSED_METRICS_FILE=str(metrics_file))
+    return env, status_file, metrics_file
+
+
+def test_run_with_no_shop_that_can_work_says_so_in_its_files_before_it_exits_78(
+    host: Host, receiver: Receiver, tmp_path: Path
+) -> None:
+    env, status_file, metrics_file = public_files(host, tmp_path)
+    assert run_pulsed(["once"], host.env).code == 0  # alpha and beta have sent once
+    host.write([], extra=dict.fromkeys(("alpha", "beta"), 'root = "/nonexistent/shop"'))
+    code, _, err = run_pulsed(["run"], env)
+    assert code == 78 and "no shop can work (2 disabled)" in err
+    doc = json.loads(status_file.read_text())
+    shops = {s["name"]: s for s in doc["shops"]}
+    assert sorted(shops) == ["alpha", "beta"]
+    for shop in shops.values():
+        assert (shop["problem"], shop["problem_setting"]) == ("disabled", "shop.domain")
+        assert shop["heartbeats_sent"] == 1 and shop["next_due"] is None  # kept figures
+    assert "/nonexistent" not in status_file.read_text()
+    metrics = metrics_file.read_text()
+    assert 'pulsed_shop_up{shop="alpha"} 0' in metrics
+    assert 'pulsed_shop_up{shop="beta"} 0' in metrics
+
+
+def test_the_one_shop_configuration_that_cannot_work_says_so_in_its_status_file(
+    tmp_path: Path,
+) -> None:
+    shop = Shop.create(tmp_path, "https://pulse.example")
+    status_file = tmp_path / "run" / "status.json"
+    status_file.parent.mkdir(mode=0o755)
+    env = dict(shop.env, OPENCART_ROOT="/nonexistent/shop", PULSED_STATUS_FILE=str(status_file))
+    code, _, err = run_pulsed(["run"], env)
+    assert code == 78 and '"setting": "shop.domain"' in err
+    ((only),) = json.loads(status_file.read_text())["shops"]
+    assert (only["name"], only["problem"], only["problem_setting"]) == (
+        "default",
+        "disabled",
+        "shop.domain",
+    )
+
+
+def test_a_refused_run_leaves_the_files_of_the_pulsed_that_holds_the_state_alone(
+    host: Host, tmp_path: Path
+) -> None:
+    env, status_file, _ = public_files(host, tmp_path)
+    status_file.write_text("the running daemon's view")
+    host.write([], extra={"broken": 'root = "/nonexistent/shop"'})
+    lock = st.StateLock(host.state)
+    lock.acquire()  # as a running pulsed holds it
+    try:
+        code, _, err = run_pulsed(["run"], env)
+    finally:
+        lock.release()
+    assert code == 78 and "no shop can work" in err
+    assert status_file.read_text() == "the running daemon's view"
+
+
 def test_sighup_adds_and_removes_shops_without_moving_the_others(
     host: Host, receiver: Receiver
 ) -> None:
@@ -221,15 +281,18 @@ def test_discover_prints_a_table_per_shop_and_stays_in_its_tree(tmp_path: Path) 
     for name in ("alpha", "beta"):
         (tree / name).symlink_to(host.root(name))  # a symlink is not followed...
         (tree / f"{name}-copy").mkdir()
-    shutil.copytree(host.root("alpha"), tree / "clients" / "a" / "public_html")
+    copy = tree / "clients" / "a" / "public_html"
+    shutil.copytree(host.root("alpha"), copy)
+    # A domain of its own: one the configuration has already would be left out.
+    (copy / "config.php").write_text("<?php define('HTTPS_SERVER', 'https://gamma.example/');")
     no_module = tree / "plain"
     shutil.copytree(host.root("beta"), no_module)
     shutil.rmtree(no_module / "system")
     code, out, _ = run_pulsed(["discover", str(tree)], host.env)
     assert code == 0
     found = tomllib.loads(out)["shops"]
-    assert list(found) == ["alpha_example"]  # ...so only the real tree's shop is found
-    assert found["alpha_example"]["root"] == str(tree / "clients" / "a" / "public_html")
+    assert list(found) == ["gamma_example"]  # ...so only the real tree's shop is found
+    assert found["gamma_example"]["root"] == str(copy)
 
 
 def test_a_corrupt_state_found_at_start_names_its_shop(host: Host, receiver: Receiver) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pulsed._config import load_setup
 from pulsed._settings import MAX_INTERVAL
 from pulsed._settings import SETTINGS as DECLARED
 from pulsed._toml import tomllib
@@ -162,6 +163,33 @@ def test_example_config_documents_every_setting_and_holds_no_secret() -> None:
     interval_doc = text.split("[daemon]", 1)[1].split("\ninterval = ", 1)[0]
     assert f"from 1 to {MAX_INTERVAL:.0f} (10 years)" in interval_doc
     assert config["pulse"]["api_host"].startswith("https://")
+
+
+def test_the_example_config_gives_a_host_of_several_shops_no_warning(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "shops.d").mkdir(parents=True)
+    config = etc / "pulsed.toml"
+    config.write_text((SYSTEMD / "pulsed.toml.example").read_text(encoding="utf-8"))
+    config.chmod(0o644)
+    for name in ("anna", "bikes"):
+        (etc / "shops.d" / f"{name}.toml").write_text(
+            f'[shop]\nroot = "/var/www/{name}"\ndomain = "{name}.example"\n'
+        )
+    env = {"PULSED_CONFIG": str(config), "PULSE_HEARTBEAT_SECRET": "x" * 16}
+    setup = load_setup({}, env)
+    assert [c.name for c in setup.shops] == ["anna", "bikes"]
+    assert setup.warnings == ()
+    assert setup.disabled == ()
+
+
+def test_the_example_config_is_one_shop_once_its_root_is_uncommented(tmp_path: Path) -> None:
+    config = tmp_path / "pulsed.toml"
+    text = (SYSTEMD / "pulsed.toml.example").read_text(encoding="utf-8")
+    config.write_text(text.replace('#root = "/var/www/opencart"', f'root = "{tmp_path}"', 1))
+    (tmp_path / "config.php").write_text("<?php define('HTTPS_SERVER', 'https://one.example/');")
+    setup = load_setup({}, {"PULSED_CONFIG": str(config), "PULSE_HEARTBEAT_SECRET": "x" * 16})
+    assert [(c.name, c.domain) for c in setup.shops] == [("default", "one.example")]
+    assert setup.warnings == ()
 
 
 def test_default_file_is_an_environment_file_without_secrets() -> None:

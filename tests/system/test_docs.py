@@ -2,8 +2,9 @@
 
 Each line runs as written, from the operator's checkout, through sudo where the page
 says sudo. Only what a person supplies is supplied: the secrets the page's ``read``
-asks for (on stdin), an editor for ``sudoedit`` that writes the config a person
-would, and an end to ``journalctl -f``, which follows until interrupted.
+and ``--secret-stdin`` ask for (on stdin), an editor for ``sudoedit`` that writes the
+config a person would, an end to ``journalctl -f``, which follows until interrupted,
+and a second shop on the host, ``/var/www/anna``, for the page's shop added later.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.system.test_operator import SOURCE, source_tree
 DOC = REPO / "docs" / "systemd.md"
 TOKEN = "123456:ABC-docs-test-token"
 EDITOR = f"/home/{OPERATOR}/edit"
+ANNA = "anna.example"
 FOLLOW_FOR = 3  # seconds of `journalctl -f` before the interrupt a person would type
 
 
@@ -31,13 +33,16 @@ def test_every_command_of_the_systemd_page_works_as_printed(
     host: Container, receiver: Received
 ) -> None:
     source_tree(host)
+    host.sh("cp -r /var/www/opencart /var/www/anna && chmod -R a+rX /var/www/anna")
+    host.write("/var/www/anna/config.php", f"<?php define('HTTPS_SERVER', 'https://{ANNA}/');")
     host.write(f"/home/{OPERATOR}/pulsed.toml", steps.config(receiver.port))
     host.write(EDITOR, f'#!/bin/sh\ncat /home/{OPERATOR}/pulsed.toml > "$1"\n', mode=0o755)
     lines = command_lines()
     assert len(lines) > 20, lines
     for line in lines:
         stdin = ""
-        if "read -r s" in line:
+        if "read -r s" in line or "--secret-stdin" in line:
+            # The shop's own secret: the receiver's, so that its heartbeat verifies.
             stdin = (TOKEN if "telegram_bot_token" in line else SECRET) + "\n"
         command = line
         if re.search(r"journalctl .*-f\b", line):
@@ -53,4 +58,8 @@ def test_every_command_of_the_systemd_page_works_as_printed(
         ok = done.returncode == 0 or (command != line and done.returncode == 124)
         assert ok, f"{line}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     receiver.wait_for(1, steps.SHOP_DOMAIN)
+    receiver.wait_for(1, ANNA)  # the shop added with its own secret
+    # Added to a host of one shop, whose shop was listed as shops.d/default.toml.
+    assert host.ok("test -f /etc/pulsed/shops.d/default.toml")
+    assert host.ok("test -f /etc/pulsed/credentials/pulse_heartbeat_secret.anna")
     assert steps.no_pulsed_unit_failed(host)

@@ -230,3 +230,46 @@ def test_one_service_serves_several_shops_each_with_its_own_secret(
         steps.stop_is_fast_and_clean(host)
         # Gone with the service: it must not go on announcing heartbeats.
         assert not host.ok("test -e /run/pulsed/status.json")
+
+
+SHOPS = 60
+EDIT_API_HOST = (
+    '#!/bin/sh\nsed -i \'s|^api_host = .*|api_host = "http://127.0.0.1:{port}"|\' "$1"\n'
+)
+
+
+def test_sixty_shops_with_their_own_secrets_from_the_package_as_documented(
+    host: Container, tmp_path: Path
+) -> None:
+    """docs/systemd.md §7's block as printed (the package installed with dpkg: the
+    container has no network for apt): every shop signs with its own secret, nothing is
+    ignored with a warning, and a restart sends nothing early."""
+    domains = [f"shop{n:02d}.example" for n in range(1, SHOPS + 1)]
+    for n, domain in enumerate(domains, 1):
+        host.sh(f"cp -r /var/www/opencart /var/www/shop{n:02d}")
+        host.write(f"/var/www/shop{n:02d}/config.php", SHOP_PHP.format(domain=domain))
+    host.sh("rm -r /var/www/opencart && chmod -R a+rX /var/www")
+    own = {domain: f"{domain}-own-secret-0001" for domain in domains}
+    secrets_file = f"/home/{OPERATOR}/pulse-secrets.txt"
+    host.write(secrets_file, "".join(f"{d} {own[d]}\n" for d in domains), mode=0o600)
+    host.run(["chown", f"{OPERATOR}:{OPERATOR}", secrets_file])
+    with receiving(host, tmp_path, own) as receiver:
+        editor = f"/home/{OPERATOR}/edit"
+        host.write(editor, EDIT_API_HOST.format(port=receiver.port), mode=0o755)
+        lines = _doc_block(REPO / "docs" / "systemd.md", "many-shops")
+        assert len(lines) == 7, lines
+        assert lines[0] == "sudo apt install ./pulsed_<version>_<arch>.deb"
+        host.run(["dpkg", "-i", "/root/pulsed.deb"])
+        for line in lines[1:]:
+            host.run(["sh", "-ec", f"cd && {line}"], user=OPERATOR, env={"SUDO_EDITOR": editor})
+        receiver.wait_for(SHOPS, timeout=60)
+        assert sorted(line.split()[1] for line in receiver.accepted()) == domains
+        # Each shop's heartbeat verified with its own secret only: none with a shared one.
+        assert host.ok("test ! -e /etc/pulsed/credentials/pulse_heartbeat_secret")
+        steps.wait_event(host, "pulsed", "heartbeat.sent", after=SHOPS - 1)
+        warnings = {e.get("event") for e in steps.journal(host, "pulsed", "-p", "warning")}
+        assert warnings == {"identity.missing"}  # no bot tokens; nothing ignored, no shop off
+        status = host.run(["pulsed", "status"]).stdout
+        assert f"{SHOPS} shops: {SHOPS} ok" in status, status
+        host.run(["systemctl", "restart", "pulsed"])
+        steps.restart_sends_nothing_early(host, receiver)
