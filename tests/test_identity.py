@@ -193,3 +193,48 @@ async def test_token_reaches_the_child_by_pipe_only(tmp_path: Path, telegram: Fa
     assert await fetch_one(TOKEN, telegram.url, 5.0, env, python=python) == ("acme_shop_bot")
     record = json.loads(seen.read_text())
     assert TOKEN not in json.dumps(record) and "ABC-secret" not in json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            "printf 'first line\\nlast \\376 line\\n' >&2; echo 'no json'; exit 3",
+            "identity child exited 3: last \ufffd line",
+        ),
+        ("exit 4", "identity child exited 4"),
+        (
+            "printf '%0400d\\n' 0 >&2; exit 5",
+            ("identity child exited 5: " + "0" * 400)[:300],
+        ),
+    ],
+    ids=["last-line-of-stderr", "silent", "cut-to-300"],
+)
+async def test_a_child_without_an_answer_is_named_by_its_exit_and_last_words(
+    tmp_path: Path, body: str, detail: str
+) -> None:
+    with pytest.raises(IdentityError) as info:
+        await fetch_one(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=fake_python(tmp_path, body))
+    assert (info.value.kind, info.value.detail) == ("child", detail)
+
+
+async def test_a_child_that_cannot_start_is_named_with_its_program(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-python")
+    with pytest.raises(IdentityError) as info:
+        await fetch_one(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=missing)
+    assert (info.value.kind, info.value.detail) == ("child", f"{missing}: not found")
+
+
+async def test_bytes_that_are_not_utf8_before_the_answer_do_not_lose_it(tmp_path: Path) -> None:
+    answer = '{"answers": [{"ok": true, "username": "acme_bot"}]}'
+    python = fake_python(tmp_path, f"printf 'warning \\377\\n'; echo '{answer}'")
+    assert await fetch_one(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=python) == "acme_bot"
+
+
+async def test_an_answer_that_is_not_an_object_is_a_failure_of_unknown_kind(
+    tmp_path: Path,
+) -> None:
+    python = fake_python(tmp_path, """echo '{"answers": [5]}'""")
+    with pytest.raises(IdentityError) as info:
+        await fetch_one(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=python)
+    assert info.value.kind == "unknown"
