@@ -1,4 +1,4 @@
-"""pulsed as an operator installs and runs it, under a real systemd 252 and journald.
+"""pulsed as an operator installs and runs it, under a real systemd and journald.
 
 Each test is one scenario on a freshly booted host (see ``conftest.py``); a new
 scenario is one more function here, built from the steps in ``steps.py``.
@@ -7,12 +7,12 @@ scenario is one more function here, built from the steps in ``steps.py``.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from tests.system import steps
 from tests.system.conftest import OPERATOR, REPO, Built, receiving
 from tests.system.container import Container
+from tests.system.release import tracked_files
 from tests.system.steps import SECRET, Received
 
 SOURCE = "/home/admin/pulsed"
@@ -20,10 +20,7 @@ SOURCE = "/home/admin/pulsed"
 
 def source_tree(host: Container) -> None:
     """The operator's checkout: the files git tracks, as they are in this tree."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    host.copy_tree_files(REPO, [f for f in files if f and (REPO / f).exists()], SOURCE)
+    host.copy_tree_files(REPO, tracked_files(), SOURCE)
     host.run(["chown", "-R", f"{OPERATOR}:{OPERATOR}", SOURCE])
 
 
