@@ -79,6 +79,33 @@ def test_the_debian_package_from_install_to_purge(
     assert steps.no_pulsed_unit_failed(host)
 
 
+def test_the_package_is_built_for_the_release_it_runs_on(host: Container, built: Built) -> None:
+    """Contract §12: Depends names this release's Python, the version names the release,
+    and every program the units run comes from a declared package."""
+    python = host.run(["python3", "-c", "import sys; print(*sys.version_info[:2])"]).stdout
+    major, minor = python.split()
+    depends = host.run(["dpkg-deb", "-f", "/root/pulsed.deb", "Depends"]).stdout.strip()
+    assert depends.split(", ")[:3] == [
+        f"python3 (>= {major}.{minor})",
+        f"python3 (<< {major}.{int(minor) + 1})",
+        f"python{major}.{minor}",
+    ], depends
+    release = host.sh('. /usr/lib/os-release && echo "$VERSION_ID"').strip()
+    assert built.version.endswith(f"+deb{release}"), built.version
+
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    steps.every_program_is_declared(host)
+    # The copyright file speaks of the venv the package holds, not of another Python's.
+    site = f"/usr/lib/pulsed/venv/lib/python{major}.{minor}/site-packages/"
+    assert host.ok(f"test -d {site}")
+    copyright_paths = re.findall(
+        r"/?usr/lib/pulsed/venv/lib/[^/]+/site-packages/",
+        host.run(["cat", "/usr/share/doc/pulsed/copyright"]).stdout,
+    )
+    assert copyright_paths, "the copyright file names no site-packages"
+    assert {"/" + path.lstrip("/") for path in copyright_paths} == {site}
+
+
 def test_make_install_from_a_checkout_to_uninstall(host: Container, receiver: Received) -> None:
     source_tree(host)
     installed = host.run(["sh", "-c", f"cd {SOURCE} && make install"]).stdout
