@@ -106,6 +106,54 @@ def test_the_package_is_built_for_the_release_it_runs_on(host: Container, built:
     assert {"/" + path.lstrip("/") for path in copyright_paths} == {site}
 
 
+def test_purging_the_package_keeps_a_make_install_beside_it(
+    host: Container, receiver: Received
+) -> None:
+    """Contract §12: purge removes only what the package created. A make install's
+    running services keep their state, their secrets and their process; so does what
+    a make uninstall left, whether the package configured here or never did."""
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    source_tree(host)
+    host.run(["sh", "-c", f"cd {SOURCE} && make install"])
+    steps.configure(host, receiver.port)
+    host.run(["systemctl", "enable", "--now", "pulsed"])
+    receiver.wait_for(1, steps.SHOP_DOMAIN)
+    steps.template_instance_beside_the_single_unit(host, receiver)
+    running = steps.pids(host, "pulsed", "pulsed@shop2")
+    kept = (
+        "/var/lib/private/pulsed/state.json",
+        "/var/lib/private/pulsed-instances/shop2/state.json",
+        "/etc/pulsed/credentials/pulse_heartbeat_secret",
+        "/etc/pulsed/credentials/shop2/pulse_heartbeat_secret",
+    )
+
+    # The package upgraded, removed and purged while the make install's units run:
+    # they are not its own to restart or stop, and what they use is not its to delete.
+    host.run(["dpkg", "-i", "/root/pulsed-upgrade.deb"])
+    host.run(["dpkg", "--purge", "pulsed"])
+    assert steps.pids(host, "pulsed", "pulsed@shop2") == running
+    for path in kept:
+        assert host.ok(f"test -f {path}"), f"{path} gone with the package"
+    assert host.ok("test -L /etc/systemd/system/multi-user.target.wants/pulsed.service")
+    assert len(receiver.accepted()) == 2
+
+    # What make uninstall keeps, beside a package that never configured, then one that
+    # did: neither made it, neither removes it.
+    host.run(["sh", "-c", f"cd {SOURCE} && make uninstall"])
+    for install in ("--unpack", "--install"):
+        host.run(["dpkg", install, "/root/pulsed.deb"])
+        host.run(["dpkg", "--purge", "pulsed"])
+        for path in kept:
+            assert host.ok(f"test -f {path}"), f"{path} gone with a package {install}ed"
+
+    # Installed again, it picks up where it was: the secret is read, nothing sent early.
+    host.run(["sh", "-c", f"cd {SOURCE} && make install"])
+    host.run(["systemctl", "enable", "--now", "pulsed", "pulsed@shop2"])
+    steps.restart_sends_nothing_early(host, receiver)
+    steps.restart_sends_nothing_early(host, receiver, "pulsed@shop2")
+    assert len(receiver.accepted()) == 2
+
+
 def test_make_install_from_a_checkout_to_uninstall(host: Container, receiver: Received) -> None:
     source_tree(host)
     installed = host.run(["sh", "-c", f"cd {SOURCE} && make install"]).stdout
