@@ -40,11 +40,14 @@ PACKAGES = (
     "procps",
     "make",
     "binutils",
-    "lintian",
     "php-cli",
     "sudo",
     "jq",
+    "lintian",
 )
+# Installed by apt once the base is there: debootstrap's own resolver does not follow
+# virtual packages, and lintian needs one (perl-openssl-abi-3, through libnet-ssleay-perl).
+BY_APT = ("lintian",)
 # The host's trusted CAs, for pip inside the root: the root has no ca-certificates of
 # its own, and the host's bundle holds whatever a proxy on its network needs.
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -97,7 +100,7 @@ def make_root(suite: str, target: Path, mirror: str = MIRROR) -> float | None:
         [
             "debootstrap",
             "--variant=minbase",
-            f"--include={','.join(PACKAGES)}",
+            f"--include={','.join(name for name in PACKAGES if name not in BY_APT)}",
             suite,
             str(partial),
             mirror,
@@ -109,8 +112,28 @@ def make_root(suite: str, target: Path, mirror: str = MIRROR) -> float | None:
     if done.returncode != 0:
         raise RuntimeError(f"debootstrap {suite} failed:\n{done.stdout[-3000:]}{done.stderr}")
     # The downloaded .debs are installed; the cache would only double the root's size.
-    for deb in (partial / "var" / "cache" / "apt" / "archives").glob("*.deb"):
-        deb.unlink()
+    installed = subprocess.run(
+        [
+            "systemd-nspawn",
+            "--quiet",
+            "-D",
+            str(partial),
+            "--register=no",
+            "--keep-unit",
+            "--setenv=DEBIAN_FRONTEND=noninteractive",
+            "--",
+            "sh",
+            "-ec",
+            "apt-get update -qq\n"
+            f"apt-get install -y -qq --no-install-recommends {' '.join(BY_APT)}\n"
+            "apt-get clean",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if installed.returncode != 0:
+        raise RuntimeError(f"apt-get in the {suite} root failed:\n{installed.stdout[-3000:]}")
     partial.rename(target)
     stamp.write_text(wanted)
     return time.monotonic() - start
