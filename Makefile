@@ -108,7 +108,7 @@ systemtest: $(STAMP)
 	$(SYSTEMTEST_PYTEST)
 
 ## systemtest-trixie: the same tests on Debian 13, the package built inside it (root)
-# The root is debootstrapped once into $(TRIXIE_ROOT) (about a minute, from Debian's
+# The root is debootstrapped once into $(TRIXIE_ROOT) (minutes, from Debian's
 # archive) and kept, like everything under build/, which git ignores; it is made again
 # when its recipe in tests/system/release.py changes, or after rm -rf $(TRIXIE_ROOT)*.
 TRIXIE_ROOT ?= build/trixie-root
