@@ -2,7 +2,7 @@
 
 Run by ``make systemtest`` (root, systemd-nspawn) on this host's own OS, and by ``make
 systemtest-trixie`` on a Debian 13 root (:mod:`tests.system.release`): every scenario
-runs on the root the session was started for, with the package built for it. A
+runs on the root the run was started for, with the package built for it. A
 scenario is one test function taking ``host`` (a booted container set up as a Debian
 host with an operator account) and, when it sends heartbeats, ``receiver``; the steps
 an operator takes are in :mod:`tests.system.steps`.
@@ -31,9 +31,9 @@ from tests.system.steps import SECRET, Received
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = "admin"
 _names = itertools.count()
-# The OS every container of this session boots (/ is this host's own).
+# The OS every container of this run boots (/ is this host's own).
 ROOT = selected_root()
-# What the session's build took, for the summary at the end.
+# What this run's build took, for the summary at the end.
 _timings: dict[str, str] = {}
 
 
