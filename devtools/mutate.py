@@ -72,6 +72,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     # One php answer per binary is tested with the other shared work.
     "pulsed/_collect.py": ("tests/test_collect.py", "tests/test_many_shops.py"),
     "pulsed/_discover.py": ("tests/test_discover.py",),
+    "pulsed/_adopt.py": ("tests/test_adopt.py",),
     "pulsed/_logging.py": ("tests/test_logging.py",),
     "pulsed/_publish.py": ("tests/test_publish.py",),
     "pulsed/_status.py": ("tests/test_status.py", "tests/test_status_text.py"),
@@ -81,11 +82,16 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_proc.py": ("tests/test_proc.py",),
     "pulsed/_errors.py": ("tests/test_errors.py",),
     # Most of its validators are exercised through loading a configuration.
-    "pulsed/_settings.py": ("tests/test_settings.py", "tests/test_config.py"),
+    "pulsed/_settings.py": (
+        "tests/test_settings.py",
+        "tests/test_settings_validators.py",
+        "tests/test_config.py",
+    ),
     "pulsed/_config.py": (
         "tests/test_config.py",
         "tests/test_config_setup.py",
         "tests/test_config_files.py",
+        "tests/test_config_words.py",
         # Shops from [shops.*] tables and shops.d/, loaded in the test's process.
         "tests/test_many_shops.py",
     ),

@@ -44,6 +44,7 @@ deb:
 	$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(DEB_ROOT)' PREFIX=/usr \
 	    UNITDIR='$(DEB_SYSTEMD)/systemd/system' \
 	    GENERATORDIR='$(DEB_SYSTEMD)/systemd/system-generators' \
+	    USERUNITDIR=/usr/lib/systemd/user \
 	    PULSED_PYTHON='$(DEB_PYTHON)' >/dev/null
 # postinst compiles byte-code on the host and creates the credentials folder 0700:
 # neither is dpkg's to own.

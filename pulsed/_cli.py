@@ -3,8 +3,8 @@
 The commands themselves are :mod:`pulsed._daemon` (``run``), :mod:`pulsed._commands`
 (``once``, ``check``, ``status``) and :mod:`pulsed._discover`. ``main()`` never raises
 for an expected failure: a configuration that cannot work is one ``config.invalid``
-line and exit 78, a held state folder is exit 75, and everything else the daemon
-meets is a warning inside the loop.
+line and exit 78, a held state folder, or one ``once`` cannot write, is exit 75, and
+everything else the daemon meets is a warning inside the loop.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pulsed._errors import (
     EX_TEMPFAIL,
     ConfigError,
     LockHeldError,
+    StateUnwritableError,
 )
 from pulsed._events import event
 from pulsed._notify import Notifier
@@ -187,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra=event("config.invalid", setting=exc.setting),
         )
         return EX_CONFIG
+    except StateUnwritableError as exc:
+        _commands.withheld(exc)
+        return EX_TEMPFAIL
     except LockHeldError as exc:
         log.error(
             "%s; refusing to run a second instance",

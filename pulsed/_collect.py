@@ -73,7 +73,7 @@ def shop_versions(root: Path | None) -> tuple[str | None, str | None]:
 
 
 def parse_php_version(stdout: bytes) -> str | None:
-    match = _PHP_VERSION.search(stdout.decode("utf-8", errors="replace"))
+    match = _PHP_VERSION.search(stdout.decode(errors="replace"))
     return match.group(1) if match else None
 
 
@@ -85,7 +85,7 @@ async def php_version(binary: str, timeout: float, env: Mapping[str, str]) -> st
         return None
     version = parse_php_version(done.stdout)
     if done.returncode != 0 or version is None:
-        said = done.stdout.decode("utf-8", errors="replace").strip()[-80:]
+        said = done.stdout.decode(errors="replace").strip()[-80:]
         _unavailable(
             "php_version",
             f"{binary} exited {done.returncode} and printed {said!r}, not a PHP version",
@@ -102,8 +102,12 @@ BinaryKey = tuple[str, int, int, int, int]
 
 
 def binary_key(binary: str, env: Mapping[str, str]) -> BinaryKey | None:
-    """What names one php binary exactly: its path, device, inode, size and mtime."""
-    found = binary if "/" in binary else shutil.which(binary, path=env.get("PATH", os.defpath))
+    """What names one php binary exactly: its path, device, inode, size and mtime.
+
+    None when there is nothing to run: ``which`` looks a bare name up on the PATH the
+    child gets, as running it does, and checks a path with a ``/`` as it is.
+    """
+    found = shutil.which(binary, path=env.get("PATH", os.defpath))
     if found is None:
         return None
     where = Path(found).absolute()
@@ -119,12 +123,12 @@ class PhpVersions:
 
     Shops that share a binary share its answer; a replaced binary (another inode,
     size or mtime: an upgrade) is asked again. A failed answer is not kept, so the
-    next heartbeat tries again.
+    next heartbeat tries again. One answer is kept per path, the latest.
     """
 
     def __init__(self) -> None:
-        self._known: dict[BinaryKey, str] = {}
-        self._locks: dict[BinaryKey, anyio.Lock] = {}
+        self._known: dict[str, tuple[BinaryKey, str]] = {}
+        self._locks: dict[str, anyio.Lock] = {}
         self.asked = 0
 
     async def version(self, binary: str, timeout: float, env: Mapping[str, str]) -> str | None:
@@ -132,16 +136,18 @@ class PhpVersions:
         if key is None:
             self.asked += 1
             return await php_version(binary, timeout, env)  # says why it failed
-        lock = self._locks.setdefault(key, anyio.Lock())
-        async with lock:  # shops due together wait for one answer, not ask twice
-            if key not in self._known:
-                self.asked += 1
-                version = await php_version(binary, timeout, env)
-                if version is None:
-                    return None
-                self._known = {k: v for k, v in self._known.items() if k[0] != key[0]}
-                self._known[key] = version
-            return self._known[key]
+        path = key[0]
+        # Shops due together wait for one answer rather than ask twice; another
+        # binary has its own lock, so a php that hangs holds up only its own shops.
+        async with self._locks.setdefault(path, anyio.Lock()):
+            known = self._known.get(path)
+            if known is not None and known[0] == key:
+                return known[1]
+            self.asked += 1
+            version = await php_version(binary, timeout, env)
+            if version is not None:
+                self._known[path] = (key, version)
+            return version
 
 
 async def collect(

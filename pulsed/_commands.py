@@ -20,7 +20,14 @@ from pulsed import _config, _logging, _schedule, _settings, _status, _wiring
 from pulsed._body import Request
 from pulsed._config import Config
 from pulsed._cycle import Cycle
-from pulsed._errors import EX_CONFIG, EX_OK, EX_TEMPFAIL, ConfigError, StateError
+from pulsed._errors import (
+    EX_CONFIG,
+    EX_OK,
+    EX_TEMPFAIL,
+    ConfigError,
+    StateError,
+    StateUnwritableError,
+)
 from pulsed._events import event
 from pulsed._state import State, StateStore, shop_state_dir, shops_on_disk
 from pulsed._status import Problem, ShopView
@@ -76,7 +83,9 @@ async def once(
             _print_request(cfg.heartbeat_url, request)
         return EX_OK if not setup.disabled else EX_CONFIG
 
-    async with _wiring.writable(setup) as (opened, sender):
+    # Without --force, a heartbeat goes only with a state kept to say it went: from
+    # cron, a once that kept none would send again at every run (contract §12).
+    async with _wiring.writable(setup, must_keep=not force) as (opened, sender):
 
         async def one(cycle: Cycle) -> bool:
             if not force and not cycle.is_due():
@@ -85,13 +94,26 @@ async def once(
                     extra=event("heartbeat.skipped", next_due=rfc3339(cycle.due().at)),
                 )
                 return True
-            return await cycle.deliver(await cycle.prepare(), sender)
+            try:
+                return await cycle.deliver(await cycle.prepare(), sender, must_keep=not force)
+            except StateUnwritableError as exc:
+                withheld(exc)
+                return False
 
         cycles = list(opened.cycles.values())
         sent = await _each(cycles, one)
         views = [c.view() for c in cycles] + _wiring.disabled_views(setup)
         _wiring.publisher(setup)(sorted(views, key=lambda v: v.name))
     return EX_OK if sent and not setup.disabled else EX_TEMPFAIL
+
+
+def withheld(exc: StateUnwritableError) -> None:
+    """The one line of a ``once`` that sends nothing because it cannot keep its state."""
+    log.error(
+        "%s; sending nothing, as the next run would send again (pulsed once --force sends)",
+        exc,
+        extra=event("heartbeat.withheld", folder=exc.folder, reason=exc.why),
+    )
 
 
 # --- check --------------------------------------------------------------------------

@@ -5,18 +5,20 @@ credential (secrets only) → TOML config file → default. The settings themsel
 are declared in :mod:`pulsed._settings`; this module finds each one's raw value,
 checks it with its declared validator, derives the defaults that depend on
 something else (the composer.json under ``shop.root``, the domain in
-``config.php``, ``$STATE_DIRECTORY``) and builds each shop's :class:`Config` into
-one :class:`Setup`. :func:`load_setup` takes all of its inputs as arguments (flags,
-an environment mapping, the default config path) so it can be tested without
-touching the process. A shared setting that cannot work is a :class:`ConfigError`
-naming it, which the command line turns into one line and exit 78; a shop's own is
-a :class:`Disabled` shop, and the others run. Secrets are held in :class:`Secret`, whose ``str`` and
-``repr`` never show the value.
+``config.php``, the state folder and status file of a user who is not root) and
+builds each shop's :class:`Config` into one :class:`Setup`. :func:`load_setup` takes
+all of its inputs as arguments (flags, an environment mapping, the default config
+path, the user) so it can be tested without touching the process. A shared setting
+that cannot work is a :class:`ConfigError` naming it, which the command line turns
+into one line and exit 78; a shop's own is a :class:`Disabled` shop, and the others
+run. Secrets are held in :class:`Secret`, whose ``str`` and ``repr`` never show the
+value.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import stat
 from collections.abc import Mapping, Sequence
@@ -36,6 +38,9 @@ from pulsed._settings import (
     SECRETS,
     SECTIONS,
     SETTINGS,
+    STATUS_FILE_NAME,
+    USER_FOLDER,
+    USER_STATE_HOME,
     Secret,
     Setting,
 )
@@ -223,13 +228,81 @@ def resolve_domain(override: Path | str | None, root: Path | None) -> str:
         raise ConfigError("shop.domain", f"not set, and {exc}") from exc
 
 
-def state_dir_of(raw: Any, environ: Mapping[str, str]) -> Path:
-    if raw is not None:
-        return _settings.path("daemon.state_dir", raw)
+@dataclass(frozen=True)
+class User:
+    """Who pulsed runs as, for the defaults that depend on it: root or not, and the home."""
+
+    euid: int
+    home: str | None
+
+    @classmethod
+    def current(cls, environ: Mapping[str, str]) -> User:
+        euid = os.geteuid()
+        home = environ.get("HOME")
+        if not home and euid != 0:
+            try:
+                home = pwd.getpwuid(euid).pw_dir
+            except KeyError:  # a uid with no passwd entry (a container's, say)
+                home = None
+        return cls(euid, home or None)
+
+
+# Root, for callers that decide for root whoever runs them.
+ROOT = User(0, "/root")
+
+
+def _absolute(environ: Mapping[str, str], name: str) -> str | None:
+    """``$name`` when it is an absolute path; the XDG spec says to ignore a relative one."""
+    value = environ.get(name, "")
+    return value if Path(value).is_absolute() else None
+
+
+def default_state_dir(environ: Mapping[str, str], user: User) -> tuple[Path, str]:
+    """The state folder when ``daemon.state_dir`` is not set, and where it came from.
+
+    systemd's ``$STATE_DIRECTORY`` first; else root keeps ``/var/lib/pulsed`` as it
+    always has, and any other user ``$XDG_STATE_HOME/pulsed``
+    (``~/.local/state/pulsed``), a folder of its own it can write: a user's
+    ``once`` from cron that found ``/var/lib/pulsed`` unwritable would otherwise
+    keep no state, and send at every run.
+    """
     if environ.get("STATE_DIRECTORY"):
         # systemd passes a colon-separated list when a unit names several.
-        return Path(environ["STATE_DIRECTORY"].split(":")[0])
-    return DEFAULT_STATE_DIR
+        return Path(environ["STATE_DIRECTORY"].split(":")[0]), "default: $STATE_DIRECTORY"
+    if user.euid == 0:
+        return DEFAULT_STATE_DIR, "default"
+    xdg = _absolute(environ, "XDG_STATE_HOME")
+    if xdg is not None:
+        return Path(xdg) / USER_FOLDER, "default: $XDG_STATE_HOME, not root"
+    if user.home is None or not Path(user.home).is_absolute():
+        raise ConfigError(
+            "daemon.state_dir",
+            "not set, and this user (not root) has neither $XDG_STATE_HOME nor a home "
+            "folder to keep the state in; set it",
+        )
+    where = f"default: ~/{USER_STATE_HOME}, not root"
+    return Path(user.home) / USER_STATE_HOME / USER_FOLDER, where
+
+
+def default_status_file(environ: Mapping[str, str], user: User) -> tuple[Path | None, str]:
+    """The status file when ``daemon.status_file`` is not set, and where it came from.
+
+    None for root (the units set one under ``/run``). Any other user's goes under
+    ``$XDG_RUNTIME_DIR``, its own, in memory, gone at logout as its session is: a
+    user unit has it, cron does not set it, and then there is none.
+    """
+    if user.euid == 0:
+        return None, "default"
+    runtime = _absolute(environ, "XDG_RUNTIME_DIR")
+    if runtime is None:
+        return None, "default: not root, no $XDG_RUNTIME_DIR"
+    return Path(runtime) / USER_FOLDER / STATUS_FILE_NAME, "default: $XDG_RUNTIME_DIR, not root"
+
+
+def state_dir_of(raw: Any, environ: Mapping[str, str], user: User) -> Path:
+    if raw is not None:
+        return _settings.path("daemon.state_dir", raw)
+    return default_state_dir(environ, user)[0]
 
 
 # --- the whole configuration ------------------------------------------------
@@ -289,6 +362,9 @@ class Setup:
     listed: bool  # shops come from [shops.*] / shops.d/, not the one-shop [shop]
     status_file: Path | None = None  # daemon.status_file, shared by every shop
     metrics_file: Path | None = None
+    # The default status file's folder under $XDG_RUNTIME_DIR, which pulsed makes
+    # when it is missing (a user unit's RuntimeDirectory= makes it; cron's once does not).
+    status_folder: Path | None = None
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s for shop in self.shops for s in shop.secrets()))
@@ -325,8 +401,8 @@ class Listed:
 
 def is_shop_file(path: Path) -> bool:
     """Whether a ``shops.d`` entry names a shop: editors' leftovers (``.#anna.toml``,
-    ``.anna.toml.swp``, ``anna.toml~``) do not."""
-    return path.suffix == ".toml" and not path.name.startswith(".") and not path.name.endswith("~")
+    ``.anna.toml.swp``, ``anna.toml~``: its suffix is ``.toml~``) do not."""
+    return path.suffix == ".toml" and not path.name.startswith(".")
 
 
 def _shop_file(path: Path) -> dict[str, Any] | ConfigError:
@@ -371,9 +447,12 @@ def _listed_shops(cfg_file: ConfigFile | None) -> Listed:
             listed.broken[name] = raw
             continue
         table = raw.pop("shop", {})
+        if not isinstance(table, dict):
+            listed.broken[name] = ConfigError(SHOPS_DIR, f"{path}: shop must be a [shop] table")
+            continue
         if raw:
             listed.problems.append(f"{path}: only a [shop] table belongs here, not {sorted(raw)}")
-        listed.tables[name] = table if isinstance(table, dict) else {"": table}
+        listed.tables[name] = table
     return listed
 
 
@@ -413,7 +492,7 @@ def _one_shop(
     top: Path,
     environ: Mapping[str, str],
     *,
-    secrets: bool = True,
+    secrets: bool,
 ) -> Config:
     """Validate one shop's raw values against the shared ones; ConfigError names the setting.
 
@@ -464,29 +543,33 @@ def load_setup(
     *,
     default_path: Path = DEFAULT_CONFIG_PATH,
     secrets: bool = True,
+    user: User | None = None,
 ) -> Setup:
     """Every shop that can work, every one that cannot, or a ConfigError for a shared setting.
 
     A shop that cannot work is :class:`Disabled`, not an error: the others run.
     Without ``secrets``, a missing secret disables nothing (``status`` sends nothing).
+    ``user`` (this process's by default) decides the state folder's and the status
+    file's defaults.
     """
+    user = User.current(environ) if user is None else user
     path = config_path(flags, environ, default_path)
     cfg_file = read_config_file(path) if path is not None else None
     file_values = cfg_file.values if cfg_file is not None else {}
     picked = {s.key: pick(s, flags, environ, file_values) for s in SETTINGS}
     warnings = _file_warnings(cfg_file, picked)
-    shared = _shared_values(picked, environ, secrets=secrets)
+    shared, derived = _shared_values(picked, environ, user)
     top = shared["daemon.state_dir"]
-    sources = {key: source for key, (_, source) in picked.items()}
+    sources = {key: derived.get(key, source) for key, (_, source) in picked.items()}
+    status_default = derived.get("daemon.status_file", "").startswith("default:")
     listed = _listed_shops(cfg_file)
     raws: list[tuple[str, Mapping[str, Any], Mapping[str, str]]] = []
-    disabled: list[Disabled] = []
+    disabled = [Disabled(name, problem) for name, problem in listed.broken.items()]
     if not listed:
         single = {s.key: picked[s.key][0] for s in (*SHOP_SECRETS, *SHOP_SETTINGS)}
         raws.append((DEFAULT_SHOP, single, {}))
     else:
         warnings += _ignored_for_listed(picked) + listed.problems
-        disabled += [Disabled(name, problem) for name, problem in listed.broken.items()]
         for name, table in listed.tables.items():
             if not SHOP_NAME.fullmatch(name):
                 why = f"{name[:40]!r} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
@@ -495,6 +578,7 @@ def load_setup(
             values, more = _shop_values(name, table, str(path))
             warnings += more
             raws.append((name, *_listed_raws(name, values, picked, environ)))
+    warnings += _readable_credentials(environ, picked, [own for _, _, own in raws])
     shops: list[Config] = []
     for name, raw, own in raws:
         try:
@@ -513,19 +597,30 @@ def load_setup(
         listed=bool(listed),
         status_file=shared["daemon.status_file"],
         metrics_file=shared["daemon.metrics_file"],
+        status_folder=(
+            shared["daemon.status_file"].parent
+            if status_default and shared["daemon.status_file"] is not None
+            else None
+        ),
     )
 
 
 def _shared_values(
-    picked: Mapping[str, tuple[Any, str]], environ: Mapping[str, str], *, secrets: bool
-) -> dict[str, Any]:
-    """Every shared setting's value, checked; a ConfigError for one that cannot work."""
+    picked: Mapping[str, tuple[Any, str]], environ: Mapping[str, str], user: User
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every shared setting's value, checked, and the sources of the defaults derived
+    from the environment and the user; a ConfigError for one that cannot work.
+
+    No shared setting is a required secret (a shop's secret is its own, §10), so a
+    ``status`` without secrets needs no exception here.
+    """
     shared: dict[str, Any] = {}
+    derived: dict[str, str] = {}
     for setting in SETTINGS:
         if setting.scope == "shop":
             continue
         raw = picked[setting.key][0]
-        if raw is None and setting.required and (secrets or not setting.secret):
+        if raw is None and setting.required:
             raise _missing(setting, environ)
         shared[setting.key] = setting.default if raw is None else setting.parse(setting.key, raw)
     # The shared heartbeat secret is checked here, not only in each shop that takes it:
@@ -533,11 +628,16 @@ def _shared_values(
     hb_secret = BY_KEY["pulse.heartbeat_secret"]
     if (shared_secret := picked[hb_secret.key][0]) is not None:
         hb_secret.parse(hb_secret.key, shared_secret)
-    top = shared["daemon.state_dir"] or state_dir_of(None, environ)
-    shared["daemon.state_dir"] = top
+    if shared["daemon.state_dir"] is None:
+        shared["daemon.state_dir"], derived["daemon.state_dir"] = default_state_dir(environ, user)
+    if picked["daemon.status_file"][0] is None:
+        shared["daemon.status_file"], derived["daemon.status_file"] = default_status_file(
+            environ, user
+        )
+    top = shared["daemon.state_dir"]
     for key in PUBLIC_FILES:
         check_outside_state(key, shared[key], top)
-    return shared
+    return shared, derived
 
 
 Picked = Mapping[str, tuple[Any, str]]
@@ -560,6 +660,32 @@ def _file_warnings(cfg_file: ConfigFile | None, picked: Picked) -> list[str]:
                 f"{cfg_file.path}: its {key} is shadowed by the {picked[key][1]} value; "
                 "remove it from the file so nobody relies on it"
             )
+    return warnings
+
+
+def _readable_credentials(
+    environ: Mapping[str, str], picked: Picked, owns: Sequence[Mapping[str, str]]
+) -> list[str]:
+    """A secret taken from a credential file others may read (contract §1: a warning).
+
+    Under systemd the file read is the service's private copy, never readable by
+    others; a folder named by hand or by a user unit (``~/.config/pulsed/credentials``)
+    is only as private as its files' modes.
+    """
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return []
+    names = [s.credential for s in SETTINGS if s.credential and picked[s.key][1] == "credential"]
+    names += [src.split(" ", 1)[1] for own in owns for src in own.values() if " " in src]
+    warnings = []
+    for name in dict.fromkeys(names):
+        path = Path(directory) / name
+        try:
+            readable = bool(path.stat().st_mode & stat.S_IROTH)
+        except OSError:
+            continue  # read a moment ago; gone now, nothing to warn of
+        if readable:
+            warnings.append(f"credential {path} holds a secret but others may read it (chmod 600)")
     return warnings
 
 
@@ -597,6 +723,7 @@ def load_state_dir(
     environ: Mapping[str, str],
     *,
     default_path: Path = DEFAULT_CONFIG_PATH,
+    user: User | None = None,
 ) -> Path:
     """Only the state folder, for ``status``: the rest of the configuration may be broken."""
     file_values: dict[str, Any] = {}
@@ -607,4 +734,4 @@ def load_state_dir(
         except ConfigError:
             file_values = {}
     raw, _ = pick(BY_KEY["daemon.state_dir"], flags, environ, file_values)
-    return state_dir_of(raw, environ)
+    return state_dir_of(raw, environ, User.current(environ) if user is None else user)

@@ -254,10 +254,16 @@ class Cycle:
 
     # --- delivering and recording ------------------------------------------------------
 
-    async def deliver(self, request: Request, transport: Transport) -> bool:
-        """Send; the pending body is recorded first, the outcome after. ``True`` when sent."""
+    async def deliver(
+        self, request: Request, transport: Transport, *, must_keep: bool = False
+    ) -> bool:
+        """Send; the pending body is recorded first, the outcome after. ``True`` when sent.
+
+        ``must_keep``: nothing is sent unless the pending body could be saved
+        (:class:`~pulsed._errors.StateUnwritableError`), as ``once`` needs.
+        """
         due, failures = self.due(), self.state.consecutive_failures
-        await self.recorder.started(request)
+        await self.recorder.started(request, must_keep=must_keep)
         try:
             done = await transport.send(request.body, request.headers)
         except DeliveryError as exc:

@@ -69,11 +69,22 @@ class IdentityError(PulsedError):
 
 class StateError(PulsedError):
     """The state file could not be read or written; ``corrupt`` when it was read but is
-    not a state pulsed wrote (unparsable, oversized, not a regular file)."""
+    not a state pulsed wrote (unparsable, oversized, not a regular file). ``why`` is the
+    system's short reason, when there is one (``Permission denied``)."""
 
-    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+    def __init__(self, message: str, *, corrupt: bool = False, why: str = "") -> None:
         super().__init__(message)
         self.corrupt = corrupt
+        self.why = why or message
+
+
+class StateUnwritableError(StateError):
+    """``once`` cannot keep a state in ``folder``, so it sends nothing: without the state,
+    the next run would not know this heartbeat went, and send again (exit 75)."""
+
+    def __init__(self, folder: str, why: str) -> None:
+        super().__init__(f"state folder {folder} cannot be written ({why})", why=why)
+        self.folder = folder
 
 
 class LockHeldError(PulsedError):

@@ -152,10 +152,11 @@ class Rounds:
         async with self._lock:  # one round at a time; later askers join the next
             if not done.is_set():
                 await self._round(api_base, timeout, env)
-        known = self.known(token)
-        if known is not None:
-            return known
-        raise self._failed.get(token) or IdentityError("child", "no answer in the round")
+        # The round that set `done` left the token in exactly one of the two.
+        failed = self._failed.get(token)
+        if failed is not None:
+            raise failed
+        return self._known[token]
 
     async def _round(self, api_base: str, timeout: float, env: Mapping[str, str]) -> None:
         asked = dict(self._asked)
@@ -194,8 +195,8 @@ class Rounds:
                 extra=event("identity.missing"),
             )
             return None, None
-        if not needs_refresh(kept, fingerprint(token), now):
-            return (kept.username if kept is not None else None), None
+        if kept is not None and not needs_refresh(kept, fingerprint(token), now):
+            return kept.username, None
         try:
             got = await fetch(token)
         except IdentityError as exc:

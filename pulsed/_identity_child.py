@@ -38,7 +38,9 @@ async def _get_me(token: str, api_base: str, timeout: float) -> dict[str, Any]:
 
     kind: str
     try:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout)
+        # One limit, wait_for's below: aiohttp's own would end the same wait as a
+        # "network" error instead of a "timeout".
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api_base))
         bot = Bot(token, session=session)
     except TokenValidationError as exc:
         return {"ok": False, "kind": "bad_token", "detail": _scrub(str(exc), token)}

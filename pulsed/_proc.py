@@ -70,9 +70,7 @@ async def _drain(stream: ByteReceiveStream | None, into: bytearray) -> None:
         return
     async for chunk in stream:
         # Keep reading past the cap so a chatty child never blocks on a full pipe.
-        room = MAX_OUTPUT - len(into)
-        if room > 0:
-            into += chunk[:room]
+        into += chunk[: MAX_OUTPUT - len(into)]
 
 
 async def _reap(process: Process) -> None:
@@ -106,7 +104,9 @@ async def run(
     try:
         process = await anyio.open_process(
             argv,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            # Always a pipe, closed at once when there is no input: the child reads an
+            # empty stdin, never the daemon's.
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(env),

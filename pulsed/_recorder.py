@@ -19,7 +19,7 @@ import anyio.to_thread
 from pulsed import _state
 from pulsed._body import Request
 from pulsed._delivery import Delivered
-from pulsed._errors import DeliveryError, StateError
+from pulsed._errors import DeliveryError, StateError, StateUnwritableError
 from pulsed._events import event
 from pulsed._redact import REDACT
 from pulsed._timefmt import rfc3339
@@ -61,11 +61,24 @@ class Recorder:
     def drop_pending(self) -> None:
         self.state = replace(self.state, pending=None)
 
-    async def started(self, request: Request) -> None:
+    async def started(self, request: Request, *, must_keep: bool = False) -> None:
         """The body is in flight: saved first, so a kill now can neither lose it nor
-        let a restart send a second, fresh one before it is due."""
+        let a restart send a second, fresh one before it is due.
+
+        ``must_keep`` (``once``): a save that fails is :class:`StateUnwritableError`
+        and the body is not in flight, instead of a warning and a state kept in
+        memory, which a process that ends at once would lose.
+        """
+        before = self.state
         self.state = _state.with_pending(self.state, request.body, request.at, request.signature)
-        await self.save_aside()
+        if not (must_keep and self.writable):
+            await self.save_aside()
+            return
+        try:
+            await anyio.to_thread.run_sync(self.store.save, self.state)
+        except StateError as exc:
+            self.state = before
+            raise StateUnwritableError(str(self.store.directory), exc.why) from exc
 
     async def sent(self, done: Delivered, now: float, next_due: float) -> None:
         before = self.state

@@ -34,6 +34,11 @@ Parser = Callable[[str, Any], Any]
 MAX_INTERVAL = 10 * 365 * 86400.0
 MODULE_COMPOSER = Path("system/library/oc_telegram_shop/composer.json")
 DEFAULT_STATE_DIR = Path("/var/lib/pulsed")
+# Not root (contract §12): the state under $XDG_STATE_HOME (this, under the home, when
+# unset), the status file under $XDG_RUNTIME_DIR when that is set.
+USER_STATE_HOME = Path(".local/state")
+USER_FOLDER = "pulsed"
+STATUS_FILE_NAME = "status.json"
 # daemon.log_level's values, and the logging level each stands for.
 LEVELS = {
     "debug": logging.DEBUG,
@@ -133,7 +138,7 @@ def base_url(name: str, value: Any) -> str:
     if not all(ch.isprintable() and not ch.isspace() for ch in url):
         raise ConfigError(name, f"{url!r:.80} is not a URL (spaces or control characters)")
     try:
-        normalize_domain(parts.netloc.rpartition("@")[2])
+        normalize_domain(parts.netloc)  # it drops the userinfo itself
     except CollectError as exc:
         raise ConfigError(name, f"{url!r:.80} is not a URL ({exc})") from exc
     if parts.username or parts.password:
@@ -329,7 +334,10 @@ SETTINGS: tuple[Setting, ...] = (
         "PULSED_STATE_DIR",
         "state_dir",
         path,
-        default_doc=f"`$STATE_DIRECTORY`, else `{DEFAULT_STATE_DIR}`",
+        default_doc=(
+            f"`$STATE_DIRECTORY`, else `{DEFAULT_STATE_DIR}` as root, "
+            f"`$XDG_STATE_HOME/{USER_FOLDER}` (`~/{USER_STATE_HOME}/{USER_FOLDER}`) otherwise"
+        ),
         flag="state-dir",
     ),
     Setting(
@@ -348,12 +356,17 @@ SETTINGS: tuple[Setting, ...] = (
         default="info",
         flag="log-level",
     ),
-    # Contract §11: off unless set; the units set it under /run/pulsed/.
+    # Contract §11: off unless set; the units set it under /run/pulsed/. Not root, it
+    # goes under $XDG_RUNTIME_DIR when that is set (§12; cron does not set it).
     Setting(
         "daemon.status_file",
         "PULSED_STATUS_FILE",
         "status_file",
         path,
+        default_doc=(
+            f"— as root; `$XDG_RUNTIME_DIR/{USER_FOLDER}/{STATUS_FILE_NAME}` otherwise, "
+            "when that is set"
+        ),
         flag="status-file",
     ),
     Setting(

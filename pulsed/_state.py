@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pulsed import _timefmt
-from pulsed._errors import REASONS, ConfigError, FileError, LockHeldError, Reason, StateError
+from pulsed._errors import (
+    REASONS,
+    ConfigError,
+    FileError,
+    LockHeldError,
+    Reason,
+    StateError,
+    StateUnwritableError,
+)
 from pulsed._events import event
 from pulsed._files import (
     check_owner_only,
@@ -439,11 +447,14 @@ class StateStore:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise StateError(f"{self.path}: cannot be written ({exc.strerror})") from exc
+            why = exc.strerror or type(exc).__name__
+            raise StateError(f"{self.path}: cannot be written ({why})", why=why) from exc
         try:
             write_atomic(self.path, data, 0o600)
         except FileError as exc:
-            raise StateError(f"{self.path}: cannot be written ({exc.reason})") from exc
+            raise StateError(
+                f"{self.path}: cannot be written ({exc.reason})", why=exc.reason
+            ) from exc
 
     def sweep(self) -> None:
         """Remove temp files a killed writer left; call only while holding the lock."""
@@ -492,6 +503,27 @@ def check_private(directory: Path, euid: int | None = None) -> None:
     except OSError as exc:
         raise ConfigError("daemon.state_dir", f"{directory}: {exc.strerror}") from exc
     check_owner_only(directory, info, "daemon.state_dir", use="keep state there", euid=euid)
+
+
+def check_writable(directory: Path) -> None:
+    """Make the state folder if it is missing, and make sure this process can write it.
+
+    :class:`StateUnwritableError` naming the folder otherwise: a user's ``once``
+    pointed at root's ``/var/lib/pulsed``, a read-only file system. Only the folder
+    is checked here; a save that fails later says so in its turn.
+    """
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateUnwritableError(str(directory), exc.strerror or type(exc).__name__) from exc
+    if os.access(directory, os.W_OK | os.X_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    why = "Read-only file system" if read_only else "Permission denied"
+    raise StateUnwritableError(str(directory), why)
 
 
 def _lock_holder(directory_fd: int) -> str:

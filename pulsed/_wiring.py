@@ -26,7 +26,14 @@ from pulsed._errors import ConfigError, StateError
 from pulsed._events import event
 from pulsed._files import open_trusted_folder, remove_leftovers
 from pulsed._redact import REDACT
-from pulsed._state import State, StateLock, StateStore, check_private, shop_state_dir
+from pulsed._state import (
+    State,
+    StateLock,
+    StateStore,
+    check_private,
+    check_writable,
+    shop_state_dir,
+)
 from pulsed._status import ShopView
 from pulsed._version import __version__
 
@@ -173,10 +180,26 @@ def check_public_folders(setup: Setup) -> None:
             os.close(open_trusted_folder(public.parent, setting))
 
 
+def make_status_folder(setup: Setup) -> None:
+    """The default status file's folder under ``$XDG_RUNTIME_DIR``, when missing: a user
+    unit's ``RuntimeDirectory=`` makes it, a ``once`` by hand finds none. Not a
+    configured file's, whose folder is the operator's to make (a warning says so)."""
+    if setup.status_folder is not None:
+        with contextlib.suppress(OSError):  # then a warning at each write says why
+            setup.status_folder.mkdir(mode=0o755)
+
+
 @contextlib.asynccontextmanager
-async def writable(setup: Setup) -> AsyncIterator[tuple[Shops, Sender]]:
-    """Every shop's cycle with the state folder locked, and a sender; closed after."""
+async def writable(setup: Setup, *, must_keep: bool = False) -> AsyncIterator[tuple[Shops, Sender]]:
+    """Every shop's cycle with the state folder locked, and a sender; closed after.
+
+    ``must_keep`` (``once``): a state folder this process cannot write is
+    :class:`~pulsed._errors.StateUnwritableError` before anything is sent.
+    """
     check_private(setup.state_dir)
+    if must_keep:
+        check_writable(setup.state_dir)
+    make_status_folder(setup)
     check_public_folders(setup)
     lock = _lock(setup.state_dir)
     shops = Shops(writable=True)

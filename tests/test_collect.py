@@ -288,3 +288,226 @@ async def test_warnings_from_the_worker_thread_still_name_the_shop(
         _logging.SHOP.reset(token)
         logging.getLogger("pulsed").removeHandler(handler)
     assert seen and set(seen) == {"anna"}
+
+
+# --- each warning word for word -------------------------------------------------------
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, str, str]]:
+    """Each collect.unavailable line: level, field, reason and the message written."""
+    return [
+        (r.levelno, r.field, r.reason, r.getMessage())  # type: ignore[attr-defined]
+        for r in caplog.records
+        if getattr(r, "event", "") == "collect.unavailable"
+    ]
+
+
+def test_no_composer_json_is_named_word_for_word(caplog: pytest.LogCaptureFixture) -> None:
+    assert _collect.module_version(None) is None
+    why = "neither shop.composer_json nor shop.root is set"
+    assert warnings(caplog) == [
+        (logging.WARNING, "module_version", why, f"module_version is null: {why}")
+    ]
+
+
+def test_no_shop_root_is_named_word_for_word(caplog: pytest.LogCaptureFixture) -> None:
+    assert _collect.shop_versions(None) == (None, None)
+    why = "shop.root is not set"
+    assert warnings(caplog) == [
+        (logging.WARNING, "ecommerce_version", why, f"ecommerce_version is null: {why}")
+    ]
+
+
+def test_a_composer_version_that_is_no_version_names_the_file_and_the_field(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    composer = tmp_path / "composer.json"
+    composer.write_text('{"version": "1.0\\r\\nX-Evil: 1"}')
+    assert _collect.module_version(composer) is None
+    why = (
+        f"{composer}: module_version: '1.0\\r\\nX-Evil: 1' is not a version"
+        " (1-64 printable ASCII characters)"
+    )
+    assert [w[1:3] for w in warnings(caplog)] == [("module_version", why)]
+
+
+def test_bytes_that_are_not_utf8_before_the_version_are_ignored() -> None:
+    assert parse_php_version(b"\xff\xfe PHP Warning: \xc3(\n8.2.7") == "8.2.7"
+
+
+async def test_php_is_run_with_the_contracts_command(tmp_path: Path) -> None:
+    args = tmp_path / "args"
+    php = stub_php(tmp_path, f"printf '%s\\n' \"$@\" > {args}; printf 8.2.7")
+    assert await _collect.php_version(php, 5.0, ENV) == "8.2.7"
+    assert args.read_text() == "-r\necho PHP_VERSION;\n"  # contract §2: -r 'echo PHP_VERSION;'
+
+
+async def test_what_a_failed_php_printed_is_quoted_to_its_last_80_characters(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A byte that is not UTF-8 first, then 100 characters, then a newline stripped.
+    php = stub_php(tmp_path, "printf '\\377'; printf '0123456789%.0s' 1 2 3 4 5 6 7 8 9 10; exit 3")
+    assert await _collect.php_version(php, 5.0, ENV) is None
+    said = "0123456789" * 8
+    assert [w[1:3] for w in warnings(caplog)] == [
+        ("php_version", f"{php} exited 3 and printed {said!r}, not a PHP version")
+    ]
+
+
+async def test_a_php_that_exits_0_without_a_version_says_what_it_printed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    php = stub_php(tmp_path, "printf '  not a version\\n'")
+    assert await _collect.php_version(php, 5.0, ENV) is None
+    assert [w[1:3] for w in warnings(caplog)] == [
+        ("php_version", f"{php} exited 0 and printed 'not a version', not a PHP version")
+    ]
+
+
+async def test_a_php_version_that_is_no_version_is_named_word_for_word(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    php = stub_php(tmp_path, "printf '8.2.%s' " + "1" * 101)
+    assert await _collect.php_version(php, 5.0, ENV) is None
+    shown = ("8.2." + "1" * 101)[:80]
+    why = f"{php} printed php_version: {shown!r} is not a version (1-64 printable ASCII characters)"
+    assert warnings(caplog) == [
+        (logging.WARNING, "php_version", why, f"php_version is null: {why}")
+    ]
+
+
+async def test_collect_gives_php_its_timeout(
+    shop: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with anyio.fail_after(10):  # a php left without its limit would hang for 30 s
+        facts = await collect(shop, None, stub_php(tmp_path, "exec sleep 30"), 0.5, ENV)
+    assert facts.php_version is None
+    assert unavailable(caplog)["php_version"] == "php-stub: no answer within 0.5 s"
+
+
+# --- which php binary is which --------------------------------------------------------
+
+
+def key_of(path: Path) -> _collect.BinaryKey:
+    info = path.stat()
+    return (str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def test_a_bare_php_name_is_looked_up_on_the_path_php_is_given(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    php = Path(stub_php(folder, "printf 8.2.7"))
+    assert _collect.binary_key(php.name, {"PATH": str(folder)}) == key_of(php)
+    assert _collect.binary_key(php.name, ENV) is None  # not on the daemon's PATH
+
+
+def test_a_bare_php_name_without_a_path_given_is_looked_up_where_exec_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # the daemon's own PATH is not php's
+    assert os.defpath.split(":")[0] == "/bin"
+    assert _collect.binary_key("sh", {}) == key_of(Path("/bin/sh"))
+
+
+def test_a_php_path_is_taken_as_it_is(tmp_path: Path) -> None:
+    php = Path(stub_php(tmp_path, "printf 8.2.7"))
+    assert _collect.binary_key(str(php), {"PATH": "/nonexistent"}) == key_of(php)
+
+
+def test_there_is_no_key_for_a_php_that_cannot_be_run(tmp_path: Path) -> None:
+    plain = tmp_path / "php"
+    plain.write_text("#!/bin/sh\nprintf 8.2.7\n")
+    plain.chmod(0o644)
+    assert _collect.binary_key(str(plain), ENV) is None
+    assert _collect.binary_key(str(tmp_path / "absent"), ENV) is None
+    assert _collect.binary_key(str(tmp_path), ENV) is None  # a folder
+
+
+# --- one answer per binary --------------------------------------------------------------
+
+
+async def test_a_php_that_is_not_there_is_asked_every_time_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    versions = _collect.PhpVersions()
+    for _ in range(2):
+        assert await versions.version("/nonexistent/php", 5.0, ENV) is None
+    assert versions.asked == 2
+    assert [w[1:3] for w in warnings(caplog)] == [
+        ("php_version", "/nonexistent/php: not found")
+    ] * 2
+
+
+async def test_two_binaries_keep_their_own_answers(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    php7, php8 = stub_php(old, "printf 7.4.33"), stub_php(new, "printf 8.3.14")
+    versions = _collect.PhpVersions()
+    for _ in range(3):
+        assert await versions.version(php7, 5.0, ENV) == "7.4.33"
+        assert await versions.version(php8, 5.0, ENV) == "8.3.14"
+    assert versions.asked == 2
+
+
+async def test_a_php_that_hangs_holds_up_only_the_shops_that_use_it(tmp_path: Path) -> None:
+    # The first php waits until the second has run: it opens a FIFO for reading, which
+    # blocks until the second opens it for writing. Asked one after the other, both
+    # would wait out their limit.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    waits = stub_php(first, f"cat {fifo} > /dev/null; printf 7.4.33")
+    frees = stub_php(second, f": > {fifo}; printf 8.3.14")
+    versions = _collect.PhpVersions()
+    got: dict[str, str | None] = {}
+
+    async def ask(php: str) -> None:
+        got[php] = await versions.version(php, 5.0, ENV)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask, waits)
+            tg.start_soon(ask, frees)
+    assert got == {waits: "7.4.33", frees: "8.3.14"}
+
+
+async def test_the_shared_answers_keep_php_to_its_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    versions = _collect.PhpVersions()
+    with anyio.fail_after(10):  # a php left without its limit would hang for 30 s
+        assert await versions.version(stub_php(tmp_path, "exec sleep 30"), 0.5, ENV) is None
+    assert unavailable(caplog)["php_version"] == "php-stub: no answer within 0.5 s"
+
+
+async def test_a_php_found_only_when_started_still_gets_its_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A relative php_binary is looked for from pulsed's working folder but started
+    # from /, where php runs: here only the second finds it. Its limit holds anyway.
+    php = stub_php(tmp_path, "exec sleep 30")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = php.lstrip("/")
+    assert _collect.binary_key(relative, ENV) is None
+    versions = _collect.PhpVersions()
+    with anyio.fail_after(10):  # a php left without its limit would hang for 30 s
+        assert await versions.version(relative, 0.5, ENV) is None
+    assert unavailable(caplog)["php_version"] == "php-stub: no answer within 0.5 s"
+
+
+async def test_collect_asks_through_the_shared_answers_when_given_them(
+    shop: Path, tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls"
+    php = stub_php(tmp_path, f"echo x >> {calls}; printf 8.2.7")
+    versions = _collect.PhpVersions()
+    for _ in range(2):
+        facts = await collect(shop, None, php, 5.0, ENV, php=versions)
+        assert facts.php_version == "8.2.7"
+    assert versions.asked == 1
+    assert calls.read_text() == "x\n"

@@ -9,6 +9,7 @@ import pytest
 
 from pulsed._config import Config, Disabled, Secret, Setup
 from pulsed._errors import ConfigError
+from pulsed._settings import SETTINGS
 from tests.support.loop import loop_config
 
 
@@ -39,6 +40,16 @@ def test_the_shops_named_are_kept_working_or_disabled(tmp_path: Path) -> None:
     assert [c.name for c in chosen.shops] == ["b"]
     assert [d.name for d in chosen.disabled] == ["c"]
     assert chosen.state_dir == tmp_path
+
+
+def test_a_working_shop_named_alone_leaves_the_disabled_ones_out(tmp_path: Path) -> None:
+    chosen = setup_of(tmp_path).select(["a"])
+    assert ([c.name for c in chosen.shops], chosen.disabled) == (["a"], ())
+
+
+def test_no_shared_setting_is_a_required_secret() -> None:
+    # load_setup(secrets=False) relies on it: only a shop's own settings can lack a secret.
+    assert not [s.key for s in SETTINGS if s.scope != "shop" and s.required and s.secret]
 
 
 def test_a_name_that_is_no_shop_is_refused_with_the_known_ones(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pulsed import _state as st
 from pulsed._config import Config, Secret
 from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
-from pulsed._errors import IdentityError
+from pulsed._errors import DeliveryError, IdentityError
 from pulsed._timefmt import compact, rfc3339
 from tests.support.loop import HOUR, fixed_facts, loop_config
 
@@ -316,6 +316,26 @@ async def test_the_first_success_after_failures_is_due_later_than_one_interval(
     cycle = a_cycle(tmp_path, state)
     await cycle.deliver(await cycle.build(), Asked())
     assert cycle.state.next_due is not None and cycle.state.next_due > NOW + HOUR
+
+
+class Refused:
+    """A transport whose every delivery fails to connect."""
+
+    async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
+        raise DeliveryError("connect", "All connection attempts failed", attempts=3)
+
+
+async def test_a_failed_delivery_is_logged_with_the_receivers_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # During an outage the operator's first question is which receiver: the line says it.
+    cfg = replace(loop_config(tmp_path), api_host="https://pulse.example:8443/base")
+    cycle = a_cycle(tmp_path, cfg=cfg)
+    with caplog.at_level(logging.INFO, logger="pulsed"):
+        assert not await cycle.deliver(await cycle.build(), Refused())
+    (line,) = events(caplog, "heartbeat.failed")
+    assert getattr(line, "host", None) == "pulse.example"
+    assert "pulse.example" in line.getMessage()
 
 
 # --- an interrupted delivery -------------------------------------------------------------

@@ -56,6 +56,13 @@ def test_a_username_that_is_not_a_telegram_username_is_refused(forged: object) -
     assert all(ch.isprintable() for ch in str(caught.value))
 
 
+def test_a_refused_username_is_shown_escaped_and_cut_to_80_characters() -> None:
+    with pytest.raises(IdentityError) as caught:
+        ident.username_of({"ok": True, "username": "\x1b" + "b" * 100}, Redactor())
+    shown = ascii("\x1b" + "b" * 100)[:80]
+    assert caught.value.detail == f"username {shown} is not 5-32 of A-Z a-z 0-9 _"
+
+
 @pytest.mark.parametrize("name", ["abcde", "A" * 32, "acme_shop_bot", "Bot_2026"])
 def test_a_telegram_username_is_taken(name: str) -> None:
     assert ident.username_of({"ok": True, "username": name}, Redactor()) == name
@@ -156,6 +163,22 @@ async def test_a_child_that_dies_or_babbles_is_an_identity_error(tmp_path: Path,
     with pytest.raises(IdentityError) as info:
         await fetch_one(TOKEN, "http://127.0.0.1:9", 1.0, {}, python=python)
     assert "ABC-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "path"),
+    [(None, ident._PACKAGE_PARENT), ("/opt/x", f"{ident._PACKAGE_PARENT}:/opt/x")],
+)
+async def test_the_child_imports_this_very_package_first(
+    tmp_path: Path, given: str | None, path: str
+) -> None:
+    # The child must run the pulsed its parent is, not another one on the path.
+    seen = tmp_path / "pythonpath"
+    answer = '{"answers": [{"ok": true, "username": "acme_bot"}]}'
+    python = fake_python(tmp_path, f"printf '%s' \"$PYTHONPATH\" > {seen}\necho '{answer}'")
+    env = {} if given is None else {"PYTHONPATH": given}
+    assert await fetch_one(TOKEN, "http://127.0.0.1:9", 1.0, env, python=python) == "acme_bot"
+    assert seen.read_text() == path
 
 
 async def test_token_reaches_the_child_by_pipe_only(tmp_path: Path, telegram: FakeTelegram) -> None:

@@ -43,12 +43,40 @@ async def test_a_method_the_bot_api_does_not_know_is_an_api_failure(telegram: Fa
 
 
 async def test_a_bot_api_that_never_answers_is_a_timeout(telegram: FakeTelegram) -> None:
-    # aiohttp's own limit and the child's are the same length; either may end it first.
     telegram.set_mode("hang")
     answer = await child._get_me(TOKEN, telegram.url, 0.5)
-    assert answer["ok"] is False
-    assert answer["kind"] in ("timeout", "network")
-    assert "timeout" in answer["detail"] or answer["detail"] == "no answer within 0.5 s"
+    assert answer == {"ok": False, "kind": "timeout", "detail": "no answer within 0.5 s"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "detail"),
+    [
+        ("unauthorized", "Telegram server says - Unauthorized"),
+        ("server_error", "Telegram server says - Internal Server Error"),
+    ],
+)
+async def test_a_bot_api_failure_keeps_what_the_server_said(
+    telegram: FakeTelegram, mode: str, detail: str
+) -> None:
+    telegram.set_mode(mode)  # type: ignore[arg-type]
+    assert (await child._get_me(TOKEN, telegram.url, 5.0))["detail"] == detail
+
+
+async def test_anything_else_aiogram_raises_is_unexpected_with_its_type_and_no_token(
+    telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiogram import Bot
+
+    async def broken(self: Bot) -> None:
+        raise RuntimeError(f"boom near {TOKEN}")
+
+    monkeypatch.setattr(Bot, "get_me", broken)
+    answer = await child._get_me(TOKEN, telegram.url, 5.0)
+    assert answer == {
+        "ok": False,
+        "kind": "unexpected",
+        "detail": "RuntimeError: boom near [redacted]",
+    }
 
 
 async def test_an_unreachable_bot_api_is_a_network_failure(free_tcp_port: int) -> None:
@@ -61,7 +89,7 @@ async def test_a_token_of_the_wrong_shape_is_refused_before_any_request(
     telegram: FakeTelegram,
 ) -> None:
     answer = await child._get_me("no-colon-secret", telegram.url, 5.0)
-    assert (answer["ok"], answer["kind"]) == (False, "bad_token")
+    assert answer == {"ok": False, "kind": "bad_token", "detail": "Token is invalid!"}
     assert "no-colon-secret" not in answer["detail"]
     assert telegram.calls == []
 
@@ -110,3 +138,23 @@ def test_a_request_it_cannot_read_is_answered_as_a_bad_request(
 ) -> None:
     answer = _main(monkeypatch, capsys, stdin)
     assert answer == {"ok": False, "kind": "bad_request", "detail": why}
+
+
+def test_a_request_over_a_mebibyte_is_read_no_further_and_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = {"tokens": [], "api_base": "http://127.0.0.1:9", "timeout": 1, "pad": "x" * (1 << 20)}
+    answer = _main(monkeypatch, capsys, json.dumps(request).encode())
+    assert answer == {"ok": False, "kind": "bad_request", "detail": "JSONDecodeError"}
+
+
+def test_each_token_is_asked_within_the_requests_timeout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeTelegram() as telegram:
+        telegram.set_mode("hang")
+        request = {"tokens": [TOKEN], "api_base": telegram.url, "timeout": 0.5}
+        answer = _main(monkeypatch, capsys, json.dumps(request).encode())
+    assert answer == {
+        "answers": [{"ok": False, "kind": "timeout", "detail": "no answer within 0.5 s"}]
+    }

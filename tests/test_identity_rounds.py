@@ -177,3 +177,38 @@ async def test_a_failed_first_fetch_leaves_the_username_null(
     (line,) = logged(caplog, "identity.failed")
     assert line.getMessage() == "getMe failed (unauthorized); bot_username is null"
     assert line.kept is None  # type: ignore[attr-defined]
+
+
+async def test_a_token_that_failed_and_then_got_its_name_is_named() -> None:
+    now = [NOW]
+    child = Child({TOKEN: IdentityError("network", "down")})
+    rounds = ident.Rounds(child, clock=lambda: now[0])
+    with pytest.raises(IdentityError):
+        await rounds.identity(TOKEN, "https://api", 5.0, ENV)
+    child.answers[TOKEN] = "acme_bot"
+    got = await rounds.identity(TOKEN, "https://api", 5.0, ENV)
+    assert got.username == "acme_bot"
+
+
+async def test_a_name_whose_refresh_failed_is_forgotten_even_if_the_clock_goes_back() -> None:
+    # Only successes are kept: a name a round could not refresh must not come back as
+    # fresh because the wall clock was set back past its age.
+    now = [NOW]
+    child = Child({TOKEN: "acme_bot"})
+    rounds = ident.Rounds(child, clock=lambda: now[0])
+    await rounds.identity(TOKEN, "https://api", 5.0, ENV)
+    now[0] += ident.MAX_AGE
+    child.answers[TOKEN] = IdentityError("network", "down")
+    with pytest.raises(IdentityError):
+        await rounds.identity(TOKEN, "https://api", 5.0, ENV)
+    now[0] = NOW + 60
+    assert rounds.known(TOKEN) is None
+
+
+async def test_a_name_fetched_by_a_round_is_given_even_when_the_clock_stepped_back_since() -> None:
+    # The round's answer is the answer: a clock set back between the round and the
+    # look at its result must not turn a fetched name into a failure.
+    times = iter([NOW, NOW - 10])
+    rounds = ident.Rounds(Child({TOKEN: "acme_bot"}), clock=lambda: next(times, NOW - 10))
+    got = await rounds.identity(TOKEN, "https://api", 5.0, ENV)
+    assert got.username == "acme_bot"

@@ -85,7 +85,10 @@ def test_a_figure_not_known_has_no_sample() -> None:
     assert not [key for key in got if key[0] == "pulsed_delivery_success_ratio"]
 
 
-@pytest.mark.parametrize("value", ['1.0"} 2\nfake 1', "back\\slash", "new\nline", "é ☃"])
+@pytest.mark.parametrize(
+    "value",
+    ['1.0"} 2\nfake 1', "back\\slash", "new\nline", "not\\na line feed", "ends in \\", "é ☃"],
+)
 def test_label_values_are_escaped_and_read_back_exactly(value: str) -> None:
     view = ShopView(value, None, st.State(), None)
     text = _metrics.render(_status.document([view], NOW), version=value)
@@ -102,10 +105,73 @@ def test_no_shop_still_a_valid_file() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(3, "3"), (0.312, "0.312"), (1.8e9, "1800000000"), (float("nan"), "NaN")],
+    [
+        (3, "3"),
+        (0.312, "0.312"),
+        (1.8e9, "1800000000"),
+        (-2.0, "-2"),
+        (float("nan"), "NaN"),
+        (float("inf"), "+Inf"),
+        (float("-inf"), "-Inf"),
+        # Whole numbers are written as integers while a float holds every one of them.
+        (2.0**53 - 1, "9007199254740991"),
+        (-(2.0**53 - 1), "-9007199254740991"),
+        (2.0**53, "9007199254740992.0"),
+        (-(2.0**53), "-9007199254740992.0"),
+        (2.0**54, "1.8014398509481984e+16"),
+    ],
 )
 def test_numbers(value: float, text: str) -> None:
     assert _metrics._number(value) == text
+
+
+def test_label_escapes_are_the_formats_three() -> None:
+    assert _metrics.escape_label('a\\b"c\nd\te') == 'a\\\\b\\"c\\nd\te'
+
+
+def test_every_help_text_is_written_as_it_is() -> None:
+    # The help texts are ours and carry nothing the format would escape (a backslash
+    # or a line feed), so each # HELP line is the text itself, read back whole.
+    text = rendered(VIEWS["busy"])
+    helps = [line.split(" ", 3) for line in text.splitlines() if line.startswith("# HELP ")]
+    assert len(helps) == len(_metrics.FAMILIES) + 3  # with pulsed_info, _shop_up, _ratio
+    documentation = {family.name: family.documentation for family in parsed(text).values()}
+    for _, _, name, help_text in helps:
+        assert "\\" not in help_text, name
+        assert documentation[name.removesuffix("_total")] == help_text
+
+
+def test_a_figure_is_scaled_only_where_its_unit_changes() -> None:
+    document = {
+        "shops": [
+            {
+                "name": "s",
+                "problem": None,
+                "last_success": "2026-01-02T03:04:05Z",
+                "next_due": "2026-01-02T04:04:05.250Z",
+                "heartbeats_sent": 7,
+                "deliveries_failed": 3,
+                "delivery_attempts": 11,
+                "failures_in_a_row": 2,
+                "last_delivery_elapsed_ms": 1500,
+                "delivered_share_24h": 0.5,
+                "delivered_share_7d": 1,
+            }
+        ]
+    }
+    got = [line for line in _metrics.render(document, "1").splitlines() if "shop=" in line]
+    assert got == [
+        'pulsed_shop_up{shop="s"} 1',
+        'pulsed_heartbeat_last_success_timestamp_seconds{shop="s"} 1767323045',
+        'pulsed_heartbeat_next_due_timestamp_seconds{shop="s"} 1767326645.25',
+        'pulsed_heartbeats_sent_total{shop="s"} 7',
+        'pulsed_deliveries_failed_total{shop="s"} 3',
+        'pulsed_delivery_attempts_total{shop="s"} 11',
+        'pulsed_consecutive_failures{shop="s"} 2',
+        'pulsed_last_delivery_duration_seconds{shop="s"} 1.5',
+        'pulsed_delivery_success_ratio{shop="s",window="24h"} 0.5',
+        'pulsed_delivery_success_ratio{shop="s",window="7d"} 1',
+    ]
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -17,7 +17,7 @@ from types import FrameType
 
 import pytest
 
-from pulsed._notify import Notifier
+from pulsed._notify import Notifier, _describe
 
 KEYS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -306,3 +306,64 @@ def test_children_do_not_inherit_the_variables(
     ).stdout
     assert out.strip() == "[]"
     hang_up(notifier)
+
+
+@pytest.mark.parametrize("address", ["@a", "/x"])
+def test_the_shortest_addresses_are_taken(address: str) -> None:
+    # One character after the "@" or the "/" is a name; only the bare sign is not.
+    assert Notifier(address, 5.0).watchdog_interval == 5.0
+
+
+def test_a_status_of_exactly_the_limit_is_sent_whole_and_one_byte_more_is_cut(
+    sock_path: Path, path_receiver: socket.socket
+) -> None:
+    notifier = Notifier.from_environ({"NOTIFY_SOCKET": str(sock_path)})
+    notifier.status("x" * 1024)
+    assert path_receiver.recv(65536) == b"STATUS=" + b"x" * 1024
+    notifier.status("y" * 1025)
+    assert path_receiver.recv(65536) == b"STATUS=" + b"y" * 1021 + b"..."
+    hang_up(notifier)
+
+
+def test_text_that_cannot_be_utf8_is_sent_with_a_stand_in(
+    sock_path: Path, path_receiver: socket.socket
+) -> None:
+    # A file name read with surrogate escapes can reach a status line: it must not
+    # take the notification (or the daemon) down.
+    notifier = Notifier.from_environ({"NOTIFY_SOCKET": str(sock_path)})
+    notifier.status("shop \udcff broke")
+    assert path_receiver.recv(65536) == b"STATUS=shop ? broke"
+    notifier.notify("A=\udcff")
+    assert path_receiver.recv(65536) == b"A=?"
+    assert notifier.last_error is None
+    hang_up(notifier)
+
+
+def test_a_failed_send_is_warned_about_in_one_line_naming_the_socket(
+    sock_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier.from_environ({"NOTIFY_SOCKET": str(sock_path)})  # nobody bound it
+    notifier.ready()
+    (warned,) = [r for r in caplog.records if getattr(r, "event", "") == "notify.failed"]
+    assert warned.getMessage() == (
+        f"sd_notify to {sock_path} failed: ENOENT (No such file or directory); "
+        "systemd does not hear from pulsed"
+    )
+    hang_up(notifier)
+
+
+def test_a_failed_send_to_an_abstract_socket_names_it_as_systemd_does(
+    abstract_name: str,
+) -> None:
+    notifier = Notifier("@" + abstract_name)  # nobody bound it
+    notifier.ready()
+    assert notifier.last_error == (
+        f"sd_notify to @{abstract_name} failed: ECONNREFUSED (Connection refused)"
+    )
+    hang_up(notifier)
+
+
+def test_an_error_number_without_a_name_is_given_as_a_number() -> None:
+    assert _describe(OSError(4321, "odd"), "/run/x") == (
+        f"sd_notify to /run/x failed: 4321 ({os.strerror(4321)})"
+    )

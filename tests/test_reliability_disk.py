@@ -42,9 +42,11 @@ def test_file_size_limit_keeps_running_and_warns(lab: Lab) -> None:
 
 
 @needs_mount
-def test_state_dir_that_cannot_be_created_is_a_warning(lab: Lab) -> None:
+def test_state_dir_that_cannot_be_created_stops_once_and_is_a_warning_when_forced(
+    lab: Lab,
+) -> None:
     figures = check_state_dir_cannot_be_created(lab)
-    assert (figures["code"], figures["heartbeats"]) == (0, 1)
+    assert (figures["code"], figures["forced_code"], figures["heartbeats"]) == (75, 0, 1)
     assert "state.unwritable" in figures["warnings"]
 
 

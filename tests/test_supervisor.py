@@ -435,8 +435,12 @@ async def test_disabled_shops_are_published_beside_the_running_ones(tmp_path: Pa
         publish=lambda views: published.append([(v.name, v.problem) for v in views]),
         disabled=[off],
     )
+    notifier = sup.notifier
+    assert isinstance(notifier, RecordingNotifier)
     sup._cycled()
     assert published == [[("a", "disabled"), ("b", None)]]
+    # STATUS= counts it too: systemctl status must not say "1 shops" of two.
+    assert notifier.messages[-1].startswith("STATUS=2 shops: 0 ok, 1 not sent yet, 1 disabled (a)")
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             sup._apply_reload(tg)

@@ -150,6 +150,13 @@ def test_the_status_line_names_five_failing_shops_at_most(tmp_path: Path) -> Non
     )
 
 
+def test_the_status_line_names_five_disabled_shops_at_most(tmp_path: Path) -> None:
+    cycles = [a_cycle(tmp_path, "a", st.State(last_success=START, next_due=START + HOUR))]
+    assert status_line(cycles, list("gfedcb")) == (
+        "7 shops: 1 ok, 6 disabled (b, c, d, e, f); next 2027-01-15T09:00:00Z"
+    )
+
+
 def test_shops_with_no_due_time_yet_are_next_now(tmp_path: Path) -> None:
     cycles = [a_cycle(tmp_path, "a"), a_cycle(tmp_path, "b")]
     assert status_line(cycles) == "2 shops: 0 ok, 2 not sent yet; next now"
@@ -196,6 +203,54 @@ async def test_a_stop_with_a_reload_pending_ends_without_reloading(tmp_path: Pat
     with anyio.fail_after(5):
         await sup.run()
     assert reloaded == []
+
+
+async def test_a_stop_and_a_reload_arriving_together_end_without_reloading(
+    tmp_path: Path,
+) -> None:
+    # Both reach the loop while it waits (above, both came before it started): stopping
+    # wins, and the configuration is not read on the way out.
+    reloaded: list[bool] = []
+
+    def reload() -> Reloaded | None:
+        reloaded.append(True)
+        return None
+
+    sup = Supervisor([a_cycle(tmp_path, "default")], Counted(1), Quiet(), reload_config=reload)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await anyio.wait_all_tasks_blocked()
+            sup.request_reload()
+            sup.request_stop()
+    assert reloaded == []
+
+
+async def test_a_stop_while_a_crash_is_recorded_lets_the_record_finish(tmp_path: Path) -> None:
+    recording, release = anyio.Event(), anyio.Event()
+    cycle = a_cycle(tmp_path, "default")
+    record = cycle.crashed
+
+    async def prepare() -> object:
+        raise LookupError("a bug")
+
+    async def held_crash(exc: Exception) -> None:
+        recording.set()
+        await release.wait()
+        await record(exc)
+
+    cycle.prepare = prepare  # type: ignore[method-assign,assignment]
+    cycle.crashed = held_crash  # type: ignore[method-assign]
+    sup = Supervisor([cycle], Counted(1), Quiet(), reload_config=lambda: None)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await recording.wait()
+            sup.request_stop()
+            await anyio.wait_all_tasks_blocked()  # the stop has cancelled the shop's task
+            release.set()
+    saved = st.StateStore(cycle.cfg.state_dir).read()
+    assert saved is not None and saved.last_error == "internal: LookupError"
 
 
 # --- the watchdog's edge --------------------------------------------------------------------

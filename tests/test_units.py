@@ -246,3 +246,76 @@ def test_credentials_generator_writes_nothing_without_per_shop_files(tmp_path: P
         check=True,
     )
     assert not (tmp_path / "normal").exists()
+
+
+# --- the user unit (systemctl --user, docs/without-root.md) -----------------------------
+
+USER_UNIT = SYSTEMD / "user" / "pulsed.service"
+# What a user manager cannot do, or can only with unprivileged user namespaces (which
+# many shared hosts refuse, and without which the unit would not start at all).
+SYSTEM_ONLY = (
+    "DynamicUser",
+    "User",
+    "Group",
+    "SupplementaryGroups",
+    "PrivateUsers",
+    "ProtectSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "PrivateDevices",
+    "PrivateIPC",
+    "PrivateMounts",
+    "ProtectHostname",
+    "ProtectClock",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectProc",
+    "ProcSubset",
+    "CapabilityBoundingSet",
+    "AmbientCapabilities",
+    "ReadWritePaths",
+    "BindReadOnlyPaths",
+    "LoadCredential",
+    "SetCredential",
+    "StateDirectory",
+)
+
+
+def test_the_user_unit_keeps_the_daemons_contract_with_systemd() -> None:
+    u = parse_unit(USER_UNIT)
+    assert single(u, "Type") == "notify"
+    assert single(u, "NotifyAccess") == "main"
+    assert single(u, "WatchdogSec") == "1min"
+    assert single(u, "Restart") == "on-failure"
+    assert single(u, "RestartPreventExitStatus") == "78"
+    assert single(u, "ExecStart") == "/usr/local/bin/pulsed run"
+    assert single(u, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert single(u, "WantedBy", "Install") == "default.target"
+
+
+def test_the_user_unit_asks_nothing_a_user_manager_cannot_give() -> None:
+    u = parse_unit(USER_UNIT)
+    for key in SYSTEM_ONLY:
+        assert values(u, key) == [], key
+    # Nothing of root's: no /etc, no /run/pulsed, no /var/lib.
+    for _key, value in (*u["Service"], *u["Unit"]):
+        assert not re.search(r"(^|[=\s:])/(etc|run|var)/", value), value
+
+
+def test_the_user_unit_reads_the_users_config_and_secrets_and_hardens_what_it_can() -> None:
+    u = parse_unit(USER_UNIT)
+    assert values(u, "Environment") == [
+        "PYTHONFAULTHANDLER=1",
+        "PULSED_CONFIG=%E/pulsed/pulsed.toml",
+        "CREDENTIALS_DIRECTORY=%E/pulsed/credentials",
+    ]
+    # The status file's folder: pulsed's default for a user is $XDG_RUNTIME_DIR/pulsed/.
+    assert single(u, "RuntimeDirectory") == "pulsed"
+    assert single(u, "UMask") == "0077"
+    for key in ("NoNewPrivileges", "RestrictSUIDSGID", "RestrictNamespaces"):
+        assert single(u, key) == "yes", key
+    assert single(u, "MemoryDenyWriteExecute") == "yes"
+    assert single(u, "RestrictAddressFamilies").split() == ["AF_UNIX", "AF_INET", "AF_INET6"]
+    assert values(u, "SystemCallFilter") == ["@system-service", "~@privileged @resources"]

@@ -133,11 +133,23 @@ def check_state_dir_cannot_be_created(lab: Lab) -> dict[str, Any]:
     parent = rig.home / "ro-parent"
     lab.mount(parent, "--bind", str(parent), str(parent))
     lab.mount(parent, "-o", "remount,bind,ro", str(parent))
-    result = rig.run("once", env={"PULSED_STATE_DIR": str(parent / "state")})
+    env = {"PULSED_STATE_DIR": str(parent / "state")}
+    # once keeps nothing in memory past its end: without a state it sends nothing (75),
+    # or from cron it would send at every run; --force sends and warns (contract §12).
+    refused = rig.run("once", env=env)
+    assert refused.code == 75, refused.err
+    assert [e["event"] for e in refused.events] == ["heartbeat.withheld"]
+    assert receiver.unique_accepted == []
+    result = rig.run("once", "--force", env=env)
     assert result.code == 0, result.err
     assert result.named("state.unlocked") and result.named("state.unwritable")
     assert len(receiver.unique_accepted) == 1
-    return {"code": result.code, "heartbeats": 1, "warnings": _warnings(result)}
+    return {
+        "code": refused.code,
+        "forced_code": result.code,
+        "heartbeats": 1,
+        "warnings": _warnings(result),
+    }
 
 
 def _real_state_text() -> str:
