@@ -35,6 +35,10 @@ PACKAGES = (
     "systemd",
     "systemd-sysv",
     "dbus",
+    # A user manager for the user unit's test (loginctl enable-linger): logind's PAM
+    # session and the user's own bus, as a Debian host with systemd has them.
+    "libpam-systemd",
+    "dbus-user-session",
     "python3",
     "python3-venv",
     "procps",
