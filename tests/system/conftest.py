@@ -1,9 +1,11 @@
 """Fixtures of the system tests: what is built once, a fresh host per test, a receiver.
 
-Run by ``make systemtest`` (root, systemd-nspawn). A scenario is one test function
-taking ``host`` (a booted container set up as a Debian host with an operator account)
-and, when it sends heartbeats, ``receiver``; the steps an operator takes are in
-:mod:`tests.system.steps`.
+Run by ``make systemtest`` (root, systemd-nspawn) on this host's own OS, and by ``make
+systemtest-trixie`` on a Debian 13 root (:mod:`tests.system.release`): every scenario
+runs on the root the run was started for, with the package built for it. A
+scenario is one test function taking ``host`` (a booted container set up as a Debian
+host with an operator account) and, when it sends heartbeats, ``receiver``; the steps
+an operator takes are in :mod:`tests.system.steps`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +25,16 @@ import pytest
 
 from tests.support.wait import wait_until
 from tests.system.container import Container, stop, why_not_here
+from tests.system.release import build_inside, describe, selected_root
 from tests.system.steps import SECRET, Received
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = "admin"
 _names = itertools.count()
+# The OS every container of this run boots (/ is this host's own).
+ROOT = selected_root()
+# What this run's build took, for the summary at the end.
+_timings: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,12 +59,19 @@ class Built:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     out = tmp_path_factory.mktemp("built")
-    made = subprocess.run(
-        ["make", "--no-print-directory", "deb"], cwd=REPO, capture_output=True, text=True
-    )
-    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
-    deb = _newest_deb()
+    start = time.monotonic()
+    if Path("/") == ROOT:
+        deb = _make_deb_here()
+        wheels = _wheels_here()
+    else:
+        # Built by the root's own Python, wheels and all: its make install needs them.
+        wheels = ROOT.with_name(ROOT.name + ".wheels")
+        deb = build_inside(ROOT, wheels, out)
     version = _field(deb, "Version")
+    _timings["package"] = (
+        f"{deb.name}, {deb.stat().st_size / 1e6:.1f} MB, built in"
+        f" {time.monotonic() - start:.0f} s; Depends: {_field(deb, 'Depends')}"
+    )
     # The upgrade is the same contents under a higher version: what is proven is how
     # dpkg and the maintainer scripts treat a running service, not new code.
     upgrade_version = version + "+systemtest1"
@@ -72,6 +87,18 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         check=True,
         capture_output=True,
     )
+    return Built(deb, upgrade, version, upgrade_version, wheels)
+
+
+def _make_deb_here() -> Path:
+    made = subprocess.run(
+        ["make", "--no-print-directory", "deb"], cwd=REPO, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    return _newest_deb()
+
+
+def _wheels_here() -> Path:
     wheels = REPO / "build" / "wheelhouse"
     subprocess.run(
         [
@@ -92,7 +119,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         check=True,
         capture_output=True,
     )
-    return Built(deb, upgrade, version, upgrade_version, wheels)
+    return wheels
 
 
 def _newest_deb() -> Path:
@@ -105,10 +132,11 @@ def _field(deb: Path, name: str) -> str:
     ).stdout.strip()
 
 
-# The parts of the host's /etc a Debian host has and the container's fresh /etc lacks:
+# The parts of the root's /etc a Debian host has and the container's fresh /etc lacks:
 # package management (dpkg's own state is copied under /var) and the alternatives
-# it manages (/usr/bin/php is one), sudo and its PAM setup.
-HOST_ETC = (
+# it manages (/usr/bin/php is one), sudo and its PAM setup, and the trusted CAs (the
+# venv of make install on Debian 13: its pip loads them as it starts, even offline).
+ROOT_ETC = (
     "alternatives",
     "apt",
     "dpkg",
@@ -117,20 +145,21 @@ HOST_ETC = (
     "pam.d",
     "security",
     "login.defs",
+    "ssl",
 )
 
 
 @pytest.fixture
 def host(built: Built) -> Iterator[Container]:
-    with Container(f"pulsed-st-{os.getpid()}-{next(_names)}") as box:
-        for name in HOST_ETC:
-            if Path("/etc", name).exists():
-                box.copy_in(Path("/etc", name), f"/etc/{name}")
-        box.copy_in(Path("/var/lib/dpkg"), "/var/lib/dpkg")
-        # The container's /etc is fresh: the host's overrides name users it lacks.
+    with Container(f"pulsed-st-{os.getpid()}-{next(_names)}", ROOT) as box:
+        for name in ROOT_ETC:
+            if (ROOT / "etc" / name).exists():
+                box.copy_in(ROOT / "etc" / name, f"/etc/{name}")
+        box.copy_in(ROOT / "var/lib/dpkg", "/var/lib/dpkg")
+        # The container's /etc is fresh: the root's overrides name users it lacks.
         box.write("/var/lib/dpkg/statoverride", "")
-        if Path("/var/lib/apt/lists").is_dir():
-            box.copy_in(Path("/var/lib/apt/lists"), "/var/lib/apt/lists")
+        if (ROOT / "var/lib/apt/lists").is_dir():
+            box.copy_in(ROOT / "var/lib/apt/lists", "/var/lib/apt/lists")
         # No network inside: pip finds the lock's wheels in a local folder instead.
         box.copy_in(built.wheels, "/var/cache/pulsed-wheels")
         box.write(
@@ -152,8 +181,9 @@ def host(built: Built) -> Iterator[Container]:
             yield box
         finally:
             # Shown by pytest only when the test failed: what systemd and pulsed said.
-            # check=False: with no pulsed unit ever loaded (a user unit's scenario),
-            # journalctl refuses the pattern, and a passing test must not fail here.
+            # check=False: with no pulsed unit ever loaded (a user unit's scenario, or
+            # the package only unpacked), journalctl refuses the pattern, and a
+            # passing test must not fail here.
             shown = ["journalctl", "--no-pager", "-n", "60", "-u", "pulsed*"]
             print(box.run(shown, check=False).stdout)
 
@@ -200,4 +230,12 @@ def receiver(host: Container, tmp_path: Path) -> Iterator[Received]:
 
 
 def pytest_report_header() -> str:
-    return f"system tests: systemd-nspawn {shutil.which('systemd-nspawn')}"
+    return (
+        f"system tests: systemd-nspawn {shutil.which('systemd-nspawn')},"
+        f" booting {describe(ROOT)} ({ROOT})"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for what, said in _timings.items():
+        terminalreporter.write_line(f"system tests on {describe(ROOT)}: {what} {said}")

@@ -1,8 +1,10 @@
-"""A throwaway container running a real systemd and journald over this host's own OS.
+"""A throwaway container running a real systemd and journald over an OS's /usr.
 
-``systemd-nspawn -D / --volatile=yes`` boots the host's /usr on an empty, in-memory
-root: /etc and /var start fresh, and /usr is an overlay whose writes land in a
-scratch folder, so nothing the test installs reaches the host. ``--private-network``
+``systemd-nspawn -D <root> --volatile=yes`` boots the root's /usr on an empty,
+in-memory root: /etc and /var start fresh, and /usr is an overlay whose writes land
+in a scratch folder, so nothing the test installs reaches the root. The root is this
+host's own OS (``/``) or another Debian release's tree (:mod:`tests.system.release`).
+``--private-network``
 gives it a loopback of its own; a receiver started in that network namespace
 (:meth:`Container.spawn_in_network`) is what the daemon inside talks to.
 
@@ -42,8 +44,9 @@ def why_not_here() -> str | None:
 class Container:
     """One booted container; use as a context manager, it is powered off at exit."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, root: Path = Path("/")) -> None:
         self.name = name
+        self.root = root
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{name}-usr-"))
         # The overlay's upper folder lends /usr its mode: mkdtemp's 0700 would shut
         # every unprivileged user, the service's included, out of /usr.
@@ -76,9 +79,9 @@ class Container:
                 [
                     "systemd-nspawn",
                     "-D",
-                    "/",
+                    str(self.root),
                     "--volatile=yes",
-                    f"--overlay=/usr:{self.scratch}:/usr",
+                    f"--overlay={self.root / 'usr'}:{self.scratch}:/usr",
                     "--private-network",
                     "--register=no",
                     "--keep-unit",

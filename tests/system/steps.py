@@ -206,3 +206,83 @@ def named_credential_reaches_the_daemon(host: Container, shop: str = "shop7") ->
 
 def pids(host: Container, *units: str) -> dict[str, str]:
     return {unit: show(host, unit, "MainPID") for unit in units}
+
+
+# --- what the package declares ----------------------------------------------------------
+
+
+def package_names(field: str) -> list[str]:
+    """The package names of a ``Depends:`` field, alternatives included."""
+    names = []
+    for alternative in field.replace("|", ",").split(","):
+        name = alternative.strip().split(" ", 1)[0].split(":", 1)[0]
+        if name:
+            names.append(name)
+    return names
+
+
+def dependency_closure(host: Container, names: list[str]) -> set[str]:
+    """``names`` and every installed package they depend on, directly or not."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        fields = host.run(
+            ["dpkg-query", "-W", "-f", "${Depends}, ${Pre-Depends}", name], check=False
+        )
+        if fields.returncode == 0:  # else virtual, or not installed: nothing further
+            todo += package_names(fields.stdout)
+    return seen
+
+
+def programs_of_the_units(host: Container) -> list[str]:
+    """What the installed package's units start (every ``Exec…=``) and its generators."""
+    files = host.run(["dpkg-query", "-L", "pulsed"]).stdout.split()
+    programs = [path for path in files if "/systemd/system-generators/" in path]
+    for unit in (path for path in files if path.endswith(".service")):
+        for line in host.run(["cat", unit]).stdout.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.startswith("Exec") and value.strip():
+                # systemd's prefixes (@, -, :, +, !) are not part of the path.
+                programs.append(value.split()[0].lstrip("@-:+!|"))
+    return programs
+
+
+def provider(host: Container, program: str) -> str:
+    """The package a program comes from; for pulsed's own scripts, the package of the
+    interpreter their ``#!`` line names, followed through links."""
+    real = host.run(["readlink", "-f", program]).stdout.strip()
+    # dpkg knows a file by the path its package ships, /bin/kill on Debian 12 and
+    # /usr/bin/kill on 13: ask for both spellings.
+    aliases = [real, real.removeprefix("/usr"), program]
+    for path in aliases:
+        found = host.run(["dpkg-query", "-S", path], check=False)
+        if found.returncode == 0:
+            package = found.stdout.splitlines()[0].split(": ", 1)[0].split(",")[0]
+            break
+    else:
+        raise AssertionError(f"no package ships {program} ({real})")
+    if package != "pulsed":
+        return package
+    first = host.run(["head", "-n", "1", real]).stdout
+    assert first.startswith("#!"), f"{program}: pulsed's own program, not a script"
+    return provider(host, first[2:].split()[0])
+
+
+def every_program_is_declared(host: Container) -> None:
+    """Each program the units run comes from a package pulsed depends on (or one of
+    theirs), or from an Essential one, which every Debian host has."""
+    depends = host.run(["dpkg-query", "-W", "-f", "${Depends}", "pulsed"]).stdout
+    declared = dependency_closure(host, package_names(depends))
+    programs = programs_of_the_units(host)
+    assert any(program.endswith("/kill") for program in programs), programs
+    undeclared = []
+    for program in programs:
+        package = provider(host, program)
+        essential = host.run(["dpkg-query", "-W", "-f", "${Essential}", package]).stdout
+        if package not in declared and essential != "yes":
+            undeclared.append(f"{program} ({package})")
+    assert not undeclared, f"not in Depends: {undeclared}; Depends: {depends}"

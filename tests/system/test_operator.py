@@ -1,4 +1,4 @@
-"""pulsed as an operator installs and runs it, under a real systemd 252 and journald.
+"""pulsed as an operator installs and runs it, under a real systemd and journald.
 
 Each test is one scenario on a freshly booted host (see ``conftest.py``); a new
 scenario is one more function here, built from the steps in ``steps.py``.
@@ -7,12 +7,12 @@ scenario is one more function here, built from the steps in ``steps.py``.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from tests.system import steps
 from tests.system.conftest import OPERATOR, REPO, Built, receiving
 from tests.system.container import Container
+from tests.system.release import tracked_files
 from tests.system.steps import SECRET, Received
 
 SOURCE = "/home/admin/pulsed"
@@ -20,10 +20,7 @@ SOURCE = "/home/admin/pulsed"
 
 def source_tree(host: Container) -> None:
     """The operator's checkout: the files git tracks, as they are in this tree."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    host.copy_tree_files(REPO, [f for f in files if f and (REPO / f).exists()], SOURCE)
+    host.copy_tree_files(REPO, tracked_files(), SOURCE)
     host.run(["chown", "-R", f"{OPERATOR}:{OPERATOR}", SOURCE])
 
 
@@ -80,6 +77,81 @@ def test_the_debian_package_from_install_to_purge(
         assert not host.ok(f"test -e {gone} || test -L {gone}"), f"{gone} left after purge"
     assert host.ok("test -f /etc/pulsed/pulsed.toml")
     assert steps.no_pulsed_unit_failed(host)
+
+
+def test_the_package_is_built_for_the_release_it_runs_on(host: Container, built: Built) -> None:
+    """Contract §12: Depends names this release's Python, the version names the release,
+    and every program the units run comes from a declared package."""
+    python = host.run(["python3", "-c", "import sys; print(*sys.version_info[:2])"]).stdout
+    major, minor = python.split()
+    depends = host.run(["dpkg-deb", "-f", "/root/pulsed.deb", "Depends"]).stdout.strip()
+    assert depends.split(", ")[:3] == [
+        f"python3 (>= {major}.{minor})",
+        f"python3 (<< {major}.{int(minor) + 1})",
+        f"python{major}.{minor}",
+    ], depends
+    release = host.sh('. /usr/lib/os-release && echo "$VERSION_ID"').strip()
+    assert built.version.endswith(f"+deb{release}"), built.version
+
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    steps.every_program_is_declared(host)
+    # The copyright file speaks of the venv the package holds, not of another Python's.
+    site = f"/usr/lib/pulsed/venv/lib/python{major}.{minor}/site-packages/"
+    assert host.ok(f"test -d {site}")
+    copyright_paths = re.findall(
+        r"/?usr/lib/pulsed/venv/lib/[^/]+/site-packages/",
+        host.run(["cat", "/usr/share/doc/pulsed/copyright"]).stdout,
+    )
+    assert copyright_paths, "the copyright file names no site-packages"
+    assert {"/" + path.lstrip("/") for path in copyright_paths} == {site}
+
+
+def test_purging_the_package_keeps_a_make_install_beside_it(
+    host: Container, receiver: Received
+) -> None:
+    """Contract §12: purge removes only what the package created. A make install's
+    running services keep their state, their secrets and their process; so does what
+    a make uninstall left, whether the package configured here or never did."""
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    source_tree(host)
+    host.run(["sh", "-c", f"cd {SOURCE} && make install"])
+    steps.configure(host, receiver.port)
+    host.run(["systemctl", "enable", "--now", "pulsed"])
+    receiver.wait_for(1, steps.SHOP_DOMAIN)
+    steps.template_instance_beside_the_single_unit(host, receiver)
+    running = steps.pids(host, "pulsed", "pulsed@shop2")
+    kept = (
+        "/var/lib/private/pulsed/state.json",
+        "/var/lib/private/pulsed-instances/shop2/state.json",
+        "/etc/pulsed/credentials/pulse_heartbeat_secret",
+        "/etc/pulsed/credentials/shop2/pulse_heartbeat_secret",
+    )
+
+    # The package upgraded, removed and purged while the make install's units run:
+    # they are not its own to restart or stop, and what they use is not its to delete.
+    host.run(["dpkg", "-i", "/root/pulsed-upgrade.deb"])
+    host.run(["dpkg", "--purge", "pulsed"])
+    assert steps.pids(host, "pulsed", "pulsed@shop2") == running
+    for path in kept:
+        assert host.ok(f"test -f {path}"), f"{path} gone with the package"
+    assert host.ok("test -L /etc/systemd/system/multi-user.target.wants/pulsed.service")
+    assert len(receiver.accepted()) == 2
+
+    # What make uninstall keeps, beside a package that never configured, then one that
+    # did: neither made it, neither removes it.
+    host.run(["sh", "-c", f"cd {SOURCE} && make uninstall"])
+    for install in ("--unpack", "--install"):
+        host.run(["dpkg", install, "/root/pulsed.deb"])
+        host.run(["dpkg", "--purge", "pulsed"])
+        for path in kept:
+            assert host.ok(f"test -f {path}"), f"{path} gone with a package {install}ed"
+
+    # Installed again, it picks up where it was: the secret is read, nothing sent early.
+    host.run(["sh", "-c", f"cd {SOURCE} && make install"])
+    host.run(["systemctl", "enable", "--now", "pulsed", "pulsed@shop2"])
+    steps.restart_sends_nothing_early(host, receiver)
+    steps.restart_sends_nothing_early(host, receiver, "pulsed@shop2")
+    assert len(receiver.accepted()) == 2
 
 
 def test_make_install_from_a_checkout_to_uninstall(host: Container, receiver: Received) -> None:
