@@ -93,6 +93,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_config_setup.py",
         "tests/test_config_files.py",
         "tests/test_config_words.py",
+        "tests/test_config_defaults.py",
         # Shops from [shops.*] tables and shops.d/, loaded in the test's process.
         "tests/test_many_shops.py",
     ),
