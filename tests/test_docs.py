@@ -96,6 +96,9 @@ def produced() -> set[str]:
                 paths.add(value)
             elif key == "Environment" and value.startswith("PULSED_"):
                 paths.add(value.split("=", 1)[1])
+    # What the package's own scripts make (what was there before its first configure).
+    postinst = (REPO / "packaging" / "deb" / "postinst").read_text(encoding="utf-8")
+    paths |= set(PULSED_PATH.findall(postinst))
     return paths
 
 
