@@ -264,7 +264,7 @@ def test_failing_since_nothing_recorded_is_the_epoch() -> None:
         (120.0, "2 min"),
         (7199.0, "119 min"),
         (7200.0, "2 h 0 min"),
-        (3 * 3600 + 59 * 60 + 59, "3 h 59 min"),
+        (3 * 3600 + 59 * 60, "3 h 59 min"),  # 3600 s / 61 would read 58 here
         (50 * 3600 + 61, "50 h 1 min"),
     ],
 )
