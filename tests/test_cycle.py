@@ -16,7 +16,7 @@ from pulsed import _state as st
 from pulsed._config import Config, Secret
 from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
-from pulsed._errors import DeliveryError, IdentityError
+from pulsed._errors import DeliveryError, IdentityError, StateUnwritableError
 from pulsed._timefmt import compact, rfc3339
 from tests.support.loop import HOUR, fixed_facts, loop_config
 
@@ -336,6 +336,35 @@ async def test_a_failed_delivery_is_logged_with_the_receivers_host(
     (line,) = events(caplog, "heartbeat.failed")
     assert getattr(line, "host", None) == "pulse.example"
     assert "pulse.example" in line.getMessage()
+
+
+def unwritable_cycle(tmp_path: Path) -> Cycle:
+    (tmp_path / "a-file").write_text("")
+    return Cycle(
+        loop_config(tmp_path),
+        st.StateStore(tmp_path / "a-file" / "state"),
+        st.State(),
+        writable=True,
+        environ={},
+        wall=lambda: NOW,
+        rng=random.Random(7),
+        collect=fixed_facts,
+    )
+
+
+async def test_a_delivery_whose_state_cannot_be_kept_still_goes_for_run(tmp_path: Path) -> None:
+    cycle = unwritable_cycle(tmp_path)
+    transport = Asked()
+    assert await cycle.deliver(await cycle.build(), transport)
+    assert len(transport.sent) == 1
+
+
+async def test_a_delivery_that_must_be_kept_and_cannot_be_is_not_sent(tmp_path: Path) -> None:
+    cycle = unwritable_cycle(tmp_path)
+    transport = Asked()
+    with pytest.raises(StateUnwritableError):
+        await cycle.deliver(await cycle.build(), transport, must_keep=True)
+    assert transport.sent == []
 
 
 # --- an interrupted delivery -------------------------------------------------------------
