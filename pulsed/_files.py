@@ -176,6 +176,24 @@ def open_trusted_folder(folder: Path, setting: str, *, euid: int | None = None) 
     return fd
 
 
+def _write_temp(
+    dir_fd: int, tmp: str, data: bytes, mode: int, owner: tuple[int, int] | None
+) -> None:
+    """A new file ``tmp`` in the folder open at ``dir_fd``, holding ``data`` on disk."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_at(
     dir_fd: int,
     folder: Path,
@@ -187,19 +205,8 @@ def write_at(
     """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``; ``owner``
     (uid, gid) is given to the temp file's descriptor before the rename, never by path."""
     tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
-        try:
-            os.fchmod(fd, mode)
-            if owner is not None:
-                os.fchown(fd, *owner)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_temp(dir_fd, tmp, data, mode, owner)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         os.fsync(dir_fd)
     except OSError as exc:
@@ -219,17 +226,8 @@ def write_new(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> b
     already exists; :class:`FileError` when the write fails.
     """
     tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_temp(dir_fd, tmp, data, mode, None)
         try:
             os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
