@@ -63,53 +63,25 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="gives a file to anoth
 
 
 @needs_root
-def test_a_config_file_of_another_user_is_refused_saying_what_it_would_steer(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "which", ["config file", "config folder", "shops.d file", "shops.d folder"]
+)
+def test_a_file_or_folder_of_another_user_is_refused_naming_it_and_what_it_would_steer(
+    tmp_path: Path, which: str
 ) -> None:
     conf = config(tmp_path, "")
-    os.chown(conf, NOBODY, -1)
-    error = refusal(conf)
-    assert (error.setting, error.reason) == (
-        "config",
-        f"{conf} is owned by uid {NOBODY}, not by pulsed's user or root; "
-        "refusing to take settings from it",
-    )
-
-
-@needs_root
-def test_a_config_folder_of_another_user_is_refused_naming_the_folder(tmp_path: Path) -> None:
-    conf = config(tmp_path, "")
-    os.chown(conf.parent, NOBODY, -1)
-    error = refusal(conf)
-    assert (error.setting, error.reason) == (
-        "config",
-        f"{conf.parent} is owned by uid {NOBODY}, not by pulsed's user or root; "
-        "refusing to take settings from it",
-    )
-
-
-@needs_root
-def test_a_shops_d_file_of_another_user_is_refused_naming_the_file(tmp_path: Path) -> None:
-    conf = config(tmp_path, "")
     folder = shops_d(conf, {"anna.toml": '[shop]\ndomain = "anna.example"\n'})
-    os.chown(folder / "anna.toml", NOBODY, -1)
+    owned = {
+        "config file": conf,
+        "config folder": conf.parent,
+        "shops.d file": folder / "anna.toml",
+        "shops.d folder": folder,
+    }[which]
+    os.chown(owned, NOBODY, -1)
     error = refusal(conf)
     assert (error.setting, error.reason) == (
         "config",
-        f"{folder / 'anna.toml'} is owned by uid {NOBODY}, not by pulsed's user or root; "
-        "refusing to take settings from it",
-    )
-
-
-@needs_root
-def test_a_shops_d_folder_of_another_user_is_refused_naming_the_folder(tmp_path: Path) -> None:
-    conf = config(tmp_path, "")
-    folder = shops_d(conf, {})
-    os.chown(folder, NOBODY, -1)
-    error = refusal(conf)
-    assert (error.setting, error.reason) == (
-        "config",
-        f"{folder} is owned by uid {NOBODY}, not by pulsed's user or root; "
+        f"{owned} is owned by uid {NOBODY}, not by pulsed's user or root; "
         "refusing to take settings from it",
     )
 
