@@ -13,13 +13,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.nobody import NOBODY
+from tests.support.nobody import NOBODY, reachable_folder
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
@@ -39,12 +38,8 @@ def _version(python: str) -> str:
 def user_home() -> Iterator[Path]:
     """A folder for the source tree, an odd interpreter folder and a home, which the
     installing user owns; outside pytest's tmp, which nobody may not enter."""
-    top = Path(tempfile.mkdtemp(prefix="pulsed-user-install-"))
-    top.chmod(0o755)
-    try:
-        yield top
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
+    with reachable_folder("pulsed-user-install-") as folder:
+        yield folder
 
 
 def as_user(argv: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:

@@ -34,7 +34,7 @@ from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._errors import EX_OK, EX_TEMPFAIL
 from tests.support.loop import HOUR, fixed_facts, loop_config
-from tests.support.nobody import NOBODY
+from tests.support.nobody import NOBODY, reachable_folder
 from tests.support.process import Result, Shop, events_of, run_pulsed
 
 ALICE = User(1000, "/home/alice")
@@ -49,12 +49,8 @@ NO_DAC = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
 @pytest.fixture
 def home() -> Iterator[Path]:
     """A home folder nobody owns, where nobody can reach it (not under pytest's 0700 tmp)."""
-    folder = Path(tempfile.mkdtemp(prefix="pulsed-home-"))
-    folder.chmod(0o755)
-    try:
+    with reachable_folder("pulsed-home-") as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _own(path: Path, uid: int) -> None:

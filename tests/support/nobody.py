@@ -10,10 +10,25 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 NOBODY = 65534
+
+
+@contextlib.contextmanager
+def reachable_folder(prefix: str) -> Iterator[Path]:
+    """A fresh folder another user may enter (0755): pytest's tmp is 0700, which nobody
+    may not. Removed with all it holds at exit."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def as_nobody(work: Callable[[], int]) -> tuple[int, str]:
