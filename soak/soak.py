@@ -601,7 +601,10 @@ def main(argv: list[str] | None = None) -> int:
                 "last_success a day ahead (warning, heartbeat now), years ago, 4 min ahead "
                 "(respected), next_due decades ahead, identity fetched in the future (fetched "
                 "again); the wall clock set back or forward by minutes to days while asleep: "
-                "heartbeats exactly one interval apart in real time, never doubled, never late",
+                "heartbeats never further apart in real time than one interval, never closer "
+                "than one interval less what §5 allows (a forward setting within the grace "
+                "keeps the wall clock's hour; a new schedule starts from a timestamp in whole "
+                "seconds, up to 1 s sooner)",
                 lambda row: clock_faults(soak, row, 10 if quick else 100),
             ),
             (
@@ -632,7 +635,15 @@ def main(argv: list[str] | None = None) -> int:
                 "grandchild (group killed, JSON lines only), a getMe username with ESC, "
                 "newline and U+2028 (refused), terminal escapes in state (status escapes "
                 "them), a 50 MB state.json (moved aside unread), a secret in a readable file "
-                "shadowed by a variable (warned)",
+                "shadowed by a variable (warned); a receiver whose Date overflows (a delivery, "
+                "not a failure), a Retry-After of `²` or 400 digits (not a number; clamped), "
+                "a 422 echoing the body and a 12 KB Location (the status file gets the reason "
+                "word and the code; state and logs cut at 200 characters), a one-letter "
+                "secret (78 naming the rule), a status or metrics folder that is a tenant's "
+                "link, owned by it or open to all, a status or metrics file set to the state "
+                "file or in its folder (78 naming the setting), `status --shop ../../outside` "
+                "(refused), a shops.d file name with ESC and a newline (escaped), a tenant's "
+                "config.php linked to another tenant's file (discover does not follow it)",
                 lambda row: hostile_host(soak, row),
             ),
         ]

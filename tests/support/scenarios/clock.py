@@ -9,8 +9,12 @@ identity dated in the future is fetched again.
 On an injected clock (the real loop, state and schedule; only sleeping is
 simulated, on the monotonic clock as the daemon does): the wall clock is set back
 or forward by minutes, an hour, a week while the daemon sleeps. In real (monotonic)
-time no two heartbeats come closer than one interval and none is further apart than
-one interval.
+time no two heartbeats are further apart than one interval, and none come closer
+than one interval less what §5's schedule itself allows: a clock set forward by at
+most the grace keeps the hour on the wall clock (the next heartbeat is due at the
+previous due time plus the interval, so that gap is shorter by the setting), and a
+new schedule starts from the heartbeat's timestamp, which names whole seconds (up to
+1 s shorter).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pulsed import _state as st
 from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._notify import Notifier
-from pulsed._schedule import FUTURE_TOLERANCE
+from pulsed._schedule import FUTURE_TOLERANCE, grace
 from tests.support.lab import BOT, Lab
 from tests.support.loop import Clocks, fixed_facts, loop_config, stepped
 from tests.support.process import stamp
@@ -135,9 +139,18 @@ JUMPS = {
     "back-50-min": -3000.0,
     "back-an-interval-and-4-min": -(HOUR + 240),
     "back-a-day": -DAY,
+    "forward-2-min": 120.0,
     "forward-30-min": 1800.0,
     "forward-a-week": 7 * DAY,
 }
+
+
+def shortest_gap(jump: float) -> float:
+    """The shortest real-time gap §5 allows after the wall clock is set by ``jump`` during
+    that gap's sleep: the whole setting when it is forward by at most the grace (the
+    schedule keeps the wall clock's hour), else up to 1 s (a new schedule from a
+    timestamp in whole seconds)."""
+    return HOUR - (jump if 0 < jump <= grace(HOUR) else 0.0) - 1.0
 
 
 def check_wall_clock_jump(state_dir: Path, jump: float) -> list[float]:
@@ -145,8 +158,10 @@ def check_wall_clock_jump(state_dir: Path, jump: float) -> list[float]:
     sent = anyio.run(run_with_jumps, state_dir, {2: jump}, 6 * HOUR + 1)
     gaps = [b - a for a, b in pairwise(sent)]
     assert len(sent) >= 6, sent
-    assert all(g >= HOUR - 1e-6 for g in gaps), f"a double ping: {gaps}"
-    assert all(g <= HOUR + 1e-6 for g in gaps), f"a silence longer than the interval: {gaps}"
+    # Whole seconds on both clocks here, so each gap is exact: the hour, or the hour
+    # less a forward setting the schedule absorbs (within the grace).
+    expected = [shortest_gap(jump) + 1.0 if n == 2 else HOUR for n in range(len(gaps))]
+    assert gaps == pytest.approx(expected, abs=1e-6), f"{gaps} != {expected}"
     return gaps
 
 
@@ -160,5 +175,8 @@ def check_random_jumps(state_dir: Path, seed: int) -> int:
     }
     sent = anyio.run(run_with_jumps, state_dir, jumps, 12 * HOUR + 1)
     gaps = [b - a for a, b in pairwise(sent)]
-    assert len(sent) == 13 and all(abs(g - HOUR) < 1e-6 for g in gaps), (jumps, gaps)
+    assert len(sent) == 13, (jumps, gaps)
+    # The n-th sleep is the n-th gap's: a setting made then can shorten only that gap.
+    for n, gap in enumerate(gaps):
+        assert shortest_gap(jumps.get(n, 0.0)) - 1e-6 <= gap <= HOUR + 1e-6, (n, jumps, gaps)
     return len(sent)
