@@ -66,7 +66,6 @@ deb:
 	ln -sfn ../../../../bin/python3 '$(DEB_VENV)/bin/python3'
 	$(DEB_FIELDS) render packaging/deb/copyright.in > '$(DEB_ROOT)/usr/share/doc/pulsed/copyright'
 	chmod 0644 '$(DEB_ROOT)/usr/share/doc/pulsed/copyright'
-	install -m 0644 docs/packaging.md '$(DEB_ROOT)/usr/share/doc/pulsed/packaging.md'
 	printf 'pulsed (%s) stable; urgency=medium\n\n  * pulsed %s, built from its source tree.\n\n -- %s  %s\n' \
 	    '$(DEB_VERSION)' '$(DEB_VERSION)' '$(DEB_MAINTAINER)' \
 	    "$$(date -R -u -d @$(DEB_EPOCH))" \

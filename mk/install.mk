@@ -7,20 +7,22 @@
 #
 #   /usr/local/lib/pulsed/venv/            a venv of its own: requirements/runtime.txt, then pulsed
 #   /usr/local/bin/pulsed                  symlink to the venv's console script
-#   /usr/local/share/doc/pulsed/           systemd.md, without-root.md, credentials.md
+#   /usr/local/share/doc/pulsed/           the operator's pages (PULSED_DOCS), credentials.md
+#   /usr/local/share/pulsed/admin-panel.php the admin page's function (docs/admin-panel.md)
 #   $(UNITDIR)/pulsed.service, pulsed@.service   (ExecStart= rewritten to $(PREFIX))
 #   $(USERUNITDIR)/pulsed.service          the user unit, for every user (systemctl --user)
 #   $(GENERATORDIR)/pulsed-credentials-generator  loads per-shop credentials into pulsed.service
 #   /etc/pulsed/pulsed.toml.example        always refreshed; /etc/pulsed/pulsed.toml is never written
 #   /etc/pulsed/credentials/               created 0700 if absent; never filled
+#   /etc/pulsed/shops.d/                   created 0755 if absent; never filled
 #   /etc/default/pulsed                    only if absent
 #
 # Not root (and no DESTDIR): everything in the user's home instead, nothing of the
 # system's, so a user on a host without root gets a working install from one command:
 #
-#   ~/.local/lib/pulsed/venv/, ~/.local/bin/pulsed, ~/.local/share/doc/pulsed/
+#   ~/.local/lib/pulsed/venv/, ~/.local/bin/pulsed, ~/.local/share/{doc/,}pulsed/
 #   ~/.local/share/systemd/user/pulsed.service     the user unit
-#   ~/.config/pulsed/pulsed.toml.example, ~/.config/pulsed/credentials/ (0700)
+#   ~/.config/pulsed/pulsed.toml.example, ~/.config/pulsed/credentials/ (0700), shops.d/
 #
 # uninstall removes what install put there, and the folders it had to create once
 # they are empty, and keeps what the operator made: the config, the credentials, an
@@ -56,6 +58,11 @@ PULSED_CONFDIR ?= $(SYSCONFDIR)/pulsed
 PULSED_LIBDIR := $(PREFIX)/lib/pulsed
 PULSED_VENV   := $(PULSED_LIBDIR)/venv
 PULSED_DOCDIR := $(PREFIX)/share/doc/pulsed
+PULSED_DATADIR := $(PREFIX)/share/pulsed
+# The pages an operator reads on the host, flat as in docs/ so their links hold; the
+# developer's pages (testing, mutation results, the soak's record) stay in the tree.
+PULSED_DOCS   := systemd.md without-root.md packaging.md status.md status.schema.json \
+                 grafana-panel.json admin-panel.md protocol.md contract.md
 PULSED_UNITS  := $(if $(PULSED_AS_USER),,pulsed.service pulsed@.service)
 # systemctl only for a real install on a host that runs systemd; for a user, only
 # when the user's manager runs (cron-only hosts have none).
@@ -70,10 +77,11 @@ PULSED_USER_SYSTEMCTL := $(if $(PULSED_AS_USER),$(if $(PULSED_SYSTEMCTL),$(if $(
 PULSED_USERUNIT_DIRS := $(patsubst %/,%,$(dir $(USERUNITDIR))) $(USERUNITDIR)
 ifneq ($(PULSED_AS_USER),)
 PULSED_DIRS    := $(PREFIX)/bin $(PREFIX)/share/doc $(PULSED_USERUNIT_DIRS) \
-                  $(PULSED_CONFDIR) $(PULSED_CONFDIR)/credentials
+                  $(PULSED_CONFDIR) $(PULSED_CONFDIR)/credentials $(PULSED_CONFDIR)/shops.d
 else
 PULSED_DIRS    := $(PREFIX)/bin $(PREFIX)/share/doc $(UNITDIR) $(PULSED_USERUNIT_DIRS) \
-                  $(GENERATORDIR) $(SYSCONFDIR)/default $(PULSED_CONFDIR) $(PULSED_CONFDIR)/credentials
+                  $(GENERATORDIR) $(SYSCONFDIR)/default $(PULSED_CONFDIR) $(PULSED_CONFDIR)/credentials \
+                  $(PULSED_CONFDIR)/shops.d
 endif
 PULSED_CREATED := $(PULSED_LIBDIR)/created-dirs
 
@@ -118,10 +126,10 @@ ifeq ($(PULSED_AS_USER),)
 	    '$(DESTDIR)$(GENERATORDIR)/pulsed-credentials-generator'
 endif
 # Documentation.
-	install -d -m 0755 '$(DESTDIR)$(PULSED_DOCDIR)'
-	install -m 0644 docs/systemd.md '$(DESTDIR)$(PULSED_DOCDIR)/systemd.md'
-	install -m 0644 docs/without-root.md '$(DESTDIR)$(PULSED_DOCDIR)/without-root.md'
+	install -d -m 0755 '$(DESTDIR)$(PULSED_DOCDIR)' '$(DESTDIR)$(PULSED_DATADIR)'
+	install -m 0644 $(addprefix docs/,$(PULSED_DOCS)) '$(DESTDIR)$(PULSED_DOCDIR)/'
 	install -m 0644 systemd/credentials.example/README.md '$(DESTDIR)$(PULSED_DOCDIR)/credentials.md'
+	install -m 0644 docs/admin-panel.php '$(DESTDIR)$(PULSED_DATADIR)/admin-panel.php'
 # Units, pointed at this PREFIX: the system's (as root), and the user unit.
 	install -d -m 0755 '$(DESTDIR)$(USERUNITDIR)' $(if $(PULSED_UNITS),'$(DESTDIR)$(UNITDIR)')
 	for unit in $(PULSED_UNITS) user/pulsed.service; do \
@@ -135,6 +143,8 @@ endif
 	install -m 0644 systemd/pulsed.toml.example '$(DESTDIR)$(PULSED_CONFDIR)/pulsed.toml.example'
 	test -d '$(DESTDIR)$(PULSED_CONFDIR)/credentials' || \
 	    install -d -m 0700 '$(DESTDIR)$(PULSED_CONFDIR)/credentials'
+	test -d '$(DESTDIR)$(PULSED_CONFDIR)/shops.d' || \
+	    install -d -m 0755 '$(DESTDIR)$(PULSED_CONFDIR)/shops.d'
 ifeq ($(PULSED_AS_USER),)
 	install -d -m 0755 '$(DESTDIR)$(SYSCONFDIR)/default'
 	test -e '$(DESTDIR)$(SYSCONFDIR)/default/pulsed' || \
@@ -190,19 +200,19 @@ ifeq ($(PULSED_AS_USER),)
 	    rm -f '$(DESTDIR)$(SYSCONFDIR)/default/pulsed'; fi
 endif
 	created=$$(cat '$(DESTDIR)$(PULSED_CREATED)' 2>/dev/null); \
-	rm -rf '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PULSED_DOCDIR)'; \
+	rm -rf '$(DESTDIR)$(PULSED_LIBDIR)' '$(DESTDIR)$(PULSED_DOCDIR)' '$(DESTDIR)$(PULSED_DATADIR)'; \
 	for d in $$(printf '%s\n' $$created | sort -r); do rmdir "$(DESTDIR)$$d" 2>/dev/null || true; done
 ifneq ($(PULSED_AS_USER),)
 ifneq ($(PULSED_USER_SYSTEMCTL),)
 	systemctl --user daemon-reload
 endif
-	@echo "pulsed uninstalled for $$(id -un). Kept: $(PULSED_CONFDIR)/ (config, credentials)" \
+	@echo "pulsed uninstalled for $$(id -un). Kept: $(PULSED_CONFDIR)/ (config, credentials, shops.d)" \
 	    "and the state in ~/.local/state/pulsed."
 else
 ifneq ($(PULSED_SYSTEMCTL),)
 	systemctl daemon-reload
 endif
-	@echo "pulsed uninstalled. Kept: $(SYSCONFDIR)/pulsed/ (config, credentials)," \
+	@echo "pulsed uninstalled. Kept: $(SYSCONFDIR)/pulsed/ (config, credentials, shops.d)," \
 	    "an edited $(SYSCONFDIR)/default/pulsed and the state in /var/lib/pulsed" \
 	    "and /var/lib/pulsed-instances."
 endif

@@ -104,6 +104,14 @@ def test_the_package_is_built_for_the_release_it_runs_on(host: Container, built:
     )
     assert copyright_paths, "the copyright file names no site-packages"
     assert {"/" + path.lstrip("/") for path in copyright_paths} == {site}
+    # What an operator reaches for on the host: the pages, the admin page's function and
+    # the folder for one file per shop (issue 15's "the package ships ...").
+    for page in ("systemd.md", "status.md", "admin-panel.md", "protocol.md", "contract.md"):
+        assert host.ok(f"test -f /usr/share/doc/pulsed/{page}"), page
+    assert host.run(["cat", "/usr/share/pulsed/admin-panel.php"]).stdout == (
+        REPO / "docs" / "admin-panel.php"
+    ).read_text(encoding="utf-8")
+    assert host.sh("stat -c %a /etc/pulsed/shops.d").strip() == "755"
 
 
 def test_purging_the_package_keeps_a_make_install_beside_it(
@@ -254,7 +262,7 @@ def _doc_block(doc: Path, name: str) -> list[str]:
 
 SHOP_PHP = "<?php\ndefine('HTTPS_SERVER', 'https://{domain}/');\n"
 FIGURES = (
-    'require "/srv/admin-panel.php"; '
+    'require "/usr/share/pulsed/admin-panel.php"; '
     'echo json_encode(pulsed_heartbeat_figures("/run/pulsed/status.json", "{shop}"));'
 )
 
@@ -290,9 +298,8 @@ def test_one_service_serves_several_shops_each_with_its_own_secret(
         sent = [e for e in steps.journal(host, "pulsed") if e.get("event") == "heartbeat.sent"]
         assert sorted(e["shop"] for e in sent) == ["alpha", "beta"]
 
-        # The admin page's function, as the web server's user, on the file pulsed wrote.
-        host.copy_in(REPO / "docs" / "admin-panel.php", "/srv/admin-panel.php")
-        host.sh("chmod a+r /srv/admin-panel.php")
+        # The admin page's function the package ships, as the web server's user, on the
+        # file pulsed wrote.
         answer = host.run(
             ["runuser", "-u", "www-data", "--", "php", "-n", "-r", FIGURES.format(shop="beta")]
         ).stdout
