@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import anyio
 
-from pulsed import _wiring
+from pulsed import _publish, _wiring
 from pulsed._config import Setup
 from pulsed._delivery import Sender
 from pulsed._errors import EX_OK, ConfigError
@@ -102,5 +102,7 @@ async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
                     tg.start_soon(supervisor.watchdog, notifier.watchdog_interval)
                 await supervisor.run()
                 tg.cancel_scope.cancel()
+            # Still holding the state folder: the file is this process's to take back.
+            _publish.withdraw(setup.status_file)
     log.info("pulsed stopped", extra=event("daemon.stopped"))
     return EX_OK

@@ -7,7 +7,8 @@ folder's descriptor, checked as the state folder is) with mode 0644 so the web
 server's user and node_exporter can read them. It is meant to be called after
 start and after each cycle, never on a timer, so it adds no idle wake-up.
 A file that cannot be written costs one ``status.unwritable`` warning for that
-call and nothing else: the heartbeat never fails because of it.
+call and nothing else: the heartbeat never fails because of it. At a clean stop
+:func:`withdraw` takes the status file back, and only that one.
 """
 
 from __future__ import annotations
@@ -75,3 +76,26 @@ def publish(
             extra=event("status.unwritable", errors=failures),
         )
     return not failures
+
+
+def withdraw(status_file: Path | None) -> None:
+    """Remove the status file at a clean stop.
+
+    A status file left behind would go on telling the admin page when the next
+    heartbeat is due; without it the page says pulsed is not running, which is the
+    truth. The shipped units' runtime folder goes with the unit anyway; this is for
+    every other place the file may be set (a folder of the operator's, ``make run``).
+    The metrics file stays: its series go stale rather than vanish. A file that
+    cannot be removed is one ``status.unwritable`` warning.
+    """
+    if status_file is None:
+        return
+    try:
+        status_file.unlink(missing_ok=True)
+    except OSError as exc:
+        error = f"daemon.status_file {status_file} cannot be removed: {exc.strerror or exc}"
+        log.warning(
+            "status cannot be withdrawn (%s); it will say pulsed runs until the next start",
+            error,
+            extra=event("status.unwritable", errors=[error]),
+        )

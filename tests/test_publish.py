@@ -176,3 +176,25 @@ def test_a_folder_swapped_for_a_link_or_opened_to_all_is_written_into_never(
     (warned,) = [r for r in caplog.records if getattr(r, "event", "") == "status.unwritable"]
     said = "symlink" if how == "link" else "writable by others"
     assert said in warned.getMessage()
+
+
+def test_withdraw_removes_the_status_file_and_nothing_else(tmp_path: Path) -> None:
+    status_file, metrics_file = tmp_path / "status.json", tmp_path / "pulsed.prom"
+    _publish.publish(SHOPS, NOW, status_file=status_file, metrics_file=metrics_file, version="0")
+    _publish.withdraw(status_file)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pulsed.prom"]
+    _publish.withdraw(status_file)  # already gone: nothing to say
+    _publish.withdraw(None)
+
+
+def test_a_status_file_that_cannot_be_withdrawn_is_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    status_file = tmp_path / "status.json"
+    status_file.mkdir()  # unlink() refuses a folder
+    with caplog.at_level("WARNING", logger="pulsed"):
+        _publish.withdraw(status_file)
+    (warned,) = caplog.records
+    assert getattr(warned, "event", "") == "status.unwritable"
+    assert f"daemon.status_file {status_file} cannot be removed" in warned.getMessage()
+    assert "until the next start" in warned.getMessage()

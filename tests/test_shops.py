@@ -95,6 +95,10 @@ def test_a_shop_that_breaks_on_reload_stays_in_every_listing(
     assert 'pulsed_shop_up{shop="beta"} 0' in metrics
     assert 'pulsed_heartbeats_sent_total{shop="beta"} 1' in metrics
     assert daemon.stop() == 0
+    # A clean stop takes the status file back (the unit keeps the folder); the metrics
+    # stay, to go stale rather than vanish.
+    assert not status_file.exists()
+    assert 'pulsed_shop_up{shop="beta"} 0' in metrics_file.read_text()
     code, out, _ = run_pulsed(["status"], host.env)
     assert code == 0
     rows = {line.split()[0]: line for line in out.splitlines()[1:3]}
