@@ -29,6 +29,13 @@ DEB_ROOT       := $(DEB_DIR)/root
 DEB_VENV       := $(DEB_ROOT)/usr/lib/pulsed/venv
 # Deferred: naming the package asks the release, which only make deb needs.
 DEB             = dist/pulsed_$(DEB_VERSION)_$(DEB_ARCH).deb
+# The second binary package: pulsed's metrics for Debian's prometheus-node-exporter
+# (a drop-in naming the file, a tmpfiles.d link into node_exporter's folder). Its own
+# package because a tmpfiles.d `L` line makes the link's parent folders: shipped in
+# pulsed it would make /var/lib/prometheus/node-exporter on hosts without node_exporter.
+DEB_NE_DIR     := build/deb-node-exporter
+DEB_NE_ROOT    := $(DEB_NE_DIR)/root
+DEB_NE          = dist/pulsed-node-exporter_$(DEB_VERSION)_all.deb
 # A native package (no Debian revision), hence changelog.gz.
 # Dates inside the package (changelog, file times) from the last commit, so two
 # builds of one commit differ only where pip's wheels do.
@@ -82,12 +89,36 @@ deb:
 	find '$(DEB_ROOT)' -depth -newermt @$(DEB_EPOCH) -exec touch -h -d @$(DEB_EPOCH) {} +
 	SOURCE_DATE_EPOCH=$(DEB_EPOCH) dpkg-deb --root-owner-group -Zxz --build '$(DEB_ROOT)' '$(DEB)'
 	@ls -l '$(DEB)'
+	rm -rf '$(DEB_NE_DIR)'
+	install -d -m 0755 '$(DEB_NE_ROOT)/DEBIAN' '$(DEB_NE_ROOT)/usr/lib/tmpfiles.d' \
+	    '$(DEB_NE_ROOT)$(DEB_SYSTEMD)/systemd/system/pulsed.service.d' \
+	    '$(DEB_NE_ROOT)/usr/share/doc/pulsed-node-exporter'
+	install -m 0644 packaging/node-exporter/tmpfiles.conf \
+	    '$(DEB_NE_ROOT)/usr/lib/tmpfiles.d/pulsed-node-exporter.conf'
+	install -m 0644 packaging/node-exporter/pulsed.service.conf \
+	    '$(DEB_NE_ROOT)$(DEB_SYSTEMD)/systemd/system/pulsed.service.d/node-exporter.conf'
+	install -m 0644 packaging/node-exporter/copyright '$(DEB_NE_ROOT)/usr/share/doc/pulsed-node-exporter/copyright'
+	printf 'pulsed (%s) stable; urgency=medium\n\n  * pulsed %s, built from its source tree.\n\n -- %s  %s\n' \
+	    '$(DEB_VERSION)' '$(DEB_VERSION)' '$(DEB_MAINTAINER)' \
+	    "$$(date -R -u -d @$(DEB_EPOCH))" \
+	    | gzip -9n > '$(DEB_NE_ROOT)/usr/share/doc/pulsed-node-exporter/changelog.gz'
+	chmod 0644 '$(DEB_NE_ROOT)/usr/share/doc/pulsed-node-exporter/changelog.gz'
+	install -m 0755 packaging/node-exporter/postinst packaging/node-exporter/postrm '$(DEB_NE_ROOT)/DEBIAN/'
+	$(DEB_FIELDS) render packaging/node-exporter/control.in VERSION='$(DEB_VERSION)' \
+	    MAINTAINER='$(DEB_MAINTAINER)' SIZE="$$(du -sk --exclude=DEBIAN '$(DEB_NE_ROOT)' | cut -f1)" \
+	    > '$(DEB_NE_ROOT)/DEBIAN/control'
+	cd '$(DEB_NE_ROOT)' && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z \
+	    | xargs -0 md5sum > DEBIAN/md5sums
+	chmod 0644 '$(DEB_NE_ROOT)/DEBIAN/control' '$(DEB_NE_ROOT)/DEBIAN/md5sums'
+	find '$(DEB_NE_ROOT)' -depth -newermt @$(DEB_EPOCH) -exec touch -h -d @$(DEB_EPOCH) {} +
+	SOURCE_DATE_EPOCH=$(DEB_EPOCH) dpkg-deb --root-owner-group -Zxz --build '$(DEB_NE_ROOT)' '$(DEB_NE)'
+	@ls -l '$(DEB_NE)'
 
 ## lintian: the package passes lintian with no error, and each warning left is one
 ## docs/packaging.md explains (a new warning fails until it is fixed or explained)
 .PHONY: lintian
 lintian: deb
-	@out=$$(lintian --fail-on error '$(DEB)' 2>&1) || { printf '%s\n' "$$out"; exit 1; }; \
+	@out=$$(lintian --fail-on error '$(DEB)' '$(DEB_NE)' 2>&1) || { printf '%s\n' "$$out"; exit 1; }; \
 	printf '%s\n' "$$out" | grep -v '^running with root'; \
 	for tag in $$(printf '%s\n' "$$out" | sed -n 's/^[WE]: pulsed[^:]*: \([^ ]*\).*/\1/p' | sort -u); do \
 	    grep -q "^| \`$$tag\`" docs/packaging.md || \

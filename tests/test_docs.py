@@ -99,6 +99,14 @@ def produced() -> set[str]:
     # What the package's own scripts make (what was there before its first configure).
     postinst = (REPO / "packaging" / "deb" / "postinst").read_text(encoding="utf-8")
     paths |= set(PULSED_PATH.findall(postinst))
+    # pulsed-node-exporter: the folder its tmpfiles.d line makes, the file its drop-in names.
+    node_exporter = REPO / "packaging" / "node-exporter"
+    for line in (node_exporter / "tmpfiles.conf").read_text(encoding="utf-8").splitlines():
+        if line.startswith("d "):
+            paths.add(line.split()[1])
+    for line in (node_exporter / "pulsed.service.conf").read_text(encoding="utf-8").splitlines():
+        if line.startswith("Environment=PULSED_"):
+            paths.add(line.split("=", 2)[2])
     return paths
 
 

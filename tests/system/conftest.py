@@ -25,7 +25,7 @@ import pytest
 
 from tests.support.wait import wait_until
 from tests.system.container import Container, stop, why_not_here
-from tests.system.release import build_inside, describe, selected_root
+from tests.system.release import DEBIAN_DEBS, build_inside, describe, selected_root
 from tests.system.steps import SECRET, Received
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +54,8 @@ class Built:
     version: str
     upgrade_version: str
     wheels: Path  # the runtime lock's wheels: the container has no network
+    node_exporter: Path  # make deb's second package, pulsed-node-exporter
+    debian_node_exporter: Path  # the release's own prometheus-node-exporter, from its archive
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +65,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     if Path("/") == ROOT:
         deb = _make_deb_here()
         wheels = _wheels_here()
+        debian = _debian_debs_here(REPO / "build" / "debian-debs")
     else:
         # Built by the root's own Python, wheels and all: its make install needs them.
         wheels = ROOT.with_name(ROOT.name + ".wheels")
-        deb = build_inside(ROOT, wheels, out)
+        debian = ROOT.with_name(ROOT.name + ".debs")
+        deb = build_inside(ROOT, wheels, out, debian)
+    (node_exporter,) = deb.parent.glob(f"pulsed-node-exporter_{_field(deb, 'Version')}_all.deb")
+    (debian_node_exporter,) = debian.glob("prometheus-node-exporter_*.deb")
     version = _field(deb, "Version")
     _timings["package"] = (
         f"{deb.name}, {deb.stat().st_size / 1e6:.1f} MB, built in"
@@ -87,7 +93,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         check=True,
         capture_output=True,
     )
-    return Built(deb, upgrade, version, upgrade_version, wheels)
+    return Built(
+        deb, upgrade, version, upgrade_version, wheels, node_exporter, debian_node_exporter
+    )
 
 
 def _make_deb_here() -> Path:
@@ -96,6 +104,21 @@ def _make_deb_here() -> Path:
     )
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
     return _newest_deb()
+
+
+def _debian_debs_here(folder: Path) -> Path:
+    """The release's packages a scenario installs with dpkg (the container has no
+    network for apt), fetched once from its archive into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if list(folder.glob("prometheus-node-exporter_*.deb")):
+        return folder
+    download = ["apt-get", "download", "-q", *DEBIAN_DEBS]
+    if subprocess.run(download, cwd=folder, capture_output=True).returncode != 0:
+        # A host whose package lists were never fetched (a fresh CI image) knows no
+        # package by name yet.
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(download, cwd=folder, check=True, capture_output=True)
+    return folder
 
 
 def _wheels_here() -> Path:
@@ -177,6 +200,8 @@ def host(built: Built) -> Iterator[Container]:
         box.sh("chmod -R a+rX /var/www/opencart")
         box.copy_in(built.deb, "/root/pulsed.deb")
         box.copy_in(built.upgrade, "/root/pulsed-upgrade.deb")
+        box.copy_in(built.node_exporter, "/root/pulsed-node-exporter.deb")
+        box.copy_in(built.debian_node_exporter, "/root/prometheus-node-exporter.deb")
         try:
             yield box
         finally:

@@ -181,7 +181,12 @@ def inside(root: Path, script: str, binds: dict[Path, str], env: dict[str, str])
         )
 
 
-def build_inside(root: Path, wheels: Path, out: Path) -> Path:
+# The release's own packages a scenario installs with dpkg, fetched from its archive
+# by apt-get download (the containers have no network for apt).
+DEBIAN_DEBS = ("prometheus-node-exporter",)
+
+
+def build_inside(root: Path, wheels: Path, out: Path, debs: Path) -> Path:
     """``make lintian`` of this tree, run inside ``root``: the package built there and
     checked by that release's lintian, as ``make lintian`` checks the host's. The
     package, copied to ``out``.
@@ -189,12 +194,14 @@ def build_inside(root: Path, wheels: Path, out: Path) -> Path:
     The runtime lock's wheels for the root's Python are downloaded first, into
     ``wheels`` (kept between runs: a file already there is not fetched again); the
     build then installs from them only, and the tests' ``make install`` uses them too,
-    in a container without a network.
+    in a container without a network. The release's :data:`DEBIAN_DEBS` go to
+    ``debs`` (kept too).
     """
     epoch = subprocess.run(
         ["git", "log", "-1", "--format=%ct"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
     wheels.mkdir(parents=True, exist_ok=True)
+    debs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pulsed-deb-") as scratch:
         tree = Path(scratch) / "src"
         tree.mkdir()
@@ -204,15 +211,19 @@ def build_inside(root: Path, wheels: Path, out: Path) -> Path:
         lock = "--require-hashes --no-deps -r requirements/runtime.txt"
         inside(
             root,
+            f"cd /debs && ls prometheus-node-exporter_*.deb >/dev/null 2>&1 ||"
+            f" apt-get download -q {' '.join(DEBIAN_DEBS)}\n"
             "cd /src\n"
             "python3 -m venv /root/fetch\n"
             f"/root/fetch/bin/python -m pip download --quiet {lock} -d /wheels\n"
             "PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels"
             f" make --no-print-directory lintian DEB_EPOCH={epoch}",
-            {tree: "/src", wheels: "/wheels"},
+            {tree: "/src", wheels: "/wheels", debs: "/debs"},
             {"PIP_CERT": CA_INSIDE, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
         )
         (deb,) = (tree / "dist").glob("pulsed_*.deb")
+        (node_exporter,) = (tree / "dist").glob("pulsed-node-exporter_*.deb")
+        shutil.copy2(node_exporter, out / node_exporter.name)
         return Path(shutil.copy2(deb, out / deb.name))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.support.wait import wait_until
 from tests.system import steps
 from tests.system.conftest import OPERATOR, REPO, Built, receiving
 from tests.system.container import Container
@@ -309,6 +310,69 @@ def test_one_service_serves_several_shops_each_with_its_own_secret(
         steps.stop_is_fast_and_clean(host)
         # Gone with the service: it must not go on announcing heartbeats.
         assert not host.ok("test -e /run/pulsed/status.json")
+
+
+SCRAPE = (
+    "import urllib.request; print(urllib.request.urlopen("
+    "'http://127.0.0.1:9100/metrics', timeout=5).read().decode())"
+)
+NODE_EXPORTER_LINK = "/var/lib/prometheus/node-exporter/pulsed.prom"
+METRICS = "/run/pulsed-metrics/pulsed.prom"
+
+
+def _scrape(host: Container) -> str:
+    return host.run(["python3", "-c", SCRAPE], check=False).stdout
+
+
+def test_debians_node_exporter_serves_every_shop_also_a_broken_one_and_after_a_stop(
+    host: Container, tmp_path: Path
+) -> None:
+    """Contract §11 through the release's own prometheus-node-exporter: the
+    pulsed-node-exporter package links /run/pulsed-metrics/pulsed.prom into the one
+    folder it reads; a scrape of :9100 finds each shop's series, pulsed_shop_up 0 for
+    a shop that cannot work, and still finds them after systemctl stop pulsed (stale,
+    not gone), the folder then root's again. Removing the package takes the link, the
+    folder and the drop-in away."""
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    host.sh("cp -r /var/www/opencart /var/www/alpha && chmod -R a+rX /var/www")
+    host.write("/var/www/alpha/config.php", SHOP_PHP.format(domain="alpha.example"))
+    with receiving(host, tmp_path) as receiver:
+        host.write(
+            "/etc/pulsed/pulsed.toml",
+            f'[pulse]\napi_host = "http://127.0.0.1:{receiver.port}"\n\n'
+            '[shops.alpha]\nroot = "/var/www/alpha"\n\n[shops.beta]\nroot = "/var/www/gone"\n',
+        )
+        host.write("/etc/pulsed/credentials/pulse_heartbeat_secret", SECRET, mode=0o600)
+        host.run(["systemctl", "enable", "--now", "pulsed"])
+        receiver.wait_for(1, "alpha.example")
+        host.run(
+            ["dpkg", "-i", "/root/prometheus-node-exporter.deb", "/root/pulsed-node-exporter.deb"]
+        )
+        # Started by its postinst on a host; this image's policy-rc.d forbids that.
+        host.run(["systemctl", "start", "prometheus-node-exporter"])
+        link = host.run(["readlink", NODE_EXPORTER_LINK]).stdout.strip()
+        assert link == "/run/pulsed-metrics/pulsed.prom", link
+        wanted = ('pulsed_shop_up{shop="alpha"} 1', 'pulsed_shop_up{shop="beta"} 0')
+        wait_until(
+            lambda: all(line in _scrape(host) for line in wanted), 30, "pulsed's series on :9100"
+        )
+        scraped = _scrape(host)
+        assert 'pulsed_heartbeats_sent_total{shop="alpha"} 1' in scraped, scraped
+        assert "node_textfile_scrape_error 0" in scraped, scraped
+
+        host.run(["systemctl", "stop", "pulsed"])
+        after = _scrape(host)
+        assert all(line in after for line in wanted), after  # stale, not gone
+        assert not host.ok("test -e /run/pulsed/status.json")  # gone with the unit
+        owners = host.run(["stat", "-c", "%U", "/run/pulsed-metrics", METRICS]).stdout.split()
+        assert owners == ["root", "root"], owners  # no dynamic UID owns what outlives it
+
+        host.run(["systemctl", "start", "pulsed"])
+        host.run(["dpkg", "-r", "pulsed-node-exporter"])
+        assert not host.ok(f"test -e {NODE_EXPORTER_LINK} || test -L {NODE_EXPORTER_LINK}")
+        assert not host.ok("test -e /run/pulsed-metrics")
+        assert host.ok("systemctl is-active pulsed")  # restarted without the drop-in
+        assert "pulsed_shop_up" not in _scrape(host)
 
 
 SHOPS = 60
