@@ -215,9 +215,13 @@ def host(built: Built) -> Iterator[Container]:
 
 @contextlib.contextmanager
 def receiving(
-    host: Container, tmp_path: Path, shop_secrets: Mapping[str, str] | None = None
+    host: Container,
+    tmp_path: Path,
+    shop_secrets: Mapping[str, str] | None = None,
+    port: int = 0,
 ) -> Iterator[Received]:
-    """The verifying receiver in the container's network; shops' own secrets by domain."""
+    """The verifying receiver in the container's network; shops' own secrets by domain;
+    on ``port`` (a free one when 0: a receiver back after an outage takes the old one)."""
     secret = tmp_path / "secret"
     secret.write_text(SECRET)
     own: list[str] = []
@@ -232,7 +236,7 @@ def receiving(
             sys.executable,
             str(REPO / "devtools" / "receiver.py"),
             "--port",
-            "0",
+            str(port),
             "--secret-file",
             str(secret),
             "--port-file",

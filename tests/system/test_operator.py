@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from tests.support.wait import wait_until
 from tests.system import steps
@@ -312,6 +313,62 @@ def test_one_service_serves_several_shops_each_with_its_own_secret(
         assert not host.ok("test -e /run/pulsed/status.json")
 
 
+def test_an_outage_names_the_host_and_the_recovery_says_how_long(
+    host: Container, tmp_path: Path
+) -> None:
+    """Contract §11's lines an operator acts on, in the journal of the shipped unit:
+    while Pulse cannot be reached each heartbeat.failed names the host; when it is back,
+    each shop's heartbeat.recovered says for how long and how many deliveries failed,
+    and STATUS= is back to every shop ok. A short interval (a drop-in) so the outage
+    spans deliveries: every back-off is at most one interval."""
+    host.run(["dpkg", "-i", "/root/pulsed.deb"])
+    for name in ("alpha", "beta"):
+        host.sh(f"cp -r /var/www/opencart /var/www/{name}")
+        host.write(f"/var/www/{name}/config.php", SHOP_PHP.format(domain=f"{name}.example"))
+    host.sh("chmod -R a+rX /var/www")
+    host.write("/etc/pulsed/credentials/pulse_heartbeat_secret", SECRET, mode=0o600)
+    host.write(
+        "/etc/systemd/system/pulsed.service.d/interval.conf",
+        "[Service]\nEnvironment=PULSED_INTERVAL=15\n",
+    )
+    for part in ("before", "after"):
+        (tmp_path / part).mkdir()
+    with receiving(host, tmp_path / "before") as receiver:
+        port = receiver.port
+        host.write(
+            "/etc/pulsed/pulsed.toml",
+            f'[pulse]\napi_host = "http://127.0.0.1:{port}"\n\n'
+            '[shops.alpha]\nroot = "/var/www/alpha"\n\n[shops.beta]\nroot = "/var/www/beta"\n',
+        )
+        host.run(["systemctl", "daemon-reload"])
+        host.run(["systemctl", "enable", "--now", "pulsed"])
+        receiver.wait_for(1, "alpha.example")
+        receiver.wait_for(1, "beta.example")
+
+    # Pulse is down: each shop's next delivery fails, and says where it went.
+    def failed_lines() -> list[dict[str, Any]]:
+        return [e for e in steps.journal(host, "pulsed") if e.get("event") == "heartbeat.failed"]
+
+    wait_until(lambda: {e["shop"] for e in failed_lines()} == {"alpha", "beta"}, 60, "failures")
+    failed = failed_lines()
+    assert all(e["host"] == "127.0.0.1" for e in failed), failed
+    assert all("heartbeat to 127.0.0.1 failed: connect" in e["message"] for e in failed), failed
+    wait_until(lambda: "2 failing" in steps.show(host, "pulsed", "StatusText"), 30, "2 failing")
+    with receiving(host, tmp_path / "after", port=port) as receiver:
+        receiver.wait_for(1, "alpha.example", timeout=60)
+        receiver.wait_for(1, "beta.example", timeout=60)
+        steps.wait_event(host, "pulsed", "heartbeat.recovered", after=1)
+        journal = steps.journal(host, "pulsed")
+        recovered = [e for e in journal if e.get("event") == "heartbeat.recovered"]
+        assert {e["shop"] for e in recovered} == {"alpha", "beta"}, recovered
+        for line in recovered:
+            failures = [e for e in failed if e["shop"] == line["shop"]]
+            assert line["failed_deliveries"] >= len(failures), (line, failures)
+            assert line["failing_for_s"] >= 0 and line["level"] == "info", line
+        ok = "2 shops: 2 ok"
+        wait_until(lambda: ok in steps.show(host, "pulsed", "StatusText"), 30, ok)
+
+
 SCRAPE = (
     "import urllib.request; print(urllib.request.urlopen("
     "'http://127.0.0.1:9100/metrics', timeout=5).read().decode())"
@@ -381,12 +438,16 @@ EDIT_API_HOST = (
 )
 
 
-def test_sixty_shops_with_their_own_secrets_from_the_package_as_documented(
+def test_an_operators_day_with_sixty_shops_from_the_package_as_documented(
     host: Container, tmp_path: Path
 ) -> None:
     """docs/systemd.md §7's block as printed (the package installed with dpkg: the
     container has no network for apt): every shop signs with its own secret, nothing is
-    ignored with a warning, and a restart sends nothing early."""
+    ignored with a warning, and a restart sends nothing early. Then the day goes on:
+    node_exporter is added, a shop's config.php breaks and the shop stays in view in
+    every listing (STATUS=, the status file as the web server's user reads it through
+    the shipped admin-page function, the metrics scraped from node_exporter, status
+    --failing), and a shop is added with its own secret as "Adding a shop" says."""
     domains = [f"shop{n:02d}.example" for n in range(1, SHOPS + 1)]
     for n, domain in enumerate(domains, 1):
         host.sh(f"cp -r /var/www/opencart /var/www/shop{n:02d}")
@@ -396,7 +457,8 @@ def test_sixty_shops_with_their_own_secrets_from_the_package_as_documented(
     secrets_file = f"/home/{OPERATOR}/pulse-secrets.txt"
     host.write(secrets_file, "".join(f"{d} {own[d]}\n" for d in domains), mode=0o600)
     host.run(["chown", f"{OPERATOR}:{OPERATOR}", secrets_file])
-    with receiving(host, tmp_path, own) as receiver:
+    anna = "anna.example-own-secret-0001"
+    with receiving(host, tmp_path, {**own, "anna.example": anna}) as receiver:
         editor = f"/home/{OPERATOR}/edit"
         host.write(editor, EDIT_API_HOST.format(port=receiver.port), mode=0o755)
         lines = _doc_block(REPO / "docs" / "systemd.md", "many-shops")
@@ -416,3 +478,43 @@ def test_sixty_shops_with_their_own_secrets_from_the_package_as_documented(
         assert f"{SHOPS} shops: {SHOPS} ok" in status, status
         host.run(["systemctl", "restart", "pulsed"])
         steps.restart_sends_nothing_early(host, receiver)
+
+        # node_exporter joins (pulsed-node-exporter restarts pulsed: nothing is sent).
+        host.run(
+            ["dpkg", "-i", "/root/prometheus-node-exporter.deb", "/root/pulsed-node-exporter.deb"]
+        )
+        host.run(["systemctl", "start", "prometheus-node-exporter"])
+        steps.restart_sends_nothing_early(host, receiver)
+
+        # A shop breaks: an edit loses config.php's domain, and the service is reloaded.
+        host.write("/var/www/shop07/config.php", "<?php\n// HTTPS_SERVER lost in an edit\n")
+        host.run(["systemctl", "reload", "pulsed"])
+        broken = f"{SHOPS} shops: {SHOPS - 1} ok, 1 disabled (shop07_example)"
+        wait_until(lambda: broken in steps.show(host, "pulsed", "StatusText"), 30, broken)
+        php = FIGURES.format(shop="shop07_example")
+        answer = host.run(["runuser", "-u", "www-data", "--", "php", "-n", "-r", php]).stdout
+        assert "heartbeat off: pulsed cannot work with this shop's shop.domain" in answer, answer
+        assert "last heartbeat less than a minute ago" in answer, answer  # kept figures
+        down = 'pulsed_shop_up{shop="shop07_example"} 0'
+        wait_until(lambda: down in _scrape(host), 30, down)
+        scraped = _scrape(host)
+        assert scraped.count('pulsed_shop_up{shop="') == SHOPS, scraped
+        assert 'pulsed_heartbeats_sent_total{shop="shop07_example"} 1' in scraped, scraped
+        failing = host.run(["pulsed", "status", "--failing"]).stdout
+        rows = [line for line in failing.splitlines() if line.split()[:1] == ["shop07_example"]]
+        assert len(rows) == 1 and "shop08_example" not in failing, failing
+
+        # A shop is added with its own secret, as "Adding a shop" says.
+        host.sh("cp -r /var/www/shop01 /var/www/anna")
+        host.write("/var/www/anna/config.php", SHOP_PHP.format(domain="anna.example"))
+        host.sh("chmod -R a+rX /var/www/anna")
+        lines = _doc_block(REPO / "docs" / "systemd.md", "add-shop")
+        assert len(lines) == 3, lines
+        host.run(["sh", "-ec", f"cd && printf '%s\\n' '{anna}' | {lines[0]}"], user=OPERATOR)
+        host.run(["sh", "-ec", lines[1]], user=OPERATOR)
+        receiver.wait_for(1, "anna.example")
+        assert len(receiver.accepted()) == SHOPS + 1  # only the new shop sent
+        shown = host.run(["sh", "-ec", lines[2]], user=OPERATOR).stdout
+        assert "anna.example" in shown, shown
+        after = f"{SHOPS + 1} shops: {SHOPS} ok, 1 disabled (shop07_example)"
+        wait_until(lambda: after in steps.show(host, "pulsed", "StatusText"), 30, after)
