@@ -35,6 +35,8 @@ _names = itertools.count()
 ROOT = selected_root()
 # What this run's build took, for the summary at the end.
 _timings: dict[str, str] = {}
+# What a scenario shows an operator (a STATUS= line, a table), printed at the end too.
+SHOWN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -266,5 +268,7 @@ def pytest_report_header() -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for what, said in SHOWN.items():
+        terminalreporter.write_line(f"shown on {describe(ROOT)}, {what}:\n{said}")
     for what, said in _timings.items():
         terminalreporter.write_line(f"system tests on {describe(ROOT)}: {what} {said}")

@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.support.wait import wait_until
 from tests.system import steps
-from tests.system.conftest import OPERATOR, REPO, Built, receiving
+from tests.system.conftest import OPERATOR, REPO, SHOWN, Built, receiving
 from tests.system.container import Container
 from tests.system.release import tracked_files
 from tests.system.steps import SECRET, Received
@@ -501,6 +501,10 @@ def test_an_operators_day_with_sixty_shops_from_the_package_as_documented(
         assert scraped.count('pulsed_shop_up{shop="') == SHOPS, scraped
         assert 'pulsed_heartbeats_sent_total{shop="shop07_example"} 1' in scraped, scraped
         failing = host.run(["pulsed", "status", "--failing"]).stdout
+        table = host.run(["pulsed", "status"]).stdout.splitlines()
+        SHOWN["STATUS= with a shop broken"] = steps.show(host, "pulsed", "StatusText")
+        SHOWN["pulsed status, its first and last lines"] = "\n".join(table[:4] + ["…"] + table[-3:])
+        SHOWN["pulsed status --failing"] = failing
         rows = [line for line in failing.splitlines() if line.split()[:1] == ["shop07_example"]]
         assert len(rows) == 1 and "shop08_example" not in failing, failing
 
