@@ -503,7 +503,7 @@ def test_an_operators_day_with_sixty_shops_from_the_package_as_documented(
         failing = host.run(["pulsed", "status", "--failing"]).stdout
         table = host.run(["pulsed", "status"]).stdout.splitlines()
         SHOWN["STATUS= with a shop broken"] = steps.show(host, "pulsed", "StatusText")
-        SHOWN["pulsed status, its first and last lines"] = "\n".join(table[:4] + ["…"] + table[-3:])
+        SHOWN["pulsed status, its first and last lines"] = "\n".join([*table[:4], "…", *table[-3:]])
         SHOWN["pulsed status --failing"] = failing
         rows = [line for line in failing.splitlines() if line.split()[:1] == ["shop07_example"]]
         assert len(rows) == 1 and "shop08_example" not in failing, failing
