@@ -190,6 +190,25 @@ def test_write_atomic_to_a_path_with_a_nul_byte_is_a_file_error(tmp_path: Path) 
     )
 
 
+def test_write_atomic_through_a_symlink_loop_names_the_loop(tmp_path: Path) -> None:
+    # The folder's path is followed (a state folder may be a link), so ELOOP there is a
+    # loop, not a link refused.
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(FileError) as caught:
+        write_atomic(tmp_path / "loop" / "status.json", b"{}", 0o644)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{tmp_path / 'loop' / 'status.json'}: symlink loop",
+        "other",
+    )
+
+
+def test_write_atomic_into_a_linked_folder_writes_in_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    write_atomic(tmp_path / "link" / "status.json", b"{}", 0o644)
+    assert (tmp_path / "real" / "status.json").read_bytes() == b"{}"
+
+
 def test_write_atomic_never_writes_through_a_symlink_at_its_temp_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
