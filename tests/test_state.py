@@ -123,6 +123,28 @@ def test_save_into_a_read_only_folder_is_a_state_error(tmp_path: Path) -> None:
         st.StateStore(target).save(st.State())
 
 
+def test_a_save_whose_folder_cannot_be_made_says_why(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    store = st.StateStore(tmp_path / "file" / "state")
+    with pytest.raises(StateError) as caught:
+        store.save(st.State())
+    assert (str(caught.value), caught.value.why) == (
+        f"{store.path}: cannot be written (Not a directory)",
+        "Not a directory",
+    )
+
+
+def test_a_save_whose_file_cannot_be_written_says_why(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.mkdir()  # a folder where the file goes: the rename over it fails
+    with pytest.raises(StateError) as caught:
+        store.save(st.State())
+    assert (str(caught.value), caught.value.why) == (
+        f"{store.path}: cannot be written (Is a directory)",
+        "Is a directory",
+    )
+
+
 SAVE_UNDER_A_FILE_SIZE_LIMIT = """
 import resource, signal, sys
 from pathlib import Path
@@ -928,6 +950,27 @@ def test_lock_on_a_path_that_is_a_file_says_it_cannot_be_created(tmp_path: Path)
     (tmp_path / "state").write_text("")
     with pytest.raises(StateError, match="state: cannot be created"):
         st.StateLock(tmp_path / "state").acquire()
+
+
+def test_a_lock_on_a_folder_this_user_may_not_open_says_so() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a folder of another user's: run as root")
+    with reachable_folder("pulsed-lock-") as top:
+        folder = top / "state"
+        lock = st.StateLock(folder)  # root's, 0700: its owner may take the lock
+        lock.acquire()
+        lock.release()
+
+        def take() -> int:
+            try:
+                st.StateLock(folder).acquire()
+            except StateError as exc:
+                print(exc)
+                return 0
+            return 1
+
+        code, printed = as_nobody(take)
+    assert (code, printed) == (0, f"{folder}: cannot be opened (Permission denied)\n")
 
 
 def test_a_folder_nobody_locked_has_no_named_holder(tmp_path: Path) -> None:
