@@ -133,8 +133,8 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise _error(path, exc, False) from exc
+    except OSError as exc:  # the folder's path is followed: an ELOOP there is a loop
+        raise _error(path, exc, True) from exc
     except ValueError as exc:  # a NUL byte in the path
         raise FileError(repr(str(path)), "not a valid path", "other") from exc
     try:

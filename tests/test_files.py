@@ -13,11 +13,14 @@ import pytest
 from pulsed._errors import ConfigError, FileError
 from pulsed._files import (
     check_owner_only,
+    open_trusted_folder,
     read_regular,
     remove_leftovers,
     temp_prefix,
+    write_at,
     write_atomic,
     write_new,
+    write_public,
 )
 
 
@@ -190,6 +193,35 @@ def test_write_atomic_to_a_path_with_a_nul_byte_is_a_file_error(tmp_path: Path) 
     )
 
 
+def test_write_atomic_into_a_folder_with_a_nul_byte_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "a\0b" / "status.json"
+    with pytest.raises(FileError) as caught:
+        write_atomic(path, b"{}", 0o644)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{str(path)!r}: not a valid path",
+        "other",
+    )
+
+
+def test_write_atomic_through_a_symlink_loop_names_the_loop(tmp_path: Path) -> None:
+    # The folder's path is followed (a state folder may be a link), so ELOOP there is a
+    # loop, not a link refused.
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(FileError) as caught:
+        write_atomic(tmp_path / "loop" / "status.json", b"{}", 0o644)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{tmp_path / 'loop' / 'status.json'}: symlink loop",
+        "other",
+    )
+
+
+def test_write_atomic_into_a_linked_folder_writes_in_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    write_atomic(tmp_path / "link" / "status.json", b"{}", 0o644)
+    assert (tmp_path / "real" / "status.json").read_bytes() == b"{}"
+
+
 def test_write_atomic_never_writes_through_a_symlink_at_its_temp_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -331,3 +363,194 @@ def test_write_new_into_a_removed_folder_is_a_file_error_naming_the_file(
             write_new(fd, folder, "anna.toml", b"new", 0o644)
     finally:
         os.close(fd)
+
+
+def _at(folder: Path, name: str, data: bytes, owner: tuple[int, int] | None = None) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        write_at(fd, folder, name, data, 0o600, owner)
+    finally:
+        os.close(fd)
+
+
+def test_write_new_to_a_name_with_a_nul_byte_is_a_file_error_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(FileError) as caught:
+        _new(tmp_path, "a\0b", b"new")
+    path = tmp_path / "a\0b"
+    assert (str(caught.value), caught.value.kind) == (
+        f"{str(path)!r}: not a valid path",
+        "other",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- write_at: write_atomic through a folder's descriptor --------------------------
+
+
+def test_write_at_gives_the_file_to_its_owner_before_it_appears(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root gives a file away: run as root")
+    _at(tmp_path, "state.json", b"{}", (4242, 4343))
+    info = (tmp_path / "state.json").stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4242, 4343, 0o600)
+    assert (tmp_path / "state.json").read_bytes() == b"{}"
+
+
+def test_write_at_without_an_owner_keeps_the_writers(tmp_path: Path) -> None:
+    _at(tmp_path, "state.json", b"{}")
+    info = (tmp_path / "state.json").stat()
+    assert (info.st_uid, info.st_gid) == (os.geteuid(), os.getegid())
+
+
+def test_write_at_into_a_removed_folder_is_a_file_error_naming_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder.rmdir()  # no temp file can be made, so there is none to remove either
+        with pytest.raises(FileError) as caught:
+            write_at(fd, folder, "state.json", b"{}", 0o600)
+    finally:
+        os.close(fd)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{folder / 'state.json'}: not found",
+        "missing",
+    )
+
+
+# --- open_trusted_folder and write_public: the status and metrics files' folders ----
+
+
+def _fds() -> list[str]:
+    return sorted(p.name for p in Path("/proc/self/fd").iterdir())
+
+
+def test_a_trusted_folder_is_opened_as_itself(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o755)
+    fd = open_trusted_folder(folder, "daemon.status_file")
+    try:
+        assert os.fstat(fd).st_ino == folder.stat().st_ino
+        assert not os.get_inheritable(fd)
+    finally:
+        os.close(fd)
+
+
+def trusted_refusal(folder: Path, euid: int | None = None) -> tuple[str, str]:
+    """What open_trusted_folder says of ``folder``; it must refuse, and keep no descriptor."""
+    before = _fds()
+    with pytest.raises(ConfigError) as caught:
+        os.close(open_trusted_folder(folder, "daemon.status_file", euid=euid))
+    assert _fds() == before
+    return (caught.value.setting, caught.value.reason)
+
+
+def test_a_symlinked_folder_is_refused_naming_the_folder_to_give(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert trusted_refusal(tmp_path / "link") == (
+        "daemon.status_file",
+        f"{tmp_path / 'link'}: is a symlink; name the folder itself",
+    )
+
+
+def test_a_symlink_to_a_file_where_the_folder_should_be_is_refused_as_a_symlink(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    assert trusted_refusal(tmp_path / "link")[1] == (
+        f"{tmp_path / 'link'}: is a symlink; name the folder itself"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (None, "No such file or directory"),
+        ("file", "Not a directory"),
+    ],
+)
+def test_a_folder_that_cannot_be_opened_is_refused_in_the_kernels_words(
+    tmp_path: Path, make: str | None, why: str
+) -> None:
+    folder = tmp_path / "run"
+    if make == "file":
+        folder.write_text("")
+    assert trusted_refusal(folder) == ("daemon.status_file", f"{folder}: {why}")
+
+
+def test_a_folder_with_a_nul_byte_is_refused_as_not_a_valid_path(tmp_path: Path) -> None:
+    folder = tmp_path / "a\0b"
+    assert trusted_refusal(folder) == (
+        "daemon.status_file",
+        f"{str(folder)!r}: not a valid path",
+    )
+
+
+def test_a_folder_others_may_write_is_refused_and_its_descriptor_closed(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    folder.chmod(0o777)
+    assert trusted_refusal(folder) == (
+        "daemon.status_file",
+        f"{folder} is writable by others (mode 0777); chmod go-w {folder}",
+    )
+
+
+def test_a_folder_is_trusted_for_the_user_pulsed_runs_as(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o755)
+    owner = os.geteuid()
+    if owner == 0:
+        owner = 4242  # root's folder is trusted by anyone: make it a user's
+        os.chown(folder, owner, -1)
+    os.close(open_trusted_folder(folder, "daemon.status_file", euid=owner))
+    assert trusted_refusal(folder, euid=4343) == (
+        "daemon.status_file",
+        f"{folder} is owned by uid {owner}, not by pulsed's user or root; refusing to write there",
+    )
+
+
+def test_write_public_writes_the_file_with_its_mode_and_no_temp_file(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o755)
+    (folder / "status.json").write_text("old")
+    before = _fds()
+    old = os.umask(0o077)
+    try:
+        write_public(folder / "status.json", b"{}\n", 0o644, "daemon.status_file")
+    finally:
+        os.umask(old)
+    assert _fds() == before
+    assert (folder / "status.json").read_bytes() == b"{}\n"
+    assert stat.S_IMODE((folder / "status.json").stat().st_mode) == 0o644
+    assert [p.name for p in folder.iterdir()] == ["status.json"]
+
+
+def test_write_public_into_a_folder_others_may_write_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.raises(FileError) as caught:
+        write_public(folder / "status.json", b"{}", 0o644, "daemon.status_file")
+    assert (str(caught.value), caught.value.kind) == (
+        f"{folder / 'status.json'}: {folder} is writable by others (mode 0777); "
+        f"chmod go-w {folder}",
+        "denied",
+    )
+    assert list(folder.iterdir()) == []
+
+
+def test_write_public_that_fails_keeps_no_descriptor(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o755)
+    (folder / "status.json").mkdir()  # a folder where the file goes: the rename fails
+    before = _fds()
+    with pytest.raises(FileError):
+        write_public(folder / "status.json", b"{}", 0o644, "daemon.status_file")
+    assert _fds() == before

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -20,10 +21,10 @@ import pytest
 from pulsed import _schedule, _timefmt
 from pulsed import _state as st
 from pulsed._cycle import Cycle
-from pulsed._errors import ConfigError, LockHeldError, StateError
+from pulsed._errors import ConfigError, LockHeldError, StateError, StateUnwritableError
 from pulsed._files import temp_prefix
 from tests.support.loop import loop_config
-from tests.support.nobody import as_nobody
+from tests.support.nobody import as_nobody, reachable_folder
 
 NOW = 1_800_000_000.0
 
@@ -120,6 +121,28 @@ def test_save_into_a_read_only_folder_is_a_state_error(tmp_path: Path) -> None:
         target.mkdir(mode=0o500)
     with pytest.raises(StateError, match="cannot be written"):
         st.StateStore(target).save(st.State())
+
+
+def test_a_save_whose_folder_cannot_be_made_says_why(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    store = st.StateStore(tmp_path / "file" / "state")
+    with pytest.raises(StateError) as caught:
+        store.save(st.State())
+    assert (str(caught.value), caught.value.why) == (
+        f"{store.path}: cannot be written (Not a directory)",
+        "Not a directory",
+    )
+
+
+def test_a_save_whose_file_cannot_be_written_says_why(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.mkdir()  # a folder where the file goes: the rename over it fails
+    with pytest.raises(StateError) as caught:
+        store.save(st.State())
+    assert (str(caught.value), caught.value.why) == (
+        f"{store.path}: cannot be written (Is a directory)",
+        "Is a directory",
+    )
 
 
 SAVE_UNDER_A_FILE_SIZE_LIMIT = """
@@ -328,6 +351,104 @@ def test_a_state_folder_that_cannot_be_looked_at_is_refused_saying_why(tmp_path:
 def test_a_missing_state_folder_is_private_enough(tmp_path: Path) -> None:
     st.check_private(tmp_path / "not-yet")  # no refusal: pulsed makes it 0700
     assert not (tmp_path / "not-yet").exists()  # and checking it made nothing
+
+
+# --- check_writable: the folder once must be able to keep its state in -------------------
+
+
+def unwritable(folder: Path) -> tuple[str, str, str] | None:
+    """What check_writable says of ``folder``, if it refuses: the folder, why, the message."""
+    try:
+        st.check_writable(folder)
+    except StateUnwritableError as exc:
+        return (exc.folder, exc.why, str(exc))
+    return None
+
+
+def test_a_missing_state_folder_is_made_0700_with_its_parents(tmp_path: Path) -> None:
+    folder = tmp_path / "home" / "state"
+    assert unwritable(folder) is None
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert unwritable(folder) is None  # and one that is there already passes
+
+
+def test_a_state_folder_that_cannot_be_made_is_refused_in_the_kernels_words(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("")
+    folder = tmp_path / "file" / "state"
+    assert unwritable(folder) == (
+        str(folder),
+        "Not a directory",
+        f"state folder {folder} cannot be written (Not a directory)",
+    )
+
+
+def test_a_state_folder_its_owner_may_write_is_refused_to_another_user() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a folder of another user's: run as root")
+    with reachable_folder("pulsed-state-") as folder:  # root's, 0755
+        assert unwritable(folder) is None
+
+        def check() -> int:
+            print(json.dumps(unwritable(folder)))
+            return 0
+
+        code, printed = as_nobody(check)
+    assert code == 0
+    assert json.loads(printed) == [
+        str(folder),
+        "Permission denied",
+        f"state folder {folder} cannot be written (Permission denied)",
+    ]
+
+
+CHECK_WRITABLE = """
+import json, sys
+from pathlib import Path
+from pulsed import _state as st
+from pulsed._errors import StateUnwritableError
+try:
+    st.check_writable(Path(sys.argv[1]))
+except StateUnwritableError as exc:
+    print(json.dumps([exc.folder, exc.why, str(exc)]))
+else:
+    print("null")
+"""
+# In a mount namespace of its own: a read-only file system on the folder, seen by the
+# command it execs and by nothing else on the host.
+READ_ONLY_MOUNT = (
+    "unshare",
+    "--mount",
+    "sh",
+    "-c",
+    'mount -t tmpfs -o ro tmpfs "$1" && shift && exec "$@"',
+    "sh",
+)
+
+
+def test_a_state_folder_on_a_read_only_file_system_is_refused_saying_so(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    assert unwritable(folder) is None  # before the mount
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not here")
+    probe = subprocess.run(
+        [*READ_ONLY_MOUNT, str(folder), "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a read-only file system here: {probe.stderr.decode()}")
+    done = subprocess.run(
+        [*READ_ONLY_MOUNT, str(folder), sys.executable, "-c", CHECK_WRITABLE, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == [
+        str(folder),
+        "Read-only file system",
+        f"state folder {folder} cannot be written (Read-only file system)",
+    ]
 
 
 def test_transitions() -> None:
@@ -829,6 +950,27 @@ def test_lock_on_a_path_that_is_a_file_says_it_cannot_be_created(tmp_path: Path)
     (tmp_path / "state").write_text("")
     with pytest.raises(StateError, match="state: cannot be created"):
         st.StateLock(tmp_path / "state").acquire()
+
+
+def test_a_lock_on_a_folder_this_user_may_not_open_says_so() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a folder of another user's: run as root")
+    with reachable_folder("pulsed-lock-") as top:
+        folder = top / "state"
+        lock = st.StateLock(folder)  # root's, 0700: its owner may take the lock
+        lock.acquire()
+        lock.release()
+
+        def take() -> int:
+            try:
+                st.StateLock(folder).acquire()
+            except StateError as exc:
+                print(exc)
+                return 0
+            return 1
+
+        code, printed = as_nobody(take)
+    assert (code, printed) == (0, f"{folder}: cannot be opened (Permission denied)\n")
 
 
 def test_a_folder_nobody_locked_has_no_named_holder(tmp_path: Path) -> None:
