@@ -160,8 +160,11 @@ def _field(deb: Path, name: str) -> str:
 # The parts of the root's /etc a Debian host has and the container's fresh /etc lacks:
 # package management (dpkg's own state is copied under /var) and the alternatives
 # it manages (/usr/bin/php is one), sudo and its PAM setup, and the trusted CAs (the
-# venv of make install on Debian 13: its pip loads them as it starts, even offline).
+# venv of make install on Debian 13: its pip loads them as it starts, even offline),
+# and adduser's settings (without them Debian 13's adduser warns, and its warning
+# dies in Perl's taint mode: a package that adds a user fails to configure).
 ROOT_ETC = (
+    "adduser.conf",
     "alternatives",
     "apt",
     "dpkg",
