@@ -563,7 +563,6 @@ def load_setup(
     shared, derived = _shared_values(picked, environ, user)
     top = shared["daemon.state_dir"]
     sources = {key: derived.get(key, source) for key, (_, source) in picked.items()}
-    status_default = derived.get("daemon.status_file", "").startswith("default:")
     listed = _listed_shops(cfg_file)
     raws: list[tuple[str, Mapping[str, Any], Mapping[str, str]]] = []
     disabled = [Disabled(name, problem) for name, problem in listed.broken.items()]
@@ -599,9 +598,10 @@ def load_setup(
         listed=bool(listed),
         status_file=shared["daemon.status_file"],
         metrics_file=shared["daemon.metrics_file"],
+        # A default's folder only: a status file that is set is where the operator put it.
         status_folder=(
             shared["daemon.status_file"].parent
-            if status_default and shared["daemon.status_file"] is not None
+            if "daemon.status_file" in derived and shared["daemon.status_file"] is not None
             else None
         ),
     )
@@ -678,7 +678,8 @@ def _readable_credentials(
     if not directory:
         return []
     names = [s.credential for s in SETTINGS if s.credential and picked[s.key][1] == "credential"]
-    names += [src.split(" ", 1)[1] for own in owns for src in own.values() if " " in src]
+    mine = "credential "  # the source of a shop's own credential, as _secret_of says it
+    names += [s.removeprefix(mine) for own in owns for s in own.values() if s.startswith(mine)]
     warnings = []
     for name in dict.fromkeys(names):
         path = Path(directory) / name
