@@ -105,17 +105,28 @@ def binary_key(binary: str, env: Mapping[str, str]) -> BinaryKey | None:
     """What names one php binary exactly: its path, device, inode, size and mtime.
 
     None when there is nothing to run: ``which`` looks a bare name up on the PATH the
-    child gets, as running it does, and checks a path with a ``/`` as it is.
+    child gets, as running it does, and checks a path with a ``/`` as it is. The child
+    runs from ``/`` (:func:`pulsed._proc.run`), so a relative path, or a relative
+    folder on that PATH, names what it names from there, not from pulsed's own folder.
     """
-    found = shutil.which(binary, path=env.get("PATH", os.defpath))
+    search = env.get("PATH", os.defpath).split(os.pathsep)
+    found = shutil.which(
+        _from_root(binary) if os.sep in binary else binary,
+        path=os.pathsep.join(_from_root(folder) for folder in search),
+    )
     if found is None:
         return None
-    where = Path(found).absolute()
+    where = Path(found)
     try:
         info = where.stat()
     except OSError:
         return None
     return (str(where), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _from_root(path: str) -> str:
+    """``path`` as a child running from ``/`` reads it (an empty PATH entry is its folder)."""
+    return str(Path("/") / path)
 
 
 class PhpVersions:

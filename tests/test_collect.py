@@ -483,17 +483,22 @@ async def test_the_shared_answers_keep_php_to_its_timeout(
     assert unavailable(caplog)["php_version"] == "php-stub: no answer within 0.5 s"
 
 
-async def test_a_php_found_only_when_started_still_gets_its_timeout(
+async def test_a_relative_php_binary_is_the_one_php_runs_from_root_not_from_here(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A relative php_binary is looked for from pulsed's working folder but started
-    # from /, where php runs: here only the second finds it. Its limit holds anyway.
+    # php runs from /: a relative php_binary (or a relative folder on PATH) names what
+    # it names from there, and the version cache keys that file, never a file of the
+    # same relative name under pulsed's working folder. Its limit holds as always.
     php = stub_php(tmp_path, "exec sleep 30")
     elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
     relative = php.lstrip("/")
-    assert _collect.binary_key(relative, ENV) is None
+    decoy = elsewhere / relative
+    decoy.parent.mkdir(parents=True)
+    shutil.copy(php, decoy)
+    monkeypatch.chdir(elsewhere)
+    assert _collect.binary_key(relative, ENV) == key_of(Path(php))
+    folder = str(Path(php).parent).lstrip("/")
+    assert _collect.binary_key(Path(php).name, {"PATH": folder}) == key_of(Path(php))
     versions = _collect.PhpVersions()
     with anyio.fail_after(10):  # a php left without its limit would hang for 30 s
         assert await versions.version(relative, 0.5, ENV) is None
