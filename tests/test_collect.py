@@ -394,10 +394,11 @@ def key_of(path: Path) -> _collect.BinaryKey:
 
 
 def test_a_bare_php_name_is_looked_up_on_the_path_php_is_given(tmp_path: Path) -> None:
-    folder = tmp_path / "bin"
-    folder.mkdir()
+    folder = tmp_path / "php 8.2" / "bin"  # a space: PATH splits at ":" only
+    folder.mkdir(parents=True)
     php = Path(stub_php(folder, "printf 8.2.7"))
     assert _collect.binary_key(php.name, {"PATH": str(folder)}) == key_of(php)
+    assert _collect.binary_key(php.name, {"PATH": f"/nonexistent:{folder}"}) == key_of(php)
     assert _collect.binary_key(php.name, ENV) is None  # not on the daemon's PATH
 
 
