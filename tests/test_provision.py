@@ -612,9 +612,11 @@ def test_known_needs_no_secret_to_know_the_shops_roots(host: Host) -> None:
 
 
 def test_add_secrets_needs_no_shared_secret_to_write_the_shops_own(host: Host) -> None:
-    """Each shop's own secret is what stands in for the shared one: it is never asked for."""
+    """Each shop's own secret is what stands in for the shared one: it is never asked for,
+    and a shop without one yet is still found by its domain."""
     env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
-    report = _provision.add_secrets({}, f"alpha {OWN}\n", folder=host.credentials, environ=env)
+    text = f"alpha.example {OWN}\n"
+    report = _provision.add_secrets({}, text, folder=host.credentials, environ=env)
     assert report == [f"wrote    {host.credentials}/pulse_heartbeat_secret.alpha"]
 
 
