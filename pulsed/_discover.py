@@ -171,9 +171,9 @@ def find(dirs: Sequence[Path], have: Known | None = None) -> list[Finding]:
             if not _is_utf8(root):
                 out.append(f"{_comment(str(root))}: left out, its path is not UTF-8")
                 continue
+            # Its domain is in have.domains already, under its name, default.
             if (carried := _carried(have, root, real)) is not None:
                 out.append(carried)
-                domains[carried.domain or ""] = DEFAULT_SHOP
                 continue
             if real in have.roots:
                 out.append(Configured(have.roots[real], root))
