@@ -78,7 +78,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_provision.py": ("tests/test_provision.py",),
     "pulsed/_logging.py": ("tests/test_logging.py",),
     "pulsed/_publish.py": ("tests/test_publish.py",),
-    "pulsed/_status.py": ("tests/test_status.py", "tests/test_status_text.py"),
+    # The status file's form of the document (public, public_error) is tested where it
+    # is written.
+    "pulsed/_status.py": (
+        "tests/test_status.py",
+        "tests/test_status_text.py",
+        "tests/test_publish.py",
+    ),
     "pulsed/_metrics.py": ("tests/test_metrics.py",),
     "pulsed/_notify.py": ("tests/test_notify.py",),
     "pulsed/_timefmt.py": ("tests/test_timefmt.py", "tests/test_timefmt_zone.py"),

@@ -171,9 +171,9 @@ def find(dirs: Sequence[Path], have: Known | None = None) -> list[Finding]:
             if not _is_utf8(root):
                 out.append(f"{_comment(str(root))}: left out, its path is not UTF-8")
                 continue
+            # Its domain is in have.domains already, under its name, default.
             if (carried := _carried(have, root, real)) is not None:
                 out.append(carried)
-                domains[carried.domain or ""] = DEFAULT_SHOP
                 continue
             if real in have.roots:
                 out.append(Configured(have.roots[real], root))
@@ -204,7 +204,7 @@ def _carried(have: Known, root: Path, real: Path) -> Found | None:
     single = have.single
     if single is None or single.shop_root is None or single.shop_root.resolve() != real:
         return None
-    explicit = single.sources.get("shop.domain", "default") != "default"
+    explicit = single.sources["shop.domain"] != "default"
     domain = single.domain if explicit else None
     return Found(DEFAULT_SHOP, root, single.domain, carried=True, set_domain=domain)
 
@@ -229,7 +229,7 @@ def render(findings: Sequence[Finding]) -> str:
 
 def _comment(text: str) -> str:
     # A lone surrogate (a byte that is not UTF-8) is not printable either: shown as "?".
-    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in text)
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def write(findings: Sequence[Finding], folder: Path, reads: Path | None) -> str:

@@ -96,14 +96,13 @@ CARRIED = (
 )
 
 
-def carried_file(single: Config) -> bytes:
-    """The ``shops.d/default.toml`` of a one-shop configuration's shop: once any shop is
-    listed, ``[shop]``'s root is ignored, and under the name ``default`` the shop keeps
-    its state (``<state_dir>/state.json``), so it sends nothing early."""
-    if single.shop_root is None:
-        raise ConfigError("shop.root", "the one shop configured so far has none to list")
-    explicit = single.sources.get("shop.domain", "default") != "default"
-    return shop_file(single.shop_root, single.domain if explicit else None, CARRIED)
+def carried_file(root: Path, single: Config) -> bytes:
+    """The ``shops.d/default.toml`` of a one-shop configuration's shop, whose root is
+    ``root``: once any shop is listed, ``[shop]``'s root is ignored, and under the name
+    ``default`` the shop keeps its state (``<state_dir>/state.json``), so it sends
+    nothing early."""
+    explicit = single.sources["shop.domain"] != "default"
+    return shop_file(root, single.domain if explicit else None, CARRIED)
 
 
 def _names_in_files(flags: Mapping[str, str], environ: Mapping[str, str]) -> set[str]:
@@ -315,7 +314,7 @@ def add_secrets(
 
 
 def _line_number(problem: str) -> int:
-    word = problem.split(":", 1)[0].removeprefix("line ")
+    word = problem.partition(":")[0].removeprefix("line ")
     return int(word) if word.isdigit() else 0
 
 
@@ -390,12 +389,10 @@ def add_shop(
     if secret is not None:
         credential = f"pulse_heartbeat_secret.{name}"
         value = CREDENTIALS["pulse_heartbeat_secret"].parse(credential, secret)
-    report: list[str] = []
-    if value is not None:
-        report += add_own_secret(name, value, folder)
+    report = [] if value is None else add_own_secret(name, value, folder)
     files = [(f"{name}.toml", shop_file(root, domain))]
     if have.single is not None and have.single.shop_root is not None:
-        files.insert(0, (f"{DEFAULT_SHOP}.toml", carried_file(have.single)))
+        files.insert(0, (f"{DEFAULT_SHOP}.toml", carried_file(have.single.shop_root, have.single)))
     for file, written in write_new_files(shops, files, SHOP_FILE_MODE, "add-shop"):
         if not written:
             raise ConfigError("add-shop", f"{shops / file} exists; kept, nothing written over it")
@@ -438,7 +435,7 @@ def read_secret(path: str | None, *, stdin: bool) -> str | None:
     except UnicodeDecodeError as exc:
         raise ConfigError("--secret-file", "not UTF-8") from exc
     # One line: its newline (and a CR before it) is not part of the secret.
-    return text.split("\n", 1)[0].removesuffix("\r")
+    return text.partition("\n")[0].removesuffix("\r")
 
 
 def read_lines(path: str | None) -> str:

@@ -207,13 +207,10 @@ def table(doc: Mapping[str, Any], now: float) -> str:
                 "-" if s["problem"] == "disabled" else (s["next_due"] or "now"),
             )
         )
-    widths = [max(len(printable(str(row[i]))) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(printable(str(cell)).ljust(w) for cell, w in zip(row, widths, strict=False))
-        + "  "
-        + printable(str(row[4]))
-        for row in rows
-    ]
+    cells = [[printable(str(cell)) for cell in row] for row in rows]
+    # Every column padded to its widest cell but the last, which ends the line.
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    lines = ["  ".join([*(row[i].ljust(widths[i]) for i in range(4)), row[4]]) for row in cells]
     counts: dict[str, int] = {}
     for s in doc["shops"]:
         counts[health(s)] = counts.get(health(s), 0) + 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulsed import _discover, _provision
-from pulsed._config import SHOP_NAME
+from pulsed._config import DEFAULT_CONFIG_PATH, SHOP_NAME
 from pulsed._errors import ConfigError
 from pulsed._provision import Known
 from pulsed._settings import MODULE_COMPOSER
@@ -78,6 +78,8 @@ def test_a_symlinked_folder_is_not_walked(tmp_path: Path) -> None:
         # A cut that ends on a "_" standing for a dot is not left ending in one.
         ("a" * 31 + ".example", "a" * 31),
         ("Xmas-shop", "Xmas-shop"),
+        # Dots in front are dropped before the cut, not counted in it.
+        ("..." + "x" * 40, "x" * 32),
     ],
 )
 def test_a_name_is_the_domain_in_name_characters(domain: str, name: str) -> None:
@@ -452,3 +454,83 @@ def test_a_folder_given_twice_is_walked_once_without_a_note(tmp_path: Path) -> N
     make_shop(tmp_path / "a")
     findings = _discover.find([tmp_path, tmp_path / "a"])
     assert [type(f).__name__ for f in findings] == ["Found"]
+
+
+def test_a_shop_without_a_domain_is_written_with_the_reason_and_an_empty_one(
+    tmp_path: Path,
+) -> None:
+    root = make_shop(tmp_path / "www" / "b", "define('DB_PREFIX', 'oc_');")
+    shops_d = tmp_path / "shops.d"
+    _discover.write(_discover.find([tmp_path / "www"]), shops_d, shops_d)
+    assert (shops_d / "b.toml").read_text() == (
+        "# no domain: found by pulsed discover\n"
+        "[shop]\n"
+        f'root = "{root}"\n'
+        "# no domain in config.php (no define('HTTPS_SERVER', …) nor"
+        f" define('HTTP_SERVER', …) in {root}/config.php)\n"
+        'domain = ""  # set it, or the shop stays disabled\n'
+    )
+
+
+def test_a_folder_others_may_write_is_refused_naming_write(tmp_path: Path) -> None:
+    make_shop(tmp_path / "www" / "a")
+    shops_d = tmp_path / "shops.d"
+    shops_d.mkdir()
+    shops_d.chmod(0o777)
+    with pytest.raises(ConfigError) as refused:
+        _discover.write(_discover.find([tmp_path / "www"]), shops_d, shops_d)
+    assert str(refused.value) == (
+        f"--write: {shops_d} is writable by others (mode 0777); chmod go-w {shops_d}"
+    )
+
+
+def test_a_link_to_a_folder_inside_the_tree_is_not_walked_either(tmp_path: Path) -> None:
+    make_shop(tmp_path / "a")
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "z").symlink_to(tmp_path)
+    assert found(tmp_path) == ["a"]
+
+
+def test_the_shops_after_one_without_a_domain_or_of_a_domain_seen_are_still_listed(
+    tmp_path: Path,
+) -> None:
+    make_shop(tmp_path / "a", "define('DB_PREFIX', 'oc_');")
+    make_shop(tmp_path / "b", "define('HTTPS_SERVER', 'https://b.example/');")
+    make_shop(tmp_path / "c", "define('HTTPS_SERVER', 'https://b.example/');")
+    make_shop(tmp_path / "d", "define('HTTPS_SERVER', 'https://d.example/');")
+    shops = tomllib.loads(_discover.tables([tmp_path]))["shops"]
+    assert sorted(shops) == ["a", "b_example", "d_example"]
+
+
+def test_a_shop_of_the_one_shops_domain_is_left_out_naming_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    first = make_shop(tmp_path / "www" / "first", "define('HTTPS_SERVER', 'https://f.example/');")
+    make_shop(tmp_path / "www" / "second", "define('HTTPS_SERVER', 'https://f.example/');")
+    config = shops_d.parent / "pulsed.toml"
+    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\n')
+    text = _discover.tables([tmp_path / "www"], _provision.known({}, os.environ))
+    assert list(tomllib.loads(text)["shops"]) == ["default"]
+    assert (
+        f"# {tmp_path}/www/second: left out, its domain f.example is also [shops.default]'s"
+        in text.splitlines()
+    )
+
+
+@pytest.mark.skipif(
+    DEFAULT_CONFIG_PATH.exists(), reason="this host has a configuration file at the default path"
+)
+def test_write_with_no_configuration_anywhere_says_no_shops_d_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PULSED_CONFIG", raising=False)
+    make_shop(tmp_path / "www" / "a", "define('HTTPS_SERVER', 'https://a.example/');")
+    shops_d = tmp_path / "shops.d"
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    out = capsys.readouterr().out
+    assert (
+        "note     the configuration in force reads no shops.d, not this folder: move the files"
+        " there\n" in out
+    )
+    assert (shops_d / "a_example.toml").is_file()

@@ -12,7 +12,7 @@ import pytest
 
 from devtools.receiver import Receiver
 from pulsed import _cli, _provision
-from pulsed._config import load_setup
+from pulsed._config import DEFAULT_CONFIG_PATH, load_setup
 from pulsed._errors import ConfigError, FileError
 from pulsed._settings import BY_KEY, Secret
 from pulsed._toml import tomllib
@@ -606,3 +606,147 @@ def test_known_needs_no_secret_to_know_the_shops_roots(host: Host) -> None:
     env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
     have = _provision.known({}, env)
     assert have.roots == {host.root(n).resolve(): n for n in ("alpha", "beta")}
+
+
+# --- what each refusal names, and the edges of the readers ---------------------------
+
+
+def test_add_secrets_needs_no_shared_secret_to_write_the_shops_own(host: Host) -> None:
+    """Each shop's own secret is what stands in for the shared one: it is never asked for,
+    and a shop without one yet is still found by its domain."""
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    text = f"alpha.example {OWN}\n"
+    report = _provision.add_secrets({}, text, folder=host.credentials, environ=env)
+    assert report == [f"wrote    {host.credentials}/pulse_heartbeat_secret.alpha"]
+
+
+def test_every_problem_is_listed_in_the_order_of_its_line(host: Host) -> None:
+    lines = [
+        f"gamma {OWN}",
+        "beta short",
+        "alpha",
+        f"alpha {OWN}",
+        f"alpha.example {OWN}",
+        *["# more below"] * 3,
+        f"delta {OWN}",
+        f"{OWN} beta",
+    ]
+    with pytest.raises(ConfigError) as refused:
+        add(host, "\n".join(lines) + "\n")
+    neither = "the first word is neither a configured shop nor its domain"
+    assert str(refused.value) == (
+        f"secrets: nothing written; 6 refused: line 1: {neither}; "
+        "line 2: pulse_heartbeat_secret.beta: is shorter than 16 bytes; an HMAC key that "
+        "short is guessable (ask AcmeShop Pulse for the shop's full key); "
+        "line 3: expected <shop or domain> <secret>; "
+        "line 5: shop alpha was given on line 4 already; "
+        f"line 9: {neither}; line 10: {neither}"
+    )
+
+
+def test_no_line_at_all_writes_nothing_and_says_so(host: Host) -> None:
+    with pytest.raises(ConfigError) as refused:
+        add(host, "# nothing yet\n")
+    assert str(refused.value) == (
+        "secrets: nothing written; 1 refused: no line of <shop or domain> <secret> was given"
+    )
+
+
+def test_a_credential_that_appears_while_writing_does_not_stop_the_next_one(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = _provision.open_folder
+
+    def raced(folder: Path, mode: int, setting: str) -> int:
+        (folder / "pulse_heartbeat_secret.alpha").write_text("raced")
+        return real(folder, mode, setting)
+
+    monkeypatch.setattr(_provision, "open_folder", raced)
+    report = add(host, f"alpha {OWN}\nbeta beta-own-secret-01\n")
+    assert report == [
+        f"kept     {host.credentials}/pulse_heartbeat_secret.alpha: it appeared meanwhile;"
+        " not replaced",
+        f"wrote    {host.credentials}/pulse_heartbeat_secret.beta",
+    ]
+
+
+def test_a_folder_others_may_write_is_refused_by_the_command_that_met_it(host: Host) -> None:
+    def why(path: Path) -> str:
+        return f"{path} is writable by others (mode 0777); chmod go-w {path}"
+
+    host.credentials.chmod(0o777)
+    with pytest.raises(ConfigError) as refused:
+        add(host, f"alpha {OWN}\n")
+    assert str(refused.value) == f"secrets: {why(host.credentials)}"
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "gamma", host.add_tree("gamma"), secret=OWN)
+    assert str(refused.value) == f"add-shop: {why(host.credentials)}"
+    host.credentials.chmod(0o700)
+    shops_d = host.etc / "shops.d"
+    shops_d.mkdir()
+    shops_d.chmod(0o777)
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "delta", host.add_tree("delta"))
+    assert str(refused.value) == f"add-shop: {why(shops_d)}"
+
+
+def test_add_shop_writes_the_shop_file_with_its_keys_alone(host: Host) -> None:
+    root = host.add_tree("gamma")
+    add_shop(host, "gamma", root, domain="shop.gamma.example")
+    assert (host.etc / "shops.d" / "gamma.toml").read_text() == (
+        f'[shop]\nroot = "{root}"\ndomain = "shop.gamma.example"\n'
+    )
+
+
+def test_a_long_name_refused_is_shown_cut(host: Host) -> None:
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "n" * 100, host.add_tree("gamma"))
+    assert str(refused.value) == (
+        f"add-shop: '{'n' * 59} is not a shop name (1-32 of A-Z a-z 0-9 _ -)"
+    )
+
+
+NO_DEFAULT_CONFIG = pytest.mark.skipif(
+    DEFAULT_CONFIG_PATH.exists(),
+    reason="this host has a configuration file at the default path",
+)
+
+
+@NO_DEFAULT_CONFIG
+def test_with_no_configuration_file_anywhere_nothing_is_known() -> None:
+    assert _provision.known({}, {}) == _provision.Known()
+
+
+@NO_DEFAULT_CONFIG
+def test_add_shop_with_no_configuration_file_anywhere_names_the_default_one(
+    host: Host,
+) -> None:
+    env = {k: v for k, v in host.env.items() if k != "PULSED_CONFIG"}
+    with pytest.raises(ConfigError) as refused:
+        _provision.add_shop({}, "gamma", host.add_tree("gamma"), environ=env)
+    where = DEFAULT_CONFIG_PATH
+    assert str(refused.value) == (
+        f"config: {where} is not there; shops.d/ is read only beside a configuration"
+        f" file (first: sudo cp {where}.example {where}, and set pulse.api_host)"
+    )
+
+
+def test_a_secret_keeps_its_inner_spaces_and_stdin_is_read_one_mebibyte_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(b"a secret with spaces\nsecond\n")
+    assert _provision.read_secret(str(path), stdin=False) == "a secret with spaces"
+    endless = b"x" * (3 << 20)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(endless)))
+    assert len(_provision.read_secret(None, stdin=True) or "") == 1 << 20
+
+
+def test_lines_from_stdin_are_read_one_byte_past_a_mebibyte_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(b"x" * (3 << 20)))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with pytest.raises(ConfigError, match="stdin: larger than 1 MiB"):
+        _provision.read_lines(None)
+    assert stdin.buffer.tell() == (1 << 20) + 1

@@ -70,3 +70,43 @@ def test_a_next_heartbeat_exactly_a_day_away_shows_its_date() -> None:
 
 def test_printable_text_outside_ascii_is_shown_as_itself() -> None:
     assert _status.printable("магазин ü") == "магазин ü"
+
+
+def test_the_table_word_for_word_a_disabled_shop_with_its_setting_and_nothing_due() -> None:
+    ok = ShopView("a", "a.example", st.State(last_success=NOW - 3 * HOUR), NOW + 3540)
+    waiting = ShopView("waiting-shop", None, st.State(), None)
+    off = ShopView("off", None, st.State(), None, "disabled", "shop.domain")
+    assert _status.table(_status.document([ok, waiting, off], NOW), NOW) == (
+        "SHOP          DOMAIN     STATE                   LAST SUCCESS  NEXT DUE\n"
+        "a             a.example  ok                      3 hours ago   2027-01-15T08:59:00Z\n"
+        "waiting-shop  -          waiting                 never         now\n"
+        "off           -          disabled (shop.domain)  never         -\n"
+        "3 shops: 1 disabled, 1 ok, 1 waiting\n"
+    )
+
+
+def test_the_tables_sum_counts_shops_alike_together_and_one_shop_is_one() -> None:
+    ok = ShopView("a", "a.example", st.State(last_success=NOW - 60), NOW + 3540)
+    also_ok = ShopView("b", "b.example", st.State(last_success=NOW - 60), NOW + 3540)
+    two = _status.table(_status.document([ok, also_ok], NOW), NOW)
+    assert two.splitlines()[-1] == "2 shops: 2 ok"
+    one = _status.table(_status.document([ok], NOW), NOW)
+    assert one.splitlines()[-1] == "1 shop: 1 ok"
+
+
+def test_a_disabled_shops_text_shows_only_what_its_state_kept() -> None:
+    off = ShopView("off", None, st.State(), None, "disabled", "shop.domain")
+    assert _status.text(_status.document([off], NOW), NOW) == (
+        "shop off\n"
+        "  disabled: its configuration cannot work (shop.domain); no heartbeat\n"
+        "  last success:      never\n"
+        "  counted:           0 sent, 0 failed, 0 attempts\n"
+        "  delivered:         none in 24 h, none in 7 days\n"
+    )
+
+
+def test_a_corrupt_state_says_so_and_shows_no_figures() -> None:
+    corrupt = ShopView("broken", "b.example", st.State(), None, "corrupt")
+    assert _status.text(_status.document([corrupt], NOW), NOW) == (
+        "shop broken (b.example)\n  state corrupt: figures unknown\n"
+    )
