@@ -245,12 +245,17 @@ def write_new(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> b
 
 def write_public(path: Path, data: bytes, mode: int, setting: str) -> None:
     """Replace ``path`` atomically, through its folder's descriptor once that folder is
-    checked (:func:`open_trusted_folder`); :class:`FileError` when refused or failed."""
+    checked (:func:`open_trusted_folder`); :class:`FileError` when refused or failed,
+    its message naming the ``setting`` before the path: the operator's warning then
+    says which setting to look at."""
+    named = f"{setting} {path}"
     try:
         dir_fd = open_trusted_folder(path.parent, setting)
     except ConfigError as exc:
-        raise FileError(str(path), exc.reason, "denied") from exc
+        raise FileError(named, exc.reason, "denied") from exc
     try:
         write_at(dir_fd, path.parent, path.name, data, mode)
+    except FileError as exc:
+        raise FileError(named, exc.reason, exc.kind) from exc
     finally:
         os.close(dir_fd)

@@ -539,7 +539,8 @@ def test_write_public_into_a_folder_others_may_write_is_refused_and_writes_nothi
     with pytest.raises(FileError) as caught:
         write_public(folder / "status.json", b"{}", 0o644, "daemon.status_file")
     assert (str(caught.value), caught.value.kind) == (
-        f"{folder / 'status.json'}: {folder} is writable by others (mode 0777); "
+        f"daemon.status_file {folder / 'status.json'}: {folder} is writable by others"
+        " (mode 0777); "
         f"chmod go-w {folder}",
         "denied",
     )
@@ -551,6 +552,10 @@ def test_write_public_that_fails_keeps_no_descriptor(tmp_path: Path) -> None:
     folder.mkdir(mode=0o755)
     (folder / "status.json").mkdir()  # a folder where the file goes: the rename fails
     before = _fds()
-    with pytest.raises(FileError):
-        write_public(folder / "status.json", b"{}", 0o644, "daemon.status_file")
+    with pytest.raises(FileError) as caught:
+        write_public(folder / "status.json", b"{}", 0o644, "daemon.metrics_file")
     assert _fds() == before
+    # The write's own failure names the setting too, and keeps its kind.
+    reason = caught.value.reason
+    assert str(caught.value) == f"daemon.metrics_file {folder / 'status.json'}: {reason}"
+    assert "directory" in reason.lower() and caught.value.kind == "other", reason

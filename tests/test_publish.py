@@ -53,8 +53,9 @@ def test_files_that_cannot_be_written_are_one_warning_and_no_exception(
     assert ok is False
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert [r.event for r in warnings] == ["status.unwritable"]  # type: ignore[attr-defined]
-    assert str(status) in warnings[0].getMessage()
-    assert str(metrics) in warnings[0].getMessage()
+    # Each file named with its setting, whether its folder was refused or its write failed.
+    assert f"daemon.status_file {status}: " in warnings[0].getMessage()
+    assert f"daemon.metrics_file {metrics}: " in warnings[0].getMessage()
     assert metrics.is_dir() and not status.parent.exists()
 
 
@@ -178,13 +179,17 @@ def test_a_folder_swapped_for_a_link_or_opened_to_all_is_written_into_never(
     assert said in warned.getMessage()
 
 
-def test_withdraw_removes_the_status_file_and_nothing_else(tmp_path: Path) -> None:
+def test_withdraw_removes_the_status_file_and_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     status_file, metrics_file = tmp_path / "status.json", tmp_path / "pulsed.prom"
     _publish.publish(SHOPS, NOW, status_file=status_file, metrics_file=metrics_file, version="0")
     _publish.withdraw(status_file)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pulsed.prom"]
-    _publish.withdraw(status_file)  # already gone: nothing to say
-    _publish.withdraw(None)
+    with caplog.at_level("WARNING", logger="pulsed"):
+        _publish.withdraw(status_file)  # already gone: nothing to say
+        _publish.withdraw(None)
+    assert caplog.records == []
 
 
 def test_a_status_file_that_cannot_be_withdrawn_is_one_warning(
@@ -195,6 +200,9 @@ def test_a_status_file_that_cannot_be_withdrawn_is_one_warning(
     with caplog.at_level("WARNING", logger="pulsed"):
         _publish.withdraw(status_file)
     (warned,) = caplog.records
+    error = f"daemon.status_file {status_file} cannot be removed: Is a directory"
     assert getattr(warned, "event", "") == "status.unwritable"
-    assert f"daemon.status_file {status_file} cannot be removed" in warned.getMessage()
-    assert "until the next start" in warned.getMessage()
+    assert getattr(warned, "errors", None) == [error]
+    assert warned.getMessage() == (
+        f"status cannot be withdrawn ({error}); it will say pulsed runs until the next start"
+    )
