@@ -222,7 +222,7 @@ def _add(args: argparse.Namespace, flags: dict[str, str]) -> int:
         report = _provision.add_shop(
             flags, args.name, Path(args.root), domain=args.domain, secret=secret, folder=folder
         )
-        after = _provision.RESTART if secret is not None else _provision.RELOAD
+        changed, credential = True, secret is not None
     else:
         report = _provision.add_secrets(
             flags,
@@ -231,8 +231,8 @@ def _add(args: argparse.Namespace, flags: dict[str, str]) -> int:
             folder=folder,
             replace=args.replace,
         )
-        changed = any(not line.startswith("unchanged") for line in report)
-        after = _provision.RESTART if changed else "nothing changed: nothing to restart\n"
+        changed = credential = any(not line.startswith("unchanged") for line in report)
+    after = _provision.next_steps(changed=changed, credential=credential, as_root=os.geteuid() == 0)
     sys.stdout.write("".join(f"{line}\n" for line in report) + after)
     return EX_OK
 

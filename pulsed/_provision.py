@@ -55,6 +55,21 @@ RESTART = (
 RELOAD = (
     "next: sudo systemctl reload pulsed   # the first time: sudo systemctl enable --now pulsed\n"
 )
+# Not root: the user unit reads its credentials folder as it is (CREDENTIALS_DIRECTORY,
+# docs/without-root.md), so a reload is enough, and a cron line's next run reads it.
+AS_USER = "next: systemctl --user reload pulsed   # under cron: nothing, the next run reads it\n"
+UNCHANGED = "nothing changed: nothing to restart\n"
+
+
+def next_steps(*, changed: bool, credential: bool, as_root: bool) -> str:
+    """What to run after ``add-shop`` or ``add-secrets``: nothing when nothing changed; as
+    root, systemd's steps (a new ``credential`` only reaches the service at a start after
+    ``daemon-reload``); as a user, the user unit's reload."""
+    if not changed:
+        return UNCHANGED
+    if not as_root:
+        return AS_USER
+    return RESTART if credential else RELOAD
 
 
 # --- what is configured --------------------------------------------------------------
@@ -378,6 +393,15 @@ def add_shop(
     root = root.absolute()
     found = _config.resolve_domain(domain, root)  # refused here if the shop cannot work
     have = known(flags, environ)
+    if have.single is not None and have.single.shop_root is None:
+        # Listing any shop drops [shop]; without a root there is no shops.d file to
+        # carry it into, and it would silently stop sending.
+        raise ConfigError(
+            "add-shop",
+            "the one shop configured in [shop] has no root to list it by as "
+            f"shops.d/{DEFAULT_SHOP}.toml; list it there first (its composer_json and "
+            "domain under [shop]), then add this one; nothing written",
+        )
     if name in have.names:
         raise ConfigError("add-shop", f"shop {name} is already configured; nothing written")
     if (other := have.roots.get(root.resolve())) is not None:
@@ -391,7 +415,7 @@ def add_shop(
         value = CREDENTIALS["pulse_heartbeat_secret"].parse(credential, secret)
     report = [] if value is None else add_own_secret(name, value, folder)
     files = [(f"{name}.toml", shop_file(root, domain))]
-    if have.single is not None and have.single.shop_root is not None:
+    if have.single is not None and have.single.shop_root is not None:  # None: refused above
         files.insert(0, (f"{DEFAULT_SHOP}.toml", carried_file(have.single.shop_root, have.single)))
     for file, written in write_new_files(shops, files, SHOP_FILE_MODE, "add-shop"):
         if not written:

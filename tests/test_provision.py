@@ -285,6 +285,45 @@ def test_adding_to_the_one_shop_configuration_lists_its_shop_as_default_too(
         add_shop(host, "default", host.add_tree("delta"))
 
 
+def test_adding_to_a_one_shop_configuration_without_a_root_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    # The one shop set by its composer.json and domain: no shops.d file could carry it,
+    # and listing another shop would drop it without a word.
+    host = Host(tmp_path, "https://pulse.example", [])
+    first = host.add_tree("first")
+    host.config.write_text(
+        f'[shop]\ncomposer_json = "{first}/system/library/oc_telegram_shop/composer.json"\n'
+        'domain = "first.example"\n'
+    )
+    assert [c.name for c in load_setup({}, host.env).shops] == ["default"]
+    with pytest.raises(ConfigError) as refused:
+        add_shop(host, "gamma", host.add_tree("gamma"), secret=OWN)
+    assert str(refused.value) == (
+        "add-shop: the one shop configured in [shop] has no root to list it by as "
+        "shops.d/default.toml; list it there first (its composer_json and domain under "
+        "[shop]), then add this one; nothing written"
+    )
+    assert not (host.etc / "shops.d").exists()
+    assert list(host.credentials.iterdir()) == []
+
+
+def test_what_to_run_next_fits_who_ran_it_and_what_changed() -> None:
+    steps = _provision.next_steps
+    assert steps(changed=True, credential=True, as_root=True) == _provision.RESTART
+    assert steps(changed=True, credential=False, as_root=True) == _provision.RELOAD
+    assert "daemon-reload" in _provision.RESTART and "reload pulsed" in _provision.RELOAD
+    # Not root: the user unit (or cron) reads the credentials folder as it is.
+    for credential in (True, False):
+        said = steps(changed=True, credential=credential, as_root=False)
+        assert said == _provision.AS_USER and "sudo" not in said
+        assert "systemctl --user reload pulsed" in said and "cron" in said
+    for as_root in (True, False):
+        assert steps(changed=False, credential=True, as_root=as_root) == (
+            "nothing changed: nothing to restart\n"
+        )
+
+
 # --- the commands, as an operator types them ----------------------------------------
 
 
