@@ -345,10 +345,13 @@ SHOP_DEFAULTS = frozenset({"shop.php_binary"})
 
 @dataclass(frozen=True)
 class Disabled:
-    """A shop that cannot work, and why (``error.setting`` names the setting)."""
+    """A shop that cannot work, and why (``error.setting`` names the setting); ``root``
+    as its configuration names it, if it does: ``discover`` and ``add-shop`` then know
+    the shop by its folder, and never list that folder again under another name."""
 
     name: str
     error: ConfigError
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -585,7 +588,8 @@ def load_setup(
         try:
             cfg = _one_shop(name, raw, shared, top, environ, secrets=secrets)
         except ConfigError as exc:
-            disabled.append(Disabled(name, exc))
+            root = raw.get("shop.root")
+            disabled.append(Disabled(name, exc, Path(root) if isinstance(root, str) else None))
         else:
             shops.append(replace(cfg, config_file=path, sources={**sources, **own}))
     return Setup(

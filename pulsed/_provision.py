@@ -77,8 +77,9 @@ def next_steps(*, changed: bool, credential: bool, as_root: bool) -> str:
 
 @dataclass(frozen=True)
 class Known:
-    """What the configuration already has: its shop names, and each working shop by its
-    resolved root and its domain (a shop found again is not listed again)."""
+    """What the configuration already has: its shop names, each shop by its resolved
+    root (a disabled one too, when its configuration names one) and each working shop
+    by its domain: a shop found again is not listed again."""
 
     names: frozenset[str] = frozenset()
     roots: Mapping[Path, str] = field(default_factory=dict)
@@ -97,7 +98,8 @@ def known(flags: Mapping[str, str], environ: Mapping[str, str]) -> Known:
         return Known(frozenset(_names_in_files(flags, environ)))
     return Known(
         frozenset(c.name for c in setup.shops) | {d.name for d in setup.disabled},
-        {c.shop_root.resolve(): c.name for c in setup.shops if c.shop_root is not None},
+        {c.shop_root.resolve(): c.name for c in setup.shops if c.shop_root is not None}
+        | {d.root.resolve(): d.name for d in setup.disabled if d.root is not None},
         {c.domain: c.name for c in setup.shops},
         setup.listed,
         None if setup.listed or not setup.shops else setup.shops[0],

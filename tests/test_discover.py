@@ -326,6 +326,23 @@ def test_write_makes_one_shop_file_per_shop_that_the_configuration_loads(
     assert [(d.name, d.error.setting) for d in setup.disabled] == [("b", "shop.domain")]
 
 
+def test_a_disabled_shop_found_again_is_kept_under_its_name_not_listed_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its config.php lost the domain after it was listed: pulsed disables it, and
+    # discover knows the folder by the root its file names, not by a domain.
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    shop = tmp_path / "www" / "a"
+    make_shop(shop, "define('HTTPS_SERVER', 'https://a.example/');")
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    (shop / "config.php").write_text("<?php\n// the define lost in an edit\n")
+    capsys.readouterr()
+    assert _discover.main([str(tmp_path / "www")], str(shops_d)) == 0
+    out = capsys.readouterr().out
+    assert f"kept     {shop}: already configured, as shop a_example" in out, out
+    assert sorted(p.name for p in shops_d.iterdir()) == ["a_example.toml"]
+
+
 def test_write_again_keeps_every_shop_already_configured_and_writes_the_new_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
