@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pulsed._config import Config, Disabled, Secret, Setup
+from pulsed._config import Config, Disabled, Secret, Setup, load_setup
 from pulsed._errors import ConfigError
 from pulsed._settings import SETTINGS
+from tests.support.host import Host
 from tests.support.loop import loop_config
 
 
@@ -79,3 +80,13 @@ def test_the_setup_lists_each_shops_secrets_once(tmp_path: Path) -> None:
         ),
     )
     assert sorted(whole.secrets()) == ["one", "two"]
+
+
+def test_a_disabled_shop_keeps_the_root_its_configuration_names(tmp_path: Path) -> None:
+    # discover and add-shop know a disabled shop by its folder (None: it names none).
+    host = Host(tmp_path / "host", "https://pulse.example", [])
+    tables = {"beta": f'root = "{tmp_path}/gone"', "gamma": "root = 5"}  # not a path
+    host.write(["alpha"], extra=tables)
+    setup = load_setup({}, host.env)
+    assert [c.name for c in setup.shops] == ["alpha"]
+    assert {d.name: d.root for d in setup.disabled} == {"beta": tmp_path / "gone", "gamma": None}

@@ -308,6 +308,24 @@ def test_adding_to_a_one_shop_configuration_without_a_root_is_refused_and_writes
     assert list(host.credentials.iterdir()) == []
 
 
+def test_add_shop_knows_a_disabled_shop_by_its_root(host: Host) -> None:
+    # beta's config.php lost its domain: disabled, and still the owner of its folder.
+    (host.root("beta") / "config.php").write_text("<?php\n// the define lost in an edit\n")
+    with pytest.raises(ConfigError, match=r"is already shop beta's; nothing written"):
+        add_shop(host, "gamma", host.root("beta"), domain="gamma.example")
+    assert not (host.etc / "shops.d").exists()
+
+
+def test_add_shop_knows_a_shops_domain_even_when_no_secret_is_set(host: Host) -> None:
+    # Provisioning runs before any secret exists: a shop without one is still alpha,
+    # with its domain, not a disabled shop whose domain is free to take.
+    env = {k: v for k, v in host.env.items() if k != "PULSE_HEARTBEAT_SECRET"}
+    with pytest.raises(ConfigError, match=r"alpha\.example is already shop alpha's"):
+        _provision.add_shop(
+            {}, "gamma", host.add_tree("gamma"), domain="alpha.example", environ=env
+        )
+
+
 def test_what_to_run_next_fits_who_ran_it_and_what_changed() -> None:
     steps = _provision.next_steps
     assert steps(changed=True, credential=True, as_root=True) == _provision.RESTART
