@@ -641,9 +641,10 @@ def main(argv: list[str] | None = None) -> int:
                 "word and the code; state and logs cut at 200 characters), a one-letter "
                 "secret (78 naming the rule), a status or metrics folder that is a tenant's "
                 "link, owned by it or open to all, a status or metrics file set to the state "
-                "file or in its folder (78 naming the setting), `status --shop ../../outside` "
-                "(refused), a shops.d file name with ESC and a newline (escaped), a tenant's "
-                "config.php linked to another tenant's file (discover does not follow it)",
+                "file or in its folder (78 naming the setting), a `status --shop` naming a "
+                "path above the state folder (refused), a shops.d file name with ESC and a "
+                "newline (escaped), a tenant's config.php linked to another tenant's file "
+                "(discover does not follow it)",
                 lambda row: hostile_host(soak, row),
             ),
         ]
