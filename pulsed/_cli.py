@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     _add_setting_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _heartbeat_commands(sub)
+    _adopt_command(sub)
+    _provisioning_commands(sub)
+    return parser
+
+
+def _heartbeat_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """run, once, status and check: each takes every setting as a flag."""
     run = sub.add_parser("run", help="the daemon, in the foreground")
     once = sub.add_parser("once", help="one heartbeat now, if due")
     once.add_argument("--force", action="store_true", help="send even if not due")
@@ -112,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
     for each in (run, once, status, check):
         _add_setting_flags(each)
+
+
+def _adopt_command(sub: argparse._SubParsersAction[_Parser]) -> None:
     adopt = sub.add_parser(
         "adopt", help="move a shop's state from another folder, checking it is that shop's"
     )
@@ -125,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="take a state that records no domain (written before states did) as this shop's",
     )
     _add_setting_flags(adopt)
+
+
+def _provisioning_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """discover, add-shop and add-secrets: what writes the configuration and credentials."""
     discover = sub.add_parser(
         "discover", help="find OpenCart/ocStore shops with the module; print [shops.*] tables"
     )
@@ -184,7 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help="TOML config file (default $PULSED_CONFIG or /etc/pulsed/pulsed.toml)",
         )
-    return parser
 
 
 def flags_of(args: argparse.Namespace) -> dict[str, str]:
