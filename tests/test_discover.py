@@ -401,16 +401,25 @@ def test_write_refuses_a_folder_others_may_write_and_writes_nothing(
     assert list(shops_d.iterdir()) == []
 
 
+def one_shop_and_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second_domain: str
+) -> tuple[Path, Path]:
+    """A one-shop configuration ([shop] root, f.example) and a second shop of
+    ``second_domain`` beside it under www/: the shops.d folder and the first's root."""
+    shops_d = etc_with_config(tmp_path, monkeypatch)
+    first = make_shop(tmp_path / "www" / "first", "define('HTTPS_SERVER', 'https://f.example/');")
+    make_shop(tmp_path / "www" / "second", f"define('HTTPS_SERVER', 'https://{second_domain}/');")
+    config = shops_d.parent / "pulsed.toml"
+    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\n')
+    return shops_d, first
+
+
 def test_the_one_shop_configurations_shop_is_written_as_default_keeping_its_state(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pulsed._config import load_setup
 
-    shops_d = etc_with_config(tmp_path, monkeypatch)
-    first = make_shop(tmp_path / "www" / "first", "define('HTTPS_SERVER', 'https://f.example/');")
-    make_shop(tmp_path / "www" / "second", "define('HTTPS_SERVER', 'https://s.example/');")
-    config = shops_d.parent / "pulsed.toml"
-    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\n')
+    shops_d, first = one_shop_and_another(tmp_path, monkeypatch, "s.example")
     printed = _discover.tables([tmp_path / "www"], _provision.known({}, os.environ))
     assert tomllib.loads(printed)["shops"] == {
         "default": {"root": str(first)},
@@ -522,11 +531,7 @@ def test_the_shops_after_one_without_a_domain_or_of_a_domain_seen_are_still_list
 def test_a_shop_of_the_one_shops_domain_is_left_out_naming_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shops_d = etc_with_config(tmp_path, monkeypatch)
-    first = make_shop(tmp_path / "www" / "first", "define('HTTPS_SERVER', 'https://f.example/');")
-    make_shop(tmp_path / "www" / "second", "define('HTTPS_SERVER', 'https://f.example/');")
-    config = shops_d.parent / "pulsed.toml"
-    config.write_text(config.read_text() + f'[shop]\nroot = "{first}"\n')
+    one_shop_and_another(tmp_path, monkeypatch, "f.example")
     text = _discover.tables([tmp_path / "www"], _provision.known({}, os.environ))
     assert list(tomllib.loads(text)["shops"]) == ["default"]
     assert (
