@@ -115,6 +115,13 @@ def user_shop(home: Path, receiver: Receiver, **env: str) -> Shop:
     return shop
 
 
+def user_shop_with_runtime_dir(home: Path, receiver: Receiver) -> tuple[Shop, Path]:
+    """:func:`user_shop` in a session that has ``$XDG_RUNTIME_DIR`` (0700, the user's)."""
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700)
+    return user_shop(home, receiver, XDG_RUNTIME_DIR=str(runtime)), runtime
+
+
 def test_a_user_keeps_the_state_in_its_home_so_a_second_once_sends_nothing(
     home: Path, receiver: Receiver
 ) -> None:
@@ -140,9 +147,7 @@ def test_a_users_xdg_state_home_holds_the_state(home: Path, receiver: Receiver) 
 def test_a_users_status_file_is_written_under_its_runtime_dir(
     home: Path, receiver: Receiver
 ) -> None:
-    runtime = home / "run"
-    runtime.mkdir(mode=0o700)
-    shop = user_shop(home, receiver, XDG_RUNTIME_DIR=str(runtime))
+    shop, runtime = user_shop_with_runtime_dir(home, receiver)
     done = as_user(["once"], shop.env)
     assert done.code == EX_OK, done.err
     assert not done.named("status.unwritable")
@@ -154,9 +159,7 @@ def test_a_users_status_file_is_written_under_its_runtime_dir(
 def test_check_shows_where_a_users_state_and_status_file_came_from(
     home: Path, receiver: Receiver
 ) -> None:
-    runtime = home / "run"
-    runtime.mkdir(mode=0o700)
-    shop = user_shop(home, receiver, XDG_RUNTIME_DIR=str(runtime))
+    shop, runtime = user_shop_with_runtime_dir(home, receiver)
     done = as_user(["check"], shop.env)
     assert done.code == EX_OK, done.err
     rows = {line.split()[0]: line for line in done.out.splitlines() if line.startswith("  ")}
