@@ -229,7 +229,8 @@ def shop_names(names: Sequence[str]) -> list[str]:
 
 
 def _add(args: argparse.Namespace, flags: dict[str, str]) -> int:
-    """``add-shop`` and ``add-secrets``: what was written, then what systemd needs."""
+    """``add-shop`` and ``add-secrets``: what was written, then what to run next (systemd's
+    steps as root, the user unit's otherwise)."""
     folder = Path(args.credentials_dir)
     if args.command == "add-shop":
         secret = _provision.read_secret(args.own_secret_file, stdin=args.own_secret_stdin)
