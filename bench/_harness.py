@@ -58,7 +58,7 @@ class Plan:
     shops_cpu_warm: int = 10
     shops_cpu_delay: float = 10.0
     identity_tokens: int = 50
-    fleet_seeds: tuple[int, ...] = (20261130, 1, 2)
+    fleet_seeds: tuple[int, ...] = (20261130, 1, 2, 3, 4)
 
 
 QUICK = Plan(

@@ -53,7 +53,11 @@ from tests.support.loop import fixed_facts, loop_config  # noqa: E402
 HOUR = 3600.0
 MINUTE = 60.0
 OUTAGE_TARGET = 2.3
-RECOVERY_TARGET = 2.0
+RECOVERY_TARGET = 1.3
+# One interval after the receiver is back: the shops that recovered together must not
+# be due together again (contract §4: the first success after failures is due one
+# interval plus 0–10 % later).
+ECHO_TARGET = 1.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +110,14 @@ class Outcome:
         s = self.scenario
         back = s.outage_start + s.outage
         return self.window(back, back + s.recovery_window)
+
+    @property
+    def echo(self) -> list[int]:
+        """The half hour around one interval after the receiver came back: where the
+        shops that recovered together would be due together again."""
+        s = self.scenario
+        back = s.outage_start + s.outage + s.interval
+        return self.window(back - 10 * MINUTE, back + 20 * MINUTE)
 
     @property
     def later(self) -> list[int]:
@@ -240,6 +252,7 @@ def figures(out: Outcome) -> list[Figure]:
         Figure("outage, mean", statistics.mean(during) / steady, None),
         Figure("first 10 min after, busiest minute", max(recovery) / steady, RECOVERY_TARGET),
         Figure("first 10 min after, mean", statistics.mean(recovery) / steady, None),
+        Figure("one interval after, busiest minute", max(out.echo) / steady, ECHO_TARGET),
         Figure("the rest of the 2 h after, busiest minute", max(out.later) / steady, None),
     ]
 
