@@ -59,6 +59,13 @@ class Plan:
     shops_cpu_delay: float = 10.0
     identity_tokens: int = 50
     fleet_seeds: tuple[int, ...] = (20261130, 1, 2, 3, 4)
+    steady_sizes: tuple[int, ...] = (200, 1000, 2000)
+    steady_warm: int = 5
+    steady_beats: int = 30
+    steady_spacing: float = 1.5
+    steady_lead: float = 3.0
+    steady_start_runs: int = 3
+    floor_rounds: int = 200
 
 
 QUICK = Plan(
@@ -79,6 +86,10 @@ QUICK = Plan(
     shops_cpu_delay=8.0,
     identity_tokens=50,
     fleet_seeds=(20261130,),
+    steady_sizes=(50, 200),
+    steady_beats=5,
+    steady_start_runs=1,
+    floor_rounds=30,
 )
 
 

@@ -1,6 +1,6 @@
 """``make bench``: pulsed's footprint and speed, side by side with baselines (issues 4, 9).
 
-One run measures nine figures on this machine, each against a baseline run in the
+One run measures ten figures on this machine, each against a baseline run in the
 same invocation, prints one table (figure, pulsed, baseline, ratio, target,
 verdict) and writes ``bench/results.md`` with the machine, the versions, the
 table and how each figure was taken. Each figure is a module of ``bench/figures/``,
@@ -22,7 +22,14 @@ named as ``--only`` names it, run in this order:
   floor's, and its CPU per heartbeat per shop against one ``curl`` run;
 - ``identity``: 8. the CPU of one identity round for 50 tokens against one for 1 token;
 - ``fleet``: 9. the fleet: 10,000 shops' real cycles through a one-hour receiver
-  outage (``bench/fleet.py``), requests per minute against the steady state.
+  outage (``bench/fleet.py``), requests per minute against the steady state;
+- ``steady``: 10. the steady state a host lives in: 200, 1,000 and 2,000 shops with
+  a week of history each, their own secrets, the status and metrics files on and
+  shops due one at a time: CPU per heartbeat against the I/O floor
+  (``bench/io_floor.py``, measured in the same run), memory, start and reload.
+
+Figures 1–9 measure a host on its first hour (empty histories, shops due together,
+one shared secret, no status file); figure 10 measures the hours after.
 
 This file is the harness alone: the arguments, the order, the table and the file.
 What the figures share is in ``_harness.py`` (the plan, the local servers, the
@@ -63,7 +70,7 @@ if _REPO not in sys.path:
 from _harness import QUICK, REPO, Bench, Plan  # noqa: E402
 from _measure import load_average  # noqa: E402
 from _report import Row, Section, busy_warning, render_table, report  # noqa: E402
-from figures import cpu, deadline, fleet, identity, idle, scale, shops, start  # noqa: E402
+from figures import cpu, deadline, fleet, identity, idle, scale, shops, start, steady  # noqa: E402
 
 FIGURES: dict[str, Callable[[Bench], list[Section]]] = {
     "idle": idle.measure,
@@ -74,6 +81,7 @@ FIGURES: dict[str, Callable[[Bench], list[Section]]] = {
     "shops": shops.measure,
     "identity": identity.measure,
     "fleet": fleet.measure,
+    "steady": steady.measure,
 }
 
 

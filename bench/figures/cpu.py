@@ -20,7 +20,7 @@ CPU_TARGET = 3.0
 
 def measure(bench: Bench) -> list[Section]:
     plan = bench.plan
-    section = Section("3. CPU per heartbeat")
+    section = Section("3. CPU per heartbeat, on the first hour (empty history)")
     _, env = bench.site("cpu", state=bench.cached_state(due_now=True), interval=1)
     daemon = bench.daemon(env)
     # The first cycles import what is imported lazily and warm the caches.

@@ -108,7 +108,9 @@ def sent_count(child: Process) -> int:
 
 def measure(bench: Bench) -> list[Section]:
     plan = bench.plan
-    section = Section("7. Many shops in one daemon")
+    section = Section(
+        "7. Many shops in one daemon, on their first hour (empty histories, one secret)"
+    )
     largest = max(plan.shops_scale)
     host = Host(bench, largest)
 
