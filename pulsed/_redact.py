@@ -99,8 +99,9 @@ class _Index:
 
     def found(self, text: str) -> set[str]:
         """Every needle in ``text``."""
+        # The last slices may be short: they match no key, every key being _GRAM long.
         grams = self._by_gram.keys() & {
-            text[at : at + _GRAM] for at in range(0, len(text) - _GRAM + 1, _STRIDE)
+            text[at : at + _GRAM] for at in range(0, len(text), _STRIDE)
         }
         return {needle for gram in grams for needle in self._by_gram[gram] if needle in text}
 
@@ -134,7 +135,7 @@ class Redactor:
         self._needles: set[str] = set()
         self._index = _Index()
         # Few needles: each looked for in turn, cheaper than the index's lookups.
-        self._plain: tuple[str, ...] | None = ()
+        self._plain: tuple[str, ...] | None
         self.register(secrets)
 
     def register(self, secrets: Iterable[str]) -> None:

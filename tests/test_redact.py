@@ -155,6 +155,29 @@ def test_the_index_does_not_look_again_for_a_needle_earlier_in_the_order() -> No
     assert _many(["d]tail-1000", "secret-one"])(text) == want
 
 
+def test_a_needle_that_its_own_replacement_completes_again_is_left_as_the_loop_leaves_it() -> None:
+    # "[redacted]" ends in "d]", which with the "abcd" after it is the needle again; the
+    # loop has passed that needle by then.
+    assert Redactor(["d]abcd"])("d]abcdabcd") == f"{REDACTED}abcd"
+    assert _many(["d]abcd"])("d]abcdabcd") == f"{REDACTED}abcd"
+
+
+def test_a_reload_that_registers_the_same_secrets_computes_none_of_their_spellings_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    computed: list[str] = []
+
+    def counted(secret: str) -> set[str]:
+        computed.append(secret)
+        return shapes(secret)
+
+    monkeypatch.setattr(_redact, "shapes", counted)
+    redact = Redactor(["first-secret", "second-secret"])
+    redact.register(["second-secret", "first-secret", "third-secret"])
+    assert computed == ["first-secret", "second-secret", "third-secret"]
+    assert redact("third-secret") == REDACTED
+
+
 def test_text_shorter_than_any_needle_is_unchanged_through_the_index() -> None:
     assert _many(["needle"])("needl") == "needl"
 
