@@ -139,7 +139,12 @@ class Redactor:
         self.register(secrets)
 
     def register(self, secrets: Iterable[str]) -> None:
-        """Add ``secrets``: all of one load in one call, which builds once."""
+        """Add ``secrets``: all of one load in one call, which builds once.
+
+        A reload registers while worker threads may be writing lines: the index only
+        grows and ``_plain`` is replaced whole, so a line meanwhile is searched for every
+        secret registered before, and for none, some or all of those being added.
+        """
         for secret in secrets:
             if secret in self._secrets:
                 continue  # a reload registers the same secrets again
