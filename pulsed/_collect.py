@@ -4,6 +4,10 @@ Reads the module's composer.json and the shop's ``index.php`` statically (see
 :mod:`pulsed._shop`), asks the PHP binary its version, and turns every failure
 into a ``None`` with one ``collect.unavailable`` warning naming the field and why.
 Nothing here raises: a heartbeat with nulls is better than none.
+
+What a file said is kept (:class:`ShopFiles`) and the file read again only when a
+stat says it changed; the php version is kept per binary (:class:`PhpVersions`).
+Every warning is given again at each heartbeat, kept or not.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -40,36 +46,115 @@ def _unavailable(field: str, reason: str) -> None:
     )
 
 
-def module_version(composer: Path | None) -> str | None:
+def _composer_version(file: _shop.ShopFile) -> tuple[str | None, str | None]:
+    """The module's version, or None and why."""
+    try:
+        return _shop.plausible_version(_shop.composer_version(file.text), "module_version"), None
+    except CollectError as exc:
+        return None, f"{file.where}: {exc}"
+
+
+def module_version(composer: Path | None, files: ShopFiles | None = None) -> str | None:
     if composer is None:
         _unavailable("module_version", "neither shop.composer_json nor shop.root is set")
         return None
     try:
-        file = _shop.read(composer)  # its errors name the path
+        version, why = (files or ShopFiles()).composer.made(composer)  # its errors name the path
     except CollectError as exc:
         _unavailable("module_version", str(exc))
         return None
-    try:
-        return _shop.plausible_version(_shop.composer_version(file.text), "module_version")
-    except CollectError as exc:
-        _unavailable("module_version", f"{file.where}: {exc}")
-        return None
+    if why is not None:
+        _unavailable("module_version", why)
+    return version
 
 
-def shop_versions(root: Path | None) -> tuple[str | None, str | None]:
+def shop_versions(
+    root: Path | None, files: ShopFiles | None = None
+) -> tuple[str | None, str | None]:
     """``VERSION`` and ``VERSION_CORE`` from ``<root>/index.php``; a missing core is normal."""
     if root is None:
         _unavailable("ecommerce_version", "shop.root is not set")
         return None, None
     try:
-        index = _shop.read(root / "index.php")
+        version, core, problems = (files or ShopFiles()).index.made(root / "index.php")
     except CollectError as exc:
         _unavailable("ecommerce_version", str(exc))
         return None, None
-    version, core, problems = _shop.versions(index)
     for field, reason in problems:
         _unavailable(field, reason)
     return version, core
+
+
+FileKey = tuple[int, int, int, int, int]
+
+
+def file_key(path: Path) -> FileKey | None:
+    """What tells one version of a file from another: its device, inode, size, mtime
+    and ctime. None when it cannot be looked at (reading it says why).
+
+    The ctime is there because an edit can keep the size and put the mtime back
+    (``touch -r``, a restore, some deploy tools), but nothing sets the ctime.
+    """
+    try:
+        info = path.stat()
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+# A file changed less than this long before it was looked at is not kept: a second
+# change within the same tick of the file system's clock (up to 2 s on some) could
+# leave every stamp as it was, and what was read would be kept past it.
+SETTLED_NS = 2_000_000_000
+_Made = TypeVar("_Made")
+
+
+class KeptFile(Generic[_Made]):
+    """What was made of one file, made again only when the file changes.
+
+    One result is kept, the latest path's: a shop whose path changes on reload
+    replaces it, so nothing grows. Only a file that was read is kept; one that
+    could not be is tried again each time, its error raised again.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[_shop.ShopFile], _Made],
+        read: Callable[[Path], _shop.ShopFile],
+        clock: Callable[[], int],
+    ) -> None:
+        self._make = make
+        self._read = read
+        self._clock = clock
+        self._kept: tuple[Path, FileKey, _Made] | None = None
+
+    def made(self, path: Path) -> _Made:
+        """What ``path`` says; :class:`CollectError` when it cannot be read."""
+        # Looked at before it is read: a change after this look changes what the next
+        # look sees, so what was read is never kept under a later file's stamps.
+        key = file_key(path)
+        if key is not None and self._kept is not None and self._kept[:2] == (path, key):
+            return self._kept[2]
+        made = self._make(self._read(path))
+        if key is not None and self._clock() - key[4] >= SETTLED_NS:
+            self._kept = (path, key, made)
+        return made
+
+
+class ShopFiles:
+    """One shop's ``index.php`` and composer.json as last made sense of (see :class:`KeptFile`).
+
+    Each shop's cycle has its own, so it goes with the shop; ``read`` and ``clock``
+    are for tests.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[Path], _shop.ShopFile] = _shop.read,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.index = KeptFile(_shop.versions, read, clock)
+        self.composer = KeptFile(_composer_version, read, clock)
 
 
 def parse_php_version(stdout: bytes) -> str | None:
@@ -169,15 +254,17 @@ async def collect(
     env: Mapping[str, str],
     *,
     php: PhpVersions | None = None,
+    files: ShopFiles | None = None,
 ) -> ShopFacts:
     # Off the event loop: scanning a 1 MiB index.php built to be slow takes seconds of
-    # CPU, and every other shop's heartbeat would wait for it. The worker thread keeps
-    # this task's context, so its warnings still name the shop.
-    ecommerce, core = await anyio.to_thread.run_sync(shop_versions, root)
+    # CPU, and every other shop's heartbeat would wait for it (a stat of a file kept
+    # can hang on a network file system too). The worker thread keeps this task's
+    # context, so its warnings still name the shop.
+    ecommerce, core = await anyio.to_thread.run_sync(shop_versions, root, files)
     asked = php.version if php is not None else php_version
     return ShopFacts(
         php_version=await asked(php_binary, timeout, env),
-        module_version=await anyio.to_thread.run_sync(module_version, composer),
+        module_version=await anyio.to_thread.run_sync(module_version, composer, files),
         ecommerce_version=ecommerce,
         ecommerce_core_version=core,
     )

@@ -4,8 +4,8 @@ shared edges, the state folder locked, and the status files published.
 This is the one place that configures the log redactor (:func:`protect`): every
 secret the environment holds before a configuration loads, then every secret of
 each configuration put in force. :class:`Shops` opens cycles that share one
-identity round and one php version cache, and knows which are open, so a round
-also takes the other open shops' stale tokens.
+identity round and one php version cache, each with its own shop files kept, and
+knows which are open, so a round also takes the other open shops' stale tokens.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class Shops:
                 writable=self.writable,
                 environ=os.environ,
                 identities=self.identities,
-                collect=self.collect,
+                # Its own shop files kept: they go when the shop does.
+                collect=functools.partial(self.collect, files=_collect.ShopFiles()),
             )
         finally:
             _logging.SHOP.reset(named)

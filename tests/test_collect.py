@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from pulsed import _collect, _logging
+from pulsed import _collect, _logging, _shop
 from pulsed._body import ShopFacts
 from pulsed._collect import collect, parse_php_version
 
@@ -517,3 +518,162 @@ async def test_collect_asks_through_the_shared_answers_when_given_them(
         assert facts.php_version == "8.2.7"
     assert versions.asked == 1
     assert calls.read_text() == "x\n"
+
+
+# --- shop files read again only when they change ------------------------------------
+
+
+def settled() -> int:
+    """An hour from now: every file the test wrote has settled (see SETTLED_NS)."""
+    return time.time_ns() + 3600 * 10**9
+
+
+class Reads:
+    """The shop reader, counting the paths it reads."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+
+    def __call__(self, path: Path) -> _shop.ShopFile:
+        self.paths.append(path)
+        return _shop.read(path)
+
+
+def composer_of(shop: Path) -> Path:
+    return shop / "system/library/oc_telegram_shop/composer.json"
+
+
+def change_ctime(path: Path, before: os.stat_result) -> None:
+    """Set ``path``'s mtime back to ``before``'s, until its ctime differs from ``before``'s.
+
+    The file system's clock may not have ticked since ``before`` was taken: setting the
+    times again until it has is the premise of the test, not a wait for an event.
+    """
+    for _ in range(100_000):
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        if path.stat().st_ctime_ns != before.st_ctime_ns:
+            return
+    pytest.fail("the ctime never changed")
+
+
+async def test_unchanged_shop_files_are_read_once_over_many_heartbeats(
+    shop: Path, tmp_path: Path
+) -> None:
+    reads = Reads()
+    files = _collect.ShopFiles(reads, settled)
+    php = stub_php(tmp_path, "printf 8.2.7")
+    for _ in range(3):
+        facts = await collect(shop, composer_of(shop), php, 5.0, ENV, files=files)
+        assert facts == ShopFacts("8.2.7", "1.4.0", "3.0.3.8", "ocStore 3.0.3.8")
+    assert reads.paths == [shop / "index.php", composer_of(shop)]
+
+
+def test_an_edit_that_keeps_the_size_and_the_mtime_is_read_again(shop: Path) -> None:
+    index = shop / "index.php"
+    files = _collect.ShopFiles(Reads(), settled)
+    assert _collect.shop_versions(shop, files)[0] == "3.0.3.8"
+    before = index.stat()
+    index.write_text(index.read_text().replace("'3.0.3.8'", "'3.0.3.9'"))
+    change_ctime(index, before)
+    after = index.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert _collect.shop_versions(shop, files)[0] == "3.0.3.9"
+
+
+def test_a_file_replaced_by_another_of_the_same_size_and_mtime_is_read_again(
+    shop: Path,
+) -> None:
+    composer = composer_of(shop)
+    files = _collect.ShopFiles(Reads(), settled)
+    assert _collect.module_version(composer, files) == "1.4.0"
+    before = composer.stat()
+    new = composer.with_name("composer.json.new")
+    new.write_text(composer.read_text().replace('"1.4.0"', '"1.4.1"'))
+    os.utime(new, ns=(before.st_atime_ns, before.st_mtime_ns))
+    new.replace(composer)
+    assert composer.stat().st_ino != before.st_ino
+    assert _collect.module_version(composer, files) == "1.4.1"
+
+
+def test_a_file_is_kept_from_the_moment_its_last_change_has_settled(shop: Path) -> None:
+    changed = (shop / "index.php").stat().st_ctime_ns
+    now = changed + _collect.SETTLED_NS - 1
+    reads = Reads()
+    files = _collect.ShopFiles(reads, lambda: now)
+    for _ in range(2):
+        _collect.shop_versions(shop, files)
+    assert len(reads.paths) == 2  # a change in the same tick could leave its stamps
+    now += 1
+    for _ in range(2):
+        _collect.shop_versions(shop, files)
+    assert len(reads.paths) == 3
+
+
+def test_the_wall_clock_in_nanoseconds_says_when_a_file_has_settled() -> None:
+    # A file of this Python's own library: installed long before this test ran.
+    old = Path(json.__file__)
+    reads = Reads()
+    kept = _collect.ShopFiles(reads).composer
+    assert kept.made(old) == kept.made(old)
+    assert reads.paths == [old]
+
+
+def test_a_kept_file_still_gives_its_warnings_at_every_heartbeat(
+    shop: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (shop / "index.php").write_text("<?php\n")
+    composer_of(shop).write_text('{"name": "x"}')
+    reads = Reads()
+    files = _collect.ShopFiles(reads, settled)
+    for _ in range(3):
+        assert _collect.shop_versions(shop, files) == (None, None)
+        assert _collect.module_version(composer_of(shop), files) is None
+    assert len(reads.paths) == 2
+    first = warnings(caplog)[:2]
+    assert [w[1] for w in first] == ["ecommerce_version", "module_version"]
+    assert warnings(caplog) == first * 3
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda path: path.unlink(),
+        lambda path: replace_with_link(path, fifo=True),
+    ],
+    ids=["missing", "fifo"],
+)
+def test_a_file_that_cannot_be_read_is_tried_and_warned_of_at_every_heartbeat(
+    shop: Path, caplog: pytest.LogCaptureFixture, spoil: object
+) -> None:
+    index = shop / "index.php"
+    reads = Reads()
+    files = _collect.ShopFiles(reads, settled)
+    assert _collect.shop_versions(shop, files)[0] == "3.0.3.8"
+    spoil(index)  # type: ignore[operator]
+    for _ in range(2):
+        assert _collect.shop_versions(shop, files) == (None, None)
+    assert len(reads.paths) == 3
+    (first, second) = warnings(caplog)
+    assert first == second and first[1] == "ecommerce_version"
+
+
+def test_a_path_with_a_nul_byte_is_still_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = _collect.ShopFiles(Reads(), settled)
+    assert _collect.module_version(tmp_path / "com\0poser.json", files) is None
+    assert "not a valid path" in unavailable(caplog)["module_version"]
+
+
+def test_a_shop_whose_path_changes_keeps_only_the_latest_file(shop: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(shop, other)
+    reads = Reads()
+    files = _collect.ShopFiles(reads, settled)
+    for root in (shop, other, other, shop):
+        assert _collect.shop_versions(root, files)[0] == "3.0.3.8"
+    assert reads.paths == [shop / "index.php", other / "index.php", shop / "index.php"]

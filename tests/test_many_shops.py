@@ -10,10 +10,11 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from pulsed import _collect, _identity
+from pulsed import _collect, _identity, _shop, _wiring
 from pulsed import _state as st
 from pulsed._config import Setup, load_setup
 from pulsed._errors import ConfigError, IdentityError
+from pulsed._files import Read, read_regular
 from tests.support.host import Host
 
 TOKENS = [f"{n}00000:key-{n}" for n in range(1, 51)]
@@ -313,6 +314,33 @@ async def test_a_failed_php_answer_is_not_kept(tmp_path: Path) -> None:
     assert await versions.version(str(php), 5.0, {"PATH": "/usr/bin:/bin"}) is None
     assert await versions.version(str(php), 5.0, {"PATH": "/usr/bin:/bin"}) is None
     assert versions.asked == 2
+
+
+@pytest.mark.anyio
+async def test_each_shop_reads_its_unchanged_files_once(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = setup_of(host)
+    monkeypatch.setattr(_collect, "SETTLED_NS", 0)  # the files were written just now
+    read: list[Path] = []
+    real = read_regular
+
+    def counted(path: Path, limit: int, *, follow: bool = True) -> Read:
+        read.append(path)
+        return real(path, limit, follow=follow)
+
+    monkeypatch.setattr(_shop, "read_regular", counted)
+    shops = _wiring.Shops(writable=False)
+    cycles = [shops.open(cfg) for cfg in setup.shops]
+    for _ in range(3):
+        for cycle in cycles:
+            await cycle.build()
+    roots = [host.root(cfg.name) for cfg in setup.shops]
+    assert sorted(read) == sorted(
+        path
+        for root in roots
+        for path in (root / "index.php", root / "system/library/oc_telegram_shop/composer.json")
+    )
 
 
 def test_a_shop_without_its_secret_names_its_own_credential_and_what_loads_it(
