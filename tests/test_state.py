@@ -201,7 +201,7 @@ def test_temp_names_are_unpredictable(tmp_path: Path) -> None:
         mp.setattr(os, "replace", spy)
         for _ in range(5):
             store.save(st.State())
-    assert len(seen) == 5 and all(n.startswith(temp_prefix(store.path)) for n in seen)
+    assert len(seen) == 5 and all(n.startswith(temp_prefix(store.path.name)) for n in seen)
 
 
 def test_a_state_file_through_a_symlink_is_corrupt_and_moved_aside(tmp_path: Path) -> None:
@@ -267,7 +267,7 @@ def test_a_shop_whose_state_cannot_be_looked_at_is_listed(
 def test_sweep_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     store = st.StateStore(tmp_path)
     store.save(st.State(last_success=NOW))
-    (tmp_path / f"{temp_prefix(store.path)}dead").write_text("half")
+    (tmp_path / f"{temp_prefix(store.path.name)}dead").write_text("half")
     store.sweep()
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
