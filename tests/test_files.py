@@ -370,6 +370,22 @@ def test_write_new_creates_the_file_with_its_mode_and_leaves_no_temp_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["anna.toml"]
 
 
+def test_write_new_links_a_temp_file_named_for_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    linked: list[object] = []
+    real_link = os.link
+
+    def spy(src: object, dst: object, **where: object) -> None:
+        linked.append(src)
+        real_link(src, dst, **where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", spy)
+    assert _new(tmp_path, "anna.toml", b"[shop]\n")
+    (name,) = linked
+    assert isinstance(name, str) and name.startswith(temp_prefix("anna.toml"))
+
+
 def test_write_new_never_replaces_a_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
     (tmp_path / "anna.toml").write_text("kept")
     assert not _new(tmp_path, "anna.toml", b"new")

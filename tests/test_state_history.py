@@ -92,10 +92,20 @@ def test_since_counts_the_deliveries_from_a_moment_on_and_those_sent() -> None:
     assert history.since(NOW + 1) == (0, 0)
 
 
-def test_a_clock_that_went_back_leaves_the_history_in_its_order() -> None:
-    history = st.History.of([sent(NOW), failed(NOW - 3600)])
-    assert [d.at for d in history] == [NOW, NOW - 3600]
-    assert history.since(NOW - 1) == (1, 1)
+def test_since_takes_the_moment_to_the_microsecond() -> None:
+    history = st.History.of([sent(NOW - 5)])
+    assert history.since(NOW - 5 + 0.0000004) == (1, 1)
+    assert history.since(NOW - 5 + 0.0000006) == (0, 0)
+    assert st.History().since(0) == (0, 0)
+
+
+def test_a_clock_that_went_back_leaves_the_history_in_its_order_and_counted_right() -> None:
+    history = st.History.of([failed(NOW), sent(NOW - 3600), sent(NOW + 1), failed(NOW - 7200)])
+    assert [d.at for d in history] == [NOW, NOW - 3600, NOW + 1, NOW - 7200]
+    assert history.since(NOW - 1) == (2, 1)
+    assert history.since(NOW - 3600) == (3, 2)
+    assert history.since(NOW - 7200) == (4, 2)
+    assert history.since(NOW + 2) == (0, 0)
 
 
 def test_what_an_entry_cannot_hold_is_kept_as_its_bound() -> None:
