@@ -148,11 +148,11 @@ class Recorder:
             self._write(_state.encoded(self.state))
 
     async def save_aside(self) -> None:
-        """:meth:`save` in a worker thread.
+        """:meth:`save` in a worker thread, which gets the encoded bytes.
 
-        Encoding holds the GIL wherever it runs, so it costs the loop no more here;
-        and a worker that makes no large object leaves its malloc arena small (a
-        worker's arena that churns through a state's JSON grows RSS step by step).
+        Encoding holds the GIL wherever it runs, so it costs the loop nothing here
+        that it did not cost from the worker; and no state's JSON is then made and
+        dropped in a worker thread's own malloc arena, only the writes wait there.
         """
         if self.writable:
             await anyio.to_thread.run_sync(self._write, _state.encoded(self.state))

@@ -162,8 +162,9 @@ def _unpacked(at_us: int, kind: int, status: int, attempts: int, elapsed_ms: int
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """The last deliveries, oldest first, at most :data:`HISTORY_LIMIT`, packed in one
-    ``bytes`` value; each is a :class:`Delivery` again when read.
+    """The last deliveries in the order they ended (oldest first, unless the clock went
+    back), at most :data:`HISTORY_LIMIT`, packed in one ``bytes`` value; each is a
+    :class:`Delivery` again when read.
 
     A delivery's time is kept to the microsecond, as the file writes it, so a history
     read back from the file equals the one written. A count beyond what an entry
@@ -620,8 +621,7 @@ class StateStore:
 
     def write(self, data: bytes) -> None:
         """:meth:`save` of a state already :func:`encoded`, making the folder (0700) if
-        it is missing: a worker thread gets only this, so the bytes it handles were
-        made in the event loop's thread, and its malloc arena holds next to nothing."""
+        it is missing. What a worker thread runs: the waits for the disk, no encoding."""
         try:
             write_atomic(self.path, data, 0o600)
         except FileError as exc:
