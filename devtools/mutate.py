@@ -46,7 +46,7 @@ PYTEST_ARGS = ("-m", "not speed")
 # mutant they alone would catch is a gap in the module's own tests.
 MODULES: dict[str, tuple[str, ...]] = {
     "pulsed/_schedule.py": ("tests/test_schedule.py",),
-    "pulsed/_state.py": ("tests/test_state.py",),
+    "pulsed/_state.py": ("tests/test_state.py", "tests/test_state_history.py"),
     "pulsed/_files.py": ("tests/test_files.py",),
     "pulsed/_body.py": ("tests/test_body.py",),
     "pulsed/verify.py": ("tests/test_body.py",),

@@ -38,6 +38,10 @@ from pulsed._timefmt import maybe
 
 log = logging.getLogger("pulsed.cycle")
 
+# The jitter of every shop's schedule, one for all: a Random's state is 2.5 KiB, a
+# sixth of what a shop costs the daemon.
+_JITTER = random.Random()  # noqa: S311 -- jitter, not a secret
+
 # Saving the state twice (pending, then outcome) with an fsync each: a slow disk
 # can take seconds, and the watchdog must not call that a hang.
 STATE_WRITES_ALLOWANCE = 5.0
@@ -73,7 +77,7 @@ class Cycle:
         self.recorder = Recorder(store, replace(state, domain=cfg.domain), writable=writable)
         self.environ = environ
         self.wall = wall
-        self.rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
+        self.rng = rng or _JITTER
         # Shared by every shop of a daemon, so one identity child serves them all.
         self.identities = identities or _identity.Rounds()
         self.collect = collect

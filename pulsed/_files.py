@@ -46,6 +46,11 @@ _KINDS: dict[int, tuple[FileKind, str]] = {
 }
 
 
+# A folder written through its descriptor; its own path is followed (a linked folder
+# is written in), the names inside it are never.
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
 @dataclass(frozen=True, slots=True)
 class Read:
     data: bytes  # at most the limit
@@ -112,13 +117,19 @@ def read_regular(path: Path, limit: int, *, follow: bool = True) -> Read:
     return Read(data[:limit], len(data) > limit, info)
 
 
-def temp_prefix(path: Path) -> str:
-    """The start of every temp file name :func:`write_atomic` uses for ``path``.
+def temp_prefix(name: str) -> str:
+    """The start of every temp file name :func:`write_atomic` uses for the file ``name``.
 
     A leading dot and no extension of the target's: node_exporter's textfile
     collector reads only ``*.prom``, so it never reads a half-written metrics file.
     """
-    return f".{path.name}.tmp-"
+    return f".{name}.tmp-"
+
+
+def _temp_name(name: str) -> str:
+    # A plain string, used only through the folder's descriptor: pathlib (Python 3.10
+    # and 3.11) would parse a Path of it and intern its parts, for a name used once.
+    return temp_prefix(name) + secrets.token_hex(8)
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
@@ -131,14 +142,15 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     web server (0644) unreadable to it. The folder must exist. On failure the old
     file is untouched, no temp file is left, and :class:`FileError` says why.
     """
+    folder = path.parent
     try:
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd = os.open(folder, _FOLDER_FLAGS)
     except OSError as exc:  # the folder's path is followed: an ELOOP there is a loop
         raise _error(path, exc, True) from exc
     except ValueError as exc:  # a NUL byte in the path
         raise FileError(repr(str(path)), "not a valid path", "other") from exc
     try:
-        write_at(dir_fd, path.parent, path.name, data, mode)
+        write_at(dir_fd, folder, path.name, data, mode)
     finally:
         os.close(dir_fd)
 
@@ -148,10 +160,16 @@ def remove_leftovers(path: Path) -> None:
 
     Call only while no other process writes ``path`` (pulsed holds its lock).
     """
+    prefix = temp_prefix(path.name)
     with contextlib.suppress(OSError):
-        for leftover in path.parent.glob(f"{temp_prefix(path)}*"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()  # unlinks a planted symlink itself, never its target
+        dir_fd = os.open(path.parent, _FOLDER_FLAGS)
+        try:
+            for name in os.listdir(dir_fd):  # noqa: PTH208 -- a descriptor: pathlib lists none
+                if name.startswith(prefix):
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dir_fd)  # a planted symlink itself, never its target
+        finally:
+            os.close(dir_fd)
 
 
 def open_trusted_folder(folder: Path, setting: str, *, euid: int | None = None) -> int:
@@ -204,7 +222,7 @@ def write_at(
 ) -> None:
     """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``; ``owner``
     (uid, gid) is given to the temp file's descriptor before the rename, never by path."""
-    tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
+    tmp = _temp_name(name)
     try:
         _write_temp(dir_fd, tmp, data, mode, owner)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -225,7 +243,7 @@ def write_new(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> b
     is never touched and a reader never sees half of a new one. ``False`` when ``name``
     already exists; :class:`FileError` when the write fails.
     """
-    tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
+    tmp = _temp_name(name)
     try:
         _write_temp(dir_fd, tmp, data, mode, None)
         try:

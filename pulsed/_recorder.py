@@ -5,7 +5,8 @@ thing that changes it. It applies the pure transitions of :mod:`pulsed._state` â
 the body recorded as in flight before it is sent, then its outcome with the
 counters and the delivery history â€” writes each through the state's store (in a
 worker thread, so two fsyncs on a slow disk never hold up the event loop and the
-other shops), and logs ``heartbeat.sent`` or ``heartbeat.failed``. Read-only (``check``,
+other shops; the state is encoded before, in the loop's own thread, so the worker
+handles bytes only), and logs ``heartbeat.sent`` or ``heartbeat.failed``. Read-only (``check``,
 ``--dry-run``) it changes the state in memory and writes nothing.
 """
 
@@ -75,7 +76,7 @@ class Recorder:
             await self.save_aside()
             return
         try:
-            await anyio.to_thread.run_sync(self.store.save, self.state)
+            await anyio.to_thread.run_sync(self.store.write, _state.encoded(self.state))
         except StateError as exc:
             self.state = before
             raise StateUnwritableError(str(self.store.directory), exc.why) from exc
@@ -144,16 +145,21 @@ class Recorder:
 
     def save(self) -> None:
         if self.writable:
-            self._write(self.state)
+            self._write(_state.encoded(self.state))
 
     async def save_aside(self) -> None:
-        """:meth:`save` in a worker thread."""
-        if self.writable:
-            await anyio.to_thread.run_sync(self._write, self.state)
+        """:meth:`save` in a worker thread, which gets the encoded bytes.
 
-    def _write(self, state: _state.State) -> None:
+        Encoding holds the GIL wherever it runs, so it costs the loop nothing here
+        that it did not cost from the worker; and no state's JSON is then made and
+        dropped in a worker thread's own malloc arena, only the writes wait there.
+        """
+        if self.writable:
+            await anyio.to_thread.run_sync(self._write, _state.encoded(self.state))
+
+    def _write(self, data: bytes) -> None:
         try:
-            self.store.save(state)
+            self.store.write(data)
         except StateError as exc:
             log.warning(
                 "state cannot be written (%s); kept in memory, so a restart now could send "

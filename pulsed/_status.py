@@ -49,11 +49,10 @@ class ShopView:
 
 
 def _share(state: State, now: float, window: float) -> tuple[int, float | None]:
-    recent = [d for d in state.history if d.at >= now - window]
+    recent, sent = state.history.since(now - window)
     if not recent:
         return 0, None
-    sent = sum(1 for d in recent if d.outcome == "sent")
-    return len(recent), round(sent / len(recent), 4)
+    return recent, round(sent / recent, 4)
 
 
 def shop(view: ShopView, now: float) -> dict[str, Any]:

@@ -9,11 +9,13 @@ here. The heartbeat and every operator-facing time use whole seconds
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 Precision = Literal["s", "ms", "us"]
 _SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 # RFC 3339's date-time (ASCII digits only), its zone left optional to be named as missing.
 _RFC3339 = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
@@ -41,6 +43,12 @@ def compact(moment: float) -> str:
 
 def parse(text: str) -> float:
     """Any RFC 3339 time with a zone (``Z`` or an offset); ``ValueError`` otherwise."""
+    # What datetime.timestamp() gives for it: the whole microseconds over 10**6.
+    return parse_us(text) / 1_000_000
+
+
+def parse_us(text: str) -> int:
+    """:func:`parse` in whole microseconds, exact whatever the year (a float is not)."""
     m = _RFC3339.fullmatch(text)
     if m is None:
         raise ValueError("is not an RFC 3339 time")
@@ -51,6 +59,7 @@ def parse(text: str) -> float:
     # six digits of fraction, the zone as an offset. So one text is one moment on each.
     zone = "+00:00" if zone in ("Z", "z") else zone
     try:
-        return datetime.fromisoformat(f"{date}T{time}.{fraction[:6]:0<6}{zone}").timestamp()
+        moment = datetime.fromisoformat(f"{date}T{time}.{fraction[:6]:0<6}{zone}")
     except ValueError:
         raise ValueError("is not an RFC 3339 time") from None
+    return (moment - _EPOCH) // _MICROSECOND

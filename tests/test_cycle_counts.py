@@ -47,7 +47,7 @@ async def test_a_sent_heartbeat_is_counted_with_its_attempts_and_time(tmp_path: 
     assert saved.counters == st.Counters(
         heartbeats_sent=1, deliveries_failed=0, delivery_attempts=2
     )
-    assert saved.history == (st.Delivery(NOW, "sent", 202, 2, 457),)
+    assert list(saved.history) == [st.Delivery(NOW, "sent", 202, 2, 457)]
 
 
 async def test_a_failed_delivery_is_counted_with_its_reason_not_its_text(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ async def test_a_failed_delivery_is_counted_with_its_reason_not_its_text(tmp_pat
     assert saved.counters == st.Counters(
         heartbeats_sent=0, deliveries_failed=1, delivery_attempts=3
     )
-    assert saved.history == (st.Delivery(NOW, "failed", 503, 3, 1900, "status"),)
+    assert list(saved.history) == [st.Delivery(NOW, "failed", 503, 3, 1900, "status")]
     assert saved.consecutive_failures == 1
 
 
@@ -69,4 +69,4 @@ async def test_a_crashed_cycle_counts_as_a_failed_delivery_without_attempts(tmp_
     cycle = a_cycle(tmp_path)
     await cycle.crashed(RuntimeError("boom"))
     assert cycle.state.counters == st.Counters(0, 1, 0)
-    assert cycle.state.history == (st.Delivery(NOW, "failed", None, 0, 0, "internal"),)
+    assert list(cycle.state.history) == [st.Delivery(NOW, "failed", None, 0, 0, "internal")]

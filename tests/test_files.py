@@ -164,7 +164,7 @@ def test_write_atomic_replaces_a_planted_symlink_never_its_target(tmp_path: Path
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "metrics.prom").symlink_to(victim)
-    (folder / f"{temp_prefix(folder / 'metrics.prom')}0").symlink_to(victim)
+    (folder / f"{temp_prefix('metrics.prom')}0").symlink_to(victim)
     write_atomic(folder / "metrics.prom", b"x 1\n", 0o644)
     assert victim.read_text() == "precious"
     assert not (folder / "metrics.prom").is_symlink()
@@ -220,7 +220,7 @@ def test_write_atomic_never_writes_through_a_symlink_at_its_temp_name(
     victim.write_text("precious")
     target = tmp_path / "status.json"
     monkeypatch.setattr(secrets, "token_hex", lambda nbytes=None: "0")  # a guessed name
-    (tmp_path / f"{temp_prefix(target)}0").symlink_to(victim)
+    (tmp_path / f"{temp_prefix(target.name)}0").symlink_to(victim)
     with pytest.raises(FileError):
         write_atomic(target, b"{}", 0o644)
     assert victim.read_text() == "precious"
@@ -237,14 +237,14 @@ def test_write_atomic_onto_a_folder_keeps_the_folder_and_no_temp_file(tmp_path: 
 
 def test_temp_names_never_end_like_the_target(tmp_path: Path) -> None:
     # node_exporter reads every *.prom in its folder: a temp file must not be one.
-    assert not temp_prefix(tmp_path / "pulsed.prom").endswith(".prom")
-    assert temp_prefix(tmp_path / "pulsed.prom").startswith(".")
+    assert not temp_prefix("pulsed.prom").endswith(".prom")
+    assert temp_prefix("pulsed.prom").startswith(".")
 
 
 def test_remove_leftovers_removes_only_the_targets_temp_files(tmp_path: Path) -> None:
     target = tmp_path / "status.json"
     write_atomic(target, b"{}", 0o644)
-    (tmp_path / f"{temp_prefix(target)}dead").write_text("half")
+    (tmp_path / f"{temp_prefix(target.name)}dead").write_text("half")
     (tmp_path / "other.json").write_text("{}")
     remove_leftovers(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "status.json"]
@@ -252,10 +252,54 @@ def test_remove_leftovers_removes_only_the_targets_temp_files(tmp_path: Path) ->
 
 def test_remove_leftovers_goes_on_past_one_it_cannot_remove(tmp_path: Path) -> None:
     target = tmp_path / "status.json"
-    (tmp_path / f"{temp_prefix(target)}folder").mkdir()  # unlink() refuses a folder
-    (tmp_path / f"{temp_prefix(target)}dead").write_text("half")
+    (tmp_path / f"{temp_prefix(target.name)}folder").mkdir()  # unlink() refuses a folder
+    (tmp_path / f"{temp_prefix(target.name)}dead").write_text("half")
     remove_leftovers(target)
-    assert [p.name for p in tmp_path.iterdir()] == [f"{temp_prefix(target)}folder"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"{temp_prefix(target.name)}folder"]
+
+
+def test_remove_leftovers_unlinks_a_planted_symlink_never_its_target(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    folder = tmp_path / "state"
+    folder.mkdir()
+    (folder / f"{temp_prefix('state.json')}planted").symlink_to(victim)
+    (folder / temp_prefix("state.jsonx")).write_text("another file's")
+    remove_leftovers(folder / "state.json")
+    assert [p.name for p in folder.iterdir()] == [temp_prefix("state.jsonx")]
+    assert victim.read_text() == "precious"
+
+
+def test_remove_leftovers_in_a_missing_folder_does_nothing_and_keeps_no_descriptor(
+    tmp_path: Path,
+) -> None:
+    before = _fds()
+    remove_leftovers(tmp_path / "absent" / "status.json")
+    (tmp_path / f"{temp_prefix('status.json')}dead").write_text("half")
+    remove_leftovers(tmp_path / "status.json")
+    assert _fds() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_write_has_a_new_temp_name_that_is_a_plain_string(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[object] = []
+    real_replace = os.replace
+
+    def spy(src: object, dst: object, **where: int) -> None:
+        seen.append(src)
+        real_replace(src, dst, **where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", spy)
+    for _ in range(3):
+        write_atomic(tmp_path / "status.json", b"{}", 0o644)
+    assert all(type(n) is str for n in seen) and len(set(seen)) == 3
+    assert all(
+        len(n) == len(temp_prefix("status.json")) + 16 and n.startswith(temp_prefix("status.json"))
+        for n in seen
+        if isinstance(n, str)
+    )
 
 
 def refusal(owner: int, mode: int, euid: int | None = 4242) -> ConfigError | None:
@@ -324,6 +368,22 @@ def test_write_new_creates_the_file_with_its_mode_and_leaves_no_temp_file(
     assert (tmp_path / "anna.toml").read_bytes() == b"[shop]\n"
     assert stat.S_IMODE((tmp_path / "anna.toml").stat().st_mode) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["anna.toml"]
+
+
+def test_write_new_links_a_temp_file_named_for_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    linked: list[object] = []
+    real_link = os.link
+
+    def spy(src: object, dst: object, **where: object) -> None:
+        linked.append(src)
+        real_link(src, dst, **where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", spy)
+    assert _new(tmp_path, "anna.toml", b"[shop]\n")
+    (name,) = linked
+    assert isinstance(name, str) and name.startswith(temp_prefix("anna.toml"))
 
 
 def test_write_new_never_replaces_a_file_and_leaves_no_temp_file(tmp_path: Path) -> None:

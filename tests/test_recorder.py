@@ -102,10 +102,12 @@ async def test_a_state_that_cannot_be_written_is_kept_in_memory_with_a_warning(
 async def test_a_success_after_failures_says_how_long_and_how_many(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    history = (
-        st.Delivery(NOW - 7200, "sent", 200, 1, 50),
-        st.Delivery(NOW - 3000, "failed", None, 3, 2000, "connect"),
-        st.Delivery(NOW - 2400, "failed", 503, 1, 40, "status"),
+    history = st.History.of(
+        [
+            st.Delivery(NOW - 7200, "sent", 200, 1, 50),
+            st.Delivery(NOW - 3000, "failed", None, 3, 2000, "connect"),
+            st.Delivery(NOW - 2400, "failed", 503, 1, 40, "status"),
+        ]
     )
     state = st.State(consecutive_failures=2, last_attempt=NOW - 2400, history=history)
     recorder = Recorder(st.StateStore(tmp_path), state, writable=True)
@@ -127,7 +129,9 @@ async def test_a_success_after_a_success_is_no_recovery(
 
 
 def test_failing_since_is_the_oldest_failure_kept_when_the_history_is_cut() -> None:
-    cut = tuple(st.Delivery(NOW - 60 * n, "failed", None, 1, 1, "connect") for n in (3, 2, 1))
+    cut = st.History.of(
+        st.Delivery(NOW - 60 * n, "failed", None, 1, 1, "connect") for n in (3, 2, 1)
+    )
     assert failing_since(st.State(consecutive_failures=500, history=cut)) == NOW - 180
     assert failing_since(st.State(consecutive_failures=1, last_attempt=NOW - 5)) == NOW - 5
 

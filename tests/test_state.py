@@ -40,9 +40,11 @@ def full_state() -> st.State:
         identity=st.Identity("acme_shop_bot", NOW - 100, "hmac-sha256:abc"),
         pending=st.Pending('{"domain":"x"}', NOW - 5, "sha256=00ff"),
         counters=st.Counters(heartbeats_sent=40, deliveries_failed=2, delivery_attempts=45),
-        history=(
-            st.Delivery(NOW - 7200.5, "failed", 503, 3, 1958, "status"),
-            st.Delivery(NOW - 5.25, "sent", 200, 1, 312),
+        history=st.History.of(
+            [
+                st.Delivery(NOW - 7200.5, "failed", 503, 3, 1958, "status"),
+                st.Delivery(NOW - 5.25, "sent", 200, 1, 312),
+            ]
         ),
     )
 
@@ -201,7 +203,7 @@ def test_temp_names_are_unpredictable(tmp_path: Path) -> None:
         mp.setattr(os, "replace", spy)
         for _ in range(5):
             store.save(st.State())
-    assert len(seen) == 5 and all(n.startswith(temp_prefix(store.path)) for n in seen)
+    assert len(seen) == 5 and all(n.startswith(temp_prefix(store.path.name)) for n in seen)
 
 
 def test_a_state_file_through_a_symlink_is_corrupt_and_moved_aside(tmp_path: Path) -> None:
@@ -267,7 +269,7 @@ def test_a_shop_whose_state_cannot_be_looked_at_is_listed(
 def test_sweep_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     store = st.StateStore(tmp_path)
     store.save(st.State(last_success=NOW))
-    (tmp_path / f"{temp_prefix(store.path)}dead").write_text("half")
+    (tmp_path / f"{temp_prefix(store.path.name)}dead").write_text("half")
     store.sweep()
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
@@ -466,10 +468,10 @@ def test_transitions() -> None:
         "timeout: no answer",
     )
     assert bad.counters == st.Counters(heartbeats_sent=1, deliveries_failed=1, delivery_attempts=4)
-    assert bad.history == (
+    assert list(bad.history) == [
         st.Delivery(NOW + 1, "sent", 200, 2, 312),
         st.Delivery(NOW + 2, "failed", None, 2, 2000, "timeout"),
-    )
+    ]
 
 
 def _a_week_and_more(start: st.State, deliveries: int) -> st.State:
@@ -538,10 +540,10 @@ def test_a_version_1_state_is_carried_forward_whole(tmp_path: Path, name: str) -
             _timefmt.parse(raw["pending"]["timestamp"]),
             raw["pending"]["signature"],
         )
-    assert (state.counters, state.history) == (st.Counters(), ())
-    # Written back, it is a version-2 file that reads as the same state.
+    assert (state.counters, state.history) == (st.Counters(), st.History())
+    # Written back, it is a file of today's version that reads as the same state.
     store.save(state)
-    assert json.loads(store.path.read_text())["version"] == 2
+    assert json.loads(store.path.read_text())["version"] == st.STATE_VERSION == 3
     assert store.read() == state
 
 
@@ -692,7 +694,7 @@ SENT = {"at": "2027-01-15T08:00:00Z", "outcome": "sent", "status": 200, "attempt
 
 def test_a_version_1_document_has_no_counters_or_history_whatever_it_holds() -> None:
     doc = {"version": 1, "counters": {"heartbeats_sent": 5}, "history": [SENT]}
-    assert (st.from_json(doc).counters, st.from_json(doc).history) == (st.Counters(), ())
+    assert (st.from_json(doc).counters, st.from_json(doc).history) == (st.Counters(), st.History())
 
 
 @pytest.mark.parametrize(
@@ -882,7 +884,7 @@ def test_success_clears_the_failure_and_the_pending_body() -> None:
         consecutive_failures=0,
         next_due=NOW + 3601,
         counters=st.Counters(heartbeats_sent=1, deliveries_failed=0, delivery_attempts=2),
-        history=(st.Delivery(NOW + 1, "sent", 200, 2, 250),),
+        history=st.History.of([st.Delivery(NOW + 1, "sent", 200, 2, 250)]),
     )
 
 
@@ -906,7 +908,7 @@ def test_failure_counts_up_and_keeps_the_last_success() -> None:
         consecutive_failures=2,
         next_due=NOW + 400,
         counters=st.Counters(heartbeats_sent=0, deliveries_failed=1, delivery_attempts=3),
-        history=(st.Delivery(NOW + 2, "failed", 503, 3, 1500, "status"),),
+        history=st.History.of([st.Delivery(NOW + 2, "failed", 503, 3, 1500, "status")]),
     )
 
 

@@ -79,3 +79,26 @@ def test_parse_refuses_a_time_without_a_zone() -> None:
 
 def test_a_written_time_reads_back_exactly() -> None:
     assert tf.parse(tf.rfc3339(MOMENT, "us")) == pytest.approx(MOMENT, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("2026-11-29T05:42:28.123456Z", 1_795_930_948_123_456),
+        ("2026-11-29T07:42:28.1234567+02:00", 1_795_930_948_123_456),
+        ("1970-01-01T00:00:00Z", 0),
+        ("1969-12-31T23:59:59.999999Z", -1),
+        ("9999-12-31T23:59:59.999999Z", 253_402_300_799_999_999),  # a float rounds it up
+        ("0001-01-01T00:00:00Z", -62_135_596_800_000_000),
+    ],
+)
+def test_parse_us_is_exact_to_the_microsecond_in_any_year(text: str, micros: int) -> None:
+    assert tf.parse_us(text) == micros
+    assert tf.parse(text) == micros / 1_000_000  # what datetime.timestamp() says
+
+
+def test_parse_us_refuses_what_parse_refuses() -> None:
+    with pytest.raises(ValueError, match=r"^is not an RFC 3339 time$"):
+        tf.parse_us("2026-13-29T05:42:28Z")
+    with pytest.raises(ValueError, match=r"^has no time zone$"):
+        tf.parse_us("2026-11-29T05:42:28")
