@@ -157,16 +157,14 @@ class Publisher:
         now = self.clock()
         self._renew(now)
         failures: list[str] = []
+        # One file's bytes alive at a time: the allocator then reuses that memory for the
+        # next, where two alive together cost fresh pages, a fault per 4 KiB, each write.
         if self.status_file is not None:
             data = status_bytes(self._entries.values(), now)
             _write(self.status_file, data, "daemon.status_file", failures)
+            del data
         if self.metrics_file is not None:
-            first, *heads = (head.encode("utf-8") for head in _metrics.heads(self.version))
-            pieces = [first]
-            for head, column in zip(heads, self._columns, strict=True):
-                pieces.append(head)
-                pieces += column.values()
-            _write(self.metrics_file, b"".join(pieces), "daemon.metrics_file", failures)
+            _write(self.metrics_file, self._textfile(), "daemon.metrics_file", failures)
         if failures:
             log.warning(
                 "status cannot be written (%s); heartbeats are not affected",
@@ -174,6 +172,14 @@ class Publisher:
                 extra=event("status.unwritable", errors=failures),
             )
         return not failures
+
+    def _textfile(self) -> bytes:
+        first, *heads = (head.encode("utf-8") for head in _metrics.heads(self.version))
+        pieces = [first]
+        for head, column in zip(heads, self._columns, strict=True):
+            pieces.append(head)
+            pieces += column.values()
+        return b"".join(pieces)
 
 
 def _write(path: Path, data: bytes, setting: str, failures: list[str]) -> None:
