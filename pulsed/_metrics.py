@@ -156,10 +156,10 @@ def text(version: str, columns: Sequence[Iterable[str]]) -> str:
     """The textfile: each of :func:`heads`, the first alone and each other followed by
     its family's samples; ``columns`` holds, per family (:data:`COLUMNS` of them), every
     shop's text of it (:func:`samples`) in the order the shops are listed."""
-    first, *families = heads(version)
-    parts = [first]
-    for head, column in zip(families, columns, strict=True):
-        parts += (head, "".join(column))
+    fixed = heads(version)
+    parts = [fixed[0]]
+    for i, column in enumerate(columns):
+        parts += (fixed[i + 1], "".join(column))
     return "".join(parts)
 
 

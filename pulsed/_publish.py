@@ -57,8 +57,9 @@ RENDER_AGE = 3600.0
 
 
 def _compact(value: Mapping[str, Any]) -> bytes:
-    # The C encoder; ASCII, so a reader need not know the encoding (the admin page's PHP).
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+    # The C encoder; ASCII (json.dumps escapes the rest), so a reader need not know the
+    # encoding (the admin page's PHP).
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 def entry(shop_doc: Mapping[str, Any]) -> bytes:
@@ -137,8 +138,9 @@ class Publisher:
         if self.status_file is not None:
             self._entries[view.name] = b"," + entry(doc)
         if self.metrics_file is not None:
-            for column, text in zip(self._columns, _metrics.samples(doc), strict=True):
-                column[view.name] = text.encode("utf-8")
+            texts = _metrics.samples(doc)
+            for i, column in enumerate(self._columns):
+                column[view.name] = texts[i].encode()
 
     def _renew(self, now: float) -> None:
         """Render again every piece :data:`RENDER_AGE` old: its shares may have moved."""
@@ -174,10 +176,10 @@ class Publisher:
         return not failures
 
     def _textfile(self) -> bytes:
-        first, *heads = (head.encode("utf-8") for head in _metrics.heads(self.version))
-        pieces = [first]
-        for head, column in zip(heads, self._columns, strict=True):
-            pieces.append(head)
+        heads = _metrics.heads(self.version)
+        pieces = [heads[0].encode()]
+        for i, column in enumerate(self._columns):
+            pieces.append(heads[i + 1].encode())
             pieces += column.values()
         return b"".join(pieces)
 

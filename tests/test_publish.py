@@ -355,3 +355,18 @@ def test_only_the_configured_files_pieces_are_made(
         assert json.loads(path.read_text()) == _status.public(document)
     else:
         assert path.read_text() == _metrics.render(document, "0.9.0")
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+def test_a_shop_removed_leaves_the_one_file_written(tmp_path: Path, which: str) -> None:
+    path = tmp_path / which
+    files = {"status_file": None, "metrics_file": None, f"{which}_file": path}
+    publisher = _publish.Publisher(version="0.9.0", clock=lambda: NOW, **files)
+    publisher.sync([named("a"), named("b")])
+    publisher.sync([named("b")])
+    assert publisher.write()
+    document = _status.document([named("b")], NOW)
+    if which == "status":
+        assert json.loads(path.read_text()) == _status.public(document)
+    else:
+        assert path.read_text() == _metrics.render(document, "0.9.0")
