@@ -294,17 +294,15 @@ class Supervisor:
     def _ended(self, shop: _Shop) -> None:
         """A shop's cycle ended: its part of STATUS= and of the files now, the write soon."""
         cycle = shop.cycle
-        if self.shops.get(cycle.name) is not shop:
-            return  # a reload removed it while it delivered
-        self.tally.keep(cycle.name, cycle.state)
-        self._unwritten = True
-        if self.files is None:
-            # Nothing to write: STATUS= alone, once the shops due together are done.
-            if not self._running:
-                self._publish()
-            return
-        self.files.update([cycle.view()])
-        self._changed.set()
+        if self.shops.get(cycle.name) is shop:  # else a reload removed it as it delivered
+            self.tally.keep(cycle.name, cycle.state)
+            self._unwritten = True
+            if self.files is not None:
+                self.files.update([cycle.view()])
+                self._changed.set()
+        # No file to write: STATUS= alone, once the shops due together are done.
+        if self.files is None and self._unwritten and not self._running:
+            self._publish()
 
     async def _write_later(self) -> None:
         """Writes the files after cycles: once for every cycle that ends within the

@@ -352,3 +352,36 @@ def test_the_window_is_a_thousand_times_a_write_from_a_second_to_the_latest(
     cost: float, window: float
 ) -> None:
     assert publish_window(cost) == pytest.approx(window)
+
+
+async def test_without_files_status_follows_the_last_of_the_shops_due_together(
+    tmp_path: Path,
+) -> None:
+    clock = Manual()
+    only_a = Reloaded([config(tmp_path, "a")])
+    sender, notes = Held("a", "b"), Notes()
+    sup = Supervisor(
+        [shop(tmp_path, "a"), shop(tmp_path, "b")],
+        sender,
+        notes,
+        reload_config=lambda: only_a,
+        wait=clock.wait,
+        monotonic=clock.monotonic,
+    )
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await sender.sending["a"].wait()
+            await sender.sending["b"].wait()
+            sup.request_reload()  # b goes while it sends
+            await anyio.wait_all_tasks_blocked()
+            assert notes.messages[-2:] == ["READY=1", "STATUS=no heartbeat yet; next now"]
+            sender.release["a"].set()
+            await anyio.wait_all_tasks_blocked()
+            said = len(notes.messages)  # b still sends: nothing yet
+            sender.release["b"].set()
+            await anyio.wait_all_tasks_blocked()
+            assert notes.messages[said - 1].startswith("STATUS=no heartbeat yet")
+            assert [m[:22] for m in notes.messages[said:]] == ["STATUS=last heartbeat "]
+            sup.request_stop()
+    assert set(clock.asked) == {HOUR}  # the shops' sleeps; no timer without files
