@@ -56,7 +56,11 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_cycle_counts.py",
         "tests/test_supervisor.py",
     ),
-    "pulsed/_supervisor.py": ("tests/test_supervisor.py", "tests/test_supervisor_parts.py"),
+    "pulsed/_supervisor.py": (
+        "tests/test_supervisor.py",
+        "tests/test_supervisor_parts.py",
+        "tests/test_supervisor_files.py",
+    ),
     "pulsed/_delivery.py": ("tests/test_delivery.py",),
     "pulsed/_phpdefine.py": ("tests/test_phpdefine.py",),
     "pulsed/_shop.py": ("tests/test_shop.py",),

@@ -77,7 +77,7 @@ async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
                 notifier,
                 reload_config=lambda: _reloader(flags, setup, sender),
                 shops=shops,
-                publish=_wiring.publisher(setup),
+                files=_wiring.publisher(setup),
                 disabled=_wiring.disabled_views(setup),
             )
             cycles = supervisor.cycles

@@ -10,18 +10,19 @@ through; and no read takes more than ``limit`` bytes into memory, whatever the
 file's size. Failures are one :class:`~pulsed._errors.FileError` with a short
 reason; each caller turns it into its own error.
 
-Writing: :func:`write_atomic` is how the state, the status file and the metrics
-file reach the disk, so a kill at any instant leaves the old file or the new one
-and a reader (an admin page, node_exporter) never sees half of one. :func:`write_new`
-creates the files pulsed writes for an operator (``shops.d`` files, credentials) the
-same way, but never over a file that exists.
+Writing: :func:`write_atomic` is how the state reaches the disk, and the status and
+metrics files go the same way without its fsyncs, so a kill at any instant leaves the
+old file or the new one and a reader (an admin page, node_exporter) never sees half of
+one. :func:`write_new` creates the files pulsed writes for an operator (``shops.d``
+files, credentials) the same way, but never over a file that exists.
 
 Trusting: :func:`check_owner_only` is the one test of whether a file or folder
 pulsed obeys (the config file, its folders, the state folder) could have been
 changed by another user. :func:`write_public` writes the world-readable status and
 metrics files through their folder's descriptor, opened without following a link
 and checked with that test, so a folder swapped for a link between two writes
-never turns a write as root into one somewhere else.
+never turns a write as root into one somewhere else; it renames as
+:func:`write_atomic` does, without the fsyncs (:func:`replace_at` says why).
 """
 
 from __future__ import annotations
@@ -272,8 +273,38 @@ def write_public(path: Path, data: bytes, mode: int, setting: str) -> None:
     except ConfigError as exc:
         raise FileError(named, exc.reason, "denied") from exc
     try:
-        write_at(dir_fd, path.parent, path.name, data, mode)
+        replace_at(dir_fd, path.parent, path.name, data, mode)
     except FileError as exc:
         raise FileError(named, exc.reason, exc.kind) from exc
     finally:
         os.close(dir_fd)
+
+
+def replace_at(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> None:
+    """:func:`write_at` without its two fsyncs, for the public files.
+
+    A reader still sees the old file or the new one, whole: that is the rename's,
+    fsync or not. What the fsyncs add is a file that survives a power loss, and the
+    status and metrics files need none: they live in ``/run`` (tmpfs) under the
+    shipped units, and pulsed writes them afresh at every start. Without them, a
+    write to a disk folder costs the page cache, not a wait for the disk while the
+    event loop waits (docs/status.md has the figures).
+    """
+    tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise _error(folder / name, exc, False) from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise FileError(repr(str(folder / name)), "not a valid path", "other") from exc

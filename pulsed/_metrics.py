@@ -1,19 +1,22 @@
 """The Prometheus textfile: the status document's figures for node_exporter.
 
-:func:`render` turns a status document (:func:`pulsed._status.document`) into the
-Prometheus text exposition format 0.0.4, one family per figure, each with
-``# HELP`` and ``# TYPE``, every sample labelled ``shop``. It is pure and written
-by hand rather than through ``prometheus_client``: the format is a few lines of
-text, and the library would stay imported in the daemon for the whole of its
-life (docs/status.md has the measured cost). A figure that is not known (no
-success yet) has no sample rather than a made-up value, so ``absent()`` and
+The file is the Prometheus text exposition format 0.0.4, one family per figure,
+each with ``# HELP`` and ``# TYPE``, every sample labelled ``shop``. It is made in
+two steps, so a daemon of thousands of shops renders one shop per change, not every
+shop per write: :func:`samples` renders one shop's lines (one text per family), and
+:func:`text` joins the kept texts of every shop under the families' heads.
+:func:`render` does both for a whole status document (:func:`pulsed._status.document`).
+All are pure and written by hand rather than through ``prometheus_client``: the format
+is a few lines of text, and the library would stay imported in the daemon for the
+whole of its life (docs/status.md has the measured cost). A figure that is not known
+(no success yet) has no sample rather than a made-up value, so ``absent()`` and
 ``time() - …`` alerts behave.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -103,9 +106,27 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _family(name: str, kind: Kind, help_text: str, samples: list[str]) -> list[str]:
+def _head(name: str, kind: Kind, help_text: str) -> str:
     # Every help text is ours and needs no escaping (a test holds that).
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+
+
+# Families with a sample per shop, in the file's order: up, then FAMILIES, then the
+# ratio; :func:`samples` gives one text for each.
+COLUMNS = len(FAMILIES) + 2
+
+
+def heads(version: str) -> list[str]:
+    """What the file holds besides the shops' samples: ``pulsed_info`` for pulsed's
+    ``version``, whole, then the ``# HELP`` and ``# TYPE`` lines of each family with a
+    sample per shop, in the file's order (:data:`COLUMNS` of them)."""
+    info = _head(INFO, "gauge", "Always 1; the version label says which pulsed wrote this file.")
+    return [
+        f'{info}{INFO}{{version="{escape_label(version)}"}} 1\n',
+        _head(UP, "gauge", "1 when the shop's configuration can work, 0 when it is disabled."),
+        *(_head(name, kind, help_text) for name, kind, help_text, _ in FAMILIES),
+        _head(RATIO, "gauge", "Share of the deliveries in the window (24h, 7d) that got a 2xx."),
+    ]
 
 
 def _up(shop: Mapping[str, Any]) -> int:
@@ -113,39 +134,36 @@ def _up(shop: Mapping[str, Any]) -> int:
     return 0 if shop["problem"] == "disabled" else 1
 
 
+def samples(shop: Mapping[str, Any]) -> tuple[str, ...]:
+    """One shop of the status document as lines of the textfile: :data:`COLUMNS` texts,
+    one per family in the file's order, each line ending in a line feed; a family with
+    no sample for the shop (a figure not known) has an empty text."""
+    label = f'shop="{escape_label(shop["name"])}"'
+    texts = [f"{UP}{{{label}}} {_up(shop)}\n"]
+    for name, _, _, value in FAMILIES:
+        got = value(shop)
+        texts.append("" if got is None else f"{name}{{{label}}} {_number(got)}\n")
+    ratios = ""
+    for window in ("24h", "7d"):
+        share = shop[f"delivered_share_{window}"]
+        if share is not None:
+            ratios += f'{RATIO}{{{label},window="{window}"}} {_number(share)}\n'
+    texts.append(ratios)
+    return tuple(texts)
+
+
+def text(version: str, columns: Sequence[Iterable[str]]) -> str:
+    """The textfile: each of :func:`heads`, the first alone and each other followed by
+    its family's samples; ``columns`` holds, per family (:data:`COLUMNS` of them), every
+    shop's text of it (:func:`samples`) in the order the shops are listed."""
+    fixed = heads(version)
+    parts = [fixed[0]]
+    for i, column in enumerate(columns):
+        parts += (fixed[i + 1], "".join(column))
+    return "".join(parts)
+
+
 def render(document: Mapping[str, Any], version: str) -> str:
-    """The textfile for ``document``; ``version`` is pulsed's own, for ``pulsed_info``."""
-    shops = document["shops"]
-    lines = _family(
-        INFO,
-        "gauge",
-        "Always 1; the version label says which pulsed wrote this file.",
-        [f'{INFO}{{version="{escape_label(version)}"}} 1'],
-    )
-    lines += _family(
-        UP,
-        "gauge",
-        "1 when the shop's configuration can work, 0 when it is disabled.",
-        [f'{UP}{{shop="{escape_label(shop["name"])}"}} {_up(shop)}' for shop in shops],
-    )
-    for name, kind, help_text, value in FAMILIES:
-        samples = []
-        for shop in shops:
-            got = value(shop)
-            if got is not None:
-                samples.append(f'{name}{{shop="{escape_label(shop["name"])}"}} {_number(got)}')
-        lines += _family(name, kind, help_text, samples)
-    ratios = []
-    for shop in shops:
-        for window in ("24h", "7d"):
-            share = shop[f"delivered_share_{window}"]
-            if share is not None:
-                labels = f'shop="{escape_label(shop["name"])}",window="{window}"'
-                ratios.append(f"{RATIO}{{{labels}}} {_number(share)}")
-    lines += _family(
-        RATIO,
-        "gauge",
-        "Share of the deliveries in the window (24h, 7d) that got a 2xx.",
-        ratios,
-    )
-    return "\n".join(lines) + "\n"
+    """The textfile for a whole status ``document``; ``version`` is pulsed's own."""
+    per_shop = [samples(shop) for shop in document["shops"]]
+    return text(version, [[texts[i] for texts in per_shop] for i in range(COLUMNS)])

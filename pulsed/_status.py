@@ -3,7 +3,9 @@
 :func:`document` turns each shop's state into one JSON-ready object with
 ``"schema": 1`` (documented in ``docs/status.md``, checked against
 ``docs/status.schema.json``); :func:`text` renders that same object for a person,
-one block per shop. Both are pure: the caller reads the states and the clock.
+one block per shop. The object is :func:`header` and one :func:`shop` per shop, so
+the status file can be joined from shops rendered one at a time
+(:mod:`pulsed._publish`). All are pure: the caller reads the states and the clock.
 
 The status file is readable by every tenant of a shared host, so the document is
 built from an explicit list of fields and never carries a secret, the token's
@@ -84,13 +86,14 @@ def shop(view: ShopView, now: float) -> dict[str, Any]:
     return doc
 
 
+def header(now: float) -> dict[str, Any]:
+    """The fields of the document before its shops, as made at ``now``."""
+    return {"schema": SCHEMA, "generated_at": _timefmt.rfc3339(now)}
+
+
 def document(shops: Sequence[ShopView], now: float) -> dict[str, Any]:
     """The whole status object, shops in the order given."""
-    return {
-        "schema": SCHEMA,
-        "generated_at": _timefmt.rfc3339(now),
-        "shops": [shop(view, now) for view in shops],
-    }
+    return {**header(now), "shops": [shop(view, now) for view in shops]}
 
 
 def public_error(last_error: object, last_status: object) -> str | None:
@@ -108,12 +111,17 @@ def public_error(last_error: object, last_status: object) -> str | None:
     return f"{reason} HTTP {last_status}" if is_status else reason
 
 
+def public_shop(shop_doc: Mapping[str, Any]) -> dict[str, Any]:
+    """One shop as the status file holds it: nothing in it came from a peer."""
+    return {
+        **shop_doc,
+        "last_error": public_error(shop_doc["last_error"], shop_doc["last_status"]),
+    }
+
+
 def public(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The document as the status file holds it: nothing in it came from a peer."""
-    shops = [
-        {**s, "last_error": public_error(s["last_error"], s["last_status"])} for s in doc["shops"]
-    ]
-    return {**doc, "shops": shops}
+    """The document as the status file holds it (:func:`public_shop`, shop by shop)."""
+    return {**doc, "shops": [public_shop(s) for s in doc["shops"]]}
 
 
 # --- for a person ---------------------------------------------------------------

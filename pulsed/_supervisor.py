@@ -12,13 +12,23 @@ adds, removes and changes shops without moving the others' schedules.
 While a cycle runs it carries a deadline, the cycle's own allowance: the watchdog
 pings systemd only while every running cycle meets it, so a stuck cycle gets the
 daemon restarted.
+
+What a cycle changes is kept shop by shop, so nothing after a cycle walks every
+shop: the shop's pieces of the status and metrics files (:class:`Files`) and its
+part of ``STATUS=`` (:class:`Tally`). The files are written at start and after a
+reload at once, and after cycles once for all the cycles that end within a window
+of the first (:func:`publish_window`), or once the shops due together are done, but
+never later than :data:`PUBLISH_LATEST` after the first change; no timer runs while
+nothing changed.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import signal
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,6 +40,7 @@ from pulsed._config import Config
 from pulsed._cycle import Cycle, Transport
 from pulsed._logging import SHOP
 from pulsed._notify import Notifier
+from pulsed._state import State
 from pulsed._status import ShopView
 from pulsed._timefmt import maybe
 
@@ -40,6 +51,14 @@ SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
 # the rest, few enough that a host's due shops never open a connection (or a php
 # child) each at the same instant.
 CONCURRENT = 8
+# Cycles that end within the window after the first change share one write of the
+# files. The window is at least a second and grows with what a write costs, so that
+# writing takes at most a thousandth of the time however many shops there are (the
+# files grow with them, and so does the number of cycles an hour); it is never
+# longer than PUBLISH_LATEST, which also bounds the wait for shops due together.
+PUBLISH_WINDOW = 1.0
+PUBLISH_SHARE = 0.001
+PUBLISH_LATEST = 5.0
 
 
 async def wait_or_wake(delay: float, wake: anyio.Event) -> bool:
@@ -58,26 +77,93 @@ class Opener(Protocol):
     def close(self, name: str) -> None: ...
 
 
-def status_line(cycles: Sequence[Cycle], disabled: Sequence[str] = ()) -> str:
-    """One line for systemd's ``STATUS=``: the shop's own, or a sum over all shops.
+def publish_window(cost: float) -> float:
+    """How long after the first change the files are written, when the last write took
+    ``cost`` seconds."""
+    return min(max(PUBLISH_WINDOW, cost / PUBLISH_SHARE), PUBLISH_LATEST)
 
-    ``disabled`` names the shops whose configuration cannot work: they stay in the sum.
+
+class Files(Protocol):
+    """The status and metrics files: each shop's pieces kept, joined at each write
+    (:class:`pulsed._publish.Publisher`)."""
+
+    def update(self, views: Iterable[ShopView]) -> None: ...
+
+    def sync(self, views: Sequence[ShopView]) -> None: ...
+
+    def write(self) -> object: ...
+
+
+class Tally:
+    """``STATUS=`` of every shop, kept as each shop's state changes: a line is a sum of
+    kept counts, never a walk over the shops.
+
+    ``states`` are the running shops' states by name; ``disabled`` names the shops whose
+    configuration cannot work: they stay in the sum.
     """
-    if len(cycles) == 1 and not disabled:
-        return _one_shop_line(cycles[0])
-    failing = sorted(c.name for c in cycles if c.state.consecutive_failures)
-    waiting = [c.name for c in cycles if c.state.last_success is None and c.name not in failing]
-    ok = len(cycles) - len(failing) - len(waiting)
-    dues = [c.state.next_due for c in cycles if c.state.next_due is not None]
-    parts = [f"{len(cycles) + len(disabled)} shops: {ok} ok"]
-    if failing:
-        parts.append(f"{len(failing)} failing ({', '.join(failing[:5])})")
-    if waiting:
-        parts.append(f"{len(waiting)} not sent yet")
-    if disabled:
-        parts.append(f"{len(disabled)} disabled ({', '.join(sorted(disabled)[:5])})")
-    nxt = maybe(min(dues)) if dues else "now"
-    return ", ".join(parts) + f"; next {nxt}"
+
+    def __init__(self, states: Mapping[str, State], disabled: Iterable[str] = ()) -> None:
+        self._states: dict[str, State] = {}
+        self._failing: list[str] = []  # by name
+        self._waiting = 0
+        # (next due, name) of each state kept; one a newer state replaced is dropped
+        # when it comes to the top.
+        self._dues: list[tuple[float, str]] = []
+        self._disabled = sorted(disabled)
+        for name, state in states.items():
+            self.keep(name, state)
+
+    def keep(self, name: str, state: State) -> None:
+        """The shop's state now (its cycle ended)."""
+        self.drop(name)
+        self._states[name] = state
+        if state.consecutive_failures:
+            bisect.insort(self._failing, name)
+        elif state.last_success is None:
+            self._waiting += 1
+        if state.next_due is not None:
+            heapq.heappush(self._dues, (state.next_due, name))
+
+    def drop(self, name: str) -> None:
+        """The shop is gone (a reload removed it)."""
+        old = self._states.pop(name, None)
+        if old is None:
+            return
+        if old.consecutive_failures:
+            del self._failing[bisect.bisect_left(self._failing, name)]
+        elif old.last_success is None:
+            self._waiting -= 1
+
+    def _next_due(self) -> float | None:
+        while self._dues:
+            due, name = self._dues[0]
+            state = self._states.get(name)
+            if state is not None and state.next_due == due:
+                return due
+            heapq.heappop(self._dues)
+        return None
+
+    def line(self) -> str:
+        """The shop's own line when there is one shop, else the sum over all shops."""
+        if len(self._states) == 1 and not self._disabled:
+            (state,) = self._states.values()
+            return _one_shop_line(state)
+        running, failing, waiting = len(self._states), len(self._failing), self._waiting
+        parts = [f"{running + len(self._disabled)} shops: {running - failing - waiting} ok"]
+        if failing:
+            parts.append(f"{failing} failing ({', '.join(self._failing[:5])})")
+        if waiting:
+            parts.append(f"{waiting} not sent yet")
+        if self._disabled:
+            parts.append(f"{len(self._disabled)} disabled ({', '.join(self._disabled[:5])})")
+        due = self._next_due()
+        return ", ".join(parts) + f"; next {'now' if due is None else maybe(due)}"
+
+
+def status_line(cycles: Sequence[Cycle], disabled: Sequence[str] = ()) -> str:
+    """One line for systemd's ``STATUS=``: the shop's own, or a sum over all shops
+    (:class:`Tally`, made for this line alone)."""
+    return Tally({cycle.name: cycle.state for cycle in cycles}, disabled).line()
 
 
 @dataclass(frozen=True)
@@ -88,8 +174,7 @@ class Reloaded:
     disabled: Sequence[ShopView] = ()
 
 
-def _one_shop_line(cycle: Cycle) -> str:
-    s = cycle.state
+def _one_shop_line(s: State) -> str:
     nxt = maybe(s.next_due) or "now"
     if s.last_error is None and s.last_success is not None:
         return f"last heartbeat {maybe(s.last_success)} (HTTP {s.last_status}); next {nxt}"
@@ -114,7 +199,9 @@ class Supervisor:
     the running ones); ``disabled`` are the views of the shops that cannot work, kept
     in every listing (``STATUS=``, the published files) until a reload drops them;
     ``shops`` opens the cycle of a shop a reload adds (without it, a reload only
-    changes and removes shops).
+    changes and removes shops); ``files`` are the status and metrics files (``None``:
+    neither is written). ``wait`` and ``monotonic`` are the sleep and the clock of the
+    shops' schedules and of the files' window.
     """
 
     def __init__(
@@ -125,7 +212,7 @@ class Supervisor:
         *,
         reload_config: Callable[[], Reloaded | None],
         shops: Opener | None = None,
-        publish: Callable[[Sequence[ShopView]], object] = lambda _: None,
+        files: Files | None = None,
         disabled: Sequence[ShopView] = (),
         wait: Waiter = wait_or_wake,
         monotonic: Callable[[], float] = time.monotonic,
@@ -136,14 +223,20 @@ class Supervisor:
         self.notifier = notifier
         self.reload_config = reload_config
         self.opener = shops
-        self.publish = publish
+        self.files = files
         self.disabled = {view.name: view for view in disabled}
         self.wait = wait
         self.monotonic = monotonic
+        self.tally = self._tallied()
         self._limiter = anyio.CapacityLimiter(concurrent)
         self._wake = anyio.Event()
         self._stop = False
         self._reload = False
+        self._running = 0  # cycles running now
+        self._unwritten = False  # a change that the files and STATUS= do not show yet
+        self._changed = anyio.Event()  # set by the first such change
+        self._idle = anyio.Event()  # set when the last running cycle ends
+        self._window = PUBLISH_WINDOW
 
     @property
     def cycles(self) -> list[Cycle]:
@@ -153,6 +246,9 @@ class Supervisor:
         """Every configured shop as the status shows it, disabled ones included, by name."""
         views = [c.view() for c in self.cycles] + list(self.disabled.values())
         return sorted(views, key=lambda v: v.name)
+
+    def _tallied(self) -> Tally:
+        return Tally({c.name: c.state for c in self.cycles}, self.disabled)
 
     def request_stop(self) -> None:
         self._stop = True
@@ -180,22 +276,56 @@ class Supervisor:
             if self.healthy():
                 self.notifier.watchdog()
 
-    def _cycled(self) -> None:
-        """After start and after cycles (never on a timer): STATUS=, and the files.
+    def _publish_all(self) -> None:
+        """Every shop's view given again (a start, a reload), and the files written now."""
+        if self.files is not None:
+            self.files.sync(self.views())
+        self._publish()
 
-        Shops due together end their cycles together: the files are written once the
-        last of them is done, not once per shop.
-        """
-        if any(s.deadline is not None for s in self.shops.values()):
-            return
-        # The files first: once STATUS= tells of a change, the files already hold it.
-        self.publish(self.views())
-        self.notifier.status(status_line(self.cycles, list(self.disabled)))
+    def _publish(self) -> None:
+        """The files, then STATUS=: once STATUS= tells of a change, the files hold it."""
+        self._unwritten = False
+        if self.files is not None:
+            began = self.monotonic()
+            self.files.write()
+            self._window = publish_window(self.monotonic() - began)
+        self.notifier.status(self.tally.line())
+
+    def _ended(self, shop: _Shop) -> None:
+        """A shop's cycle ended: its part of STATUS= and of the files now, the write soon."""
+        cycle = shop.cycle
+        if self.shops.get(cycle.name) is shop:  # else a reload removed it as it delivered
+            self.tally.keep(cycle.name, cycle.state)
+            self._unwritten = True
+            if self.files is not None:
+                self.files.update([cycle.view()])
+                self._changed.set()
+        # No file to write: STATUS= alone, once the shops due together are done.
+        if self.files is None and self._unwritten and not self._running:
+            self._publish()
+
+    async def _write_later(self) -> None:
+        """Writes the files after cycles: once for every cycle that ends within the
+        window of the first change, or once the shops due together are done, but never
+        later than :data:`PUBLISH_LATEST` after the first change. While nothing changed
+        it waits on an event, with no timer."""
+        while True:
+            await self._changed.wait()
+            first = self.monotonic()
+            await self.wait(self._window, anyio.Event())  # nothing cuts the window short
+            while self._running and (left := first + PUBLISH_LATEST - self.monotonic()) > 0:
+                self._idle = anyio.Event()
+                await self.wait(left, self._idle)
+            self._changed = anyio.Event()
+            if self._unwritten:
+                self._publish()
 
     async def run(self) -> None:
         self.notifier.ready()
-        self._cycled()
+        self._publish_all()
         async with anyio.create_task_group() as tg:
+            if self.files is not None:
+                tg.start_soon(self._write_later)
             for shop in self.shops.values():
                 tg.start_soon(self._shop_loop, shop)
             while not self._stop:
@@ -204,6 +334,8 @@ class Supervisor:
                 if self._reload and not self._stop:
                     self._apply_reload(tg)
             tg.cancel_scope.cancel()  # sleeps and builds end; deliveries finish (shielded)
+        if self._unwritten:  # cycles that ended within the window before the stop
+            self._publish()
         self.notifier.stopping()
         for cycle in self.cycles:
             cycle.recorder.save()
@@ -227,6 +359,7 @@ class Supervisor:
     async def _run_cycle(self, shop: _Shop) -> None:
         cycle = shop.cycle
         shop.deadline = self.monotonic() + cycle.allowance
+        self._running += 1
         try:
             prepared = await cycle.prepare()
             # A started delivery finishes, or gives up, within its own 2 s budget.
@@ -239,7 +372,10 @@ class Supervisor:
                 await cycle.crashed(exc)
         finally:
             shop.deadline = None
-        self._cycled()
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
+        self._ended(shop)
 
     def _apply_reload(self, tg: TaskGroup) -> None:
         self._reload = False
@@ -261,5 +397,6 @@ class Supervisor:
                     added = self.shops[name] = _Shop(self.opener.open(cfg))
                     tg.start_soon(self._shop_loop, added)
             self.disabled = {view.name: view for view in reloaded.disabled}
+            self.tally = self._tallied()
         self.notifier.ready()
-        self._cycled()
+        self._publish_all()  # at once, whatever runs: the files show what it changed

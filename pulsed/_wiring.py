@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pulsed import _collect, _config, _identity, _logging, _publish, _settings
@@ -144,26 +144,29 @@ def disabled_views(setup: Setup) -> list[ShopView]:
     return views
 
 
-def publisher(setup: Setup) -> Callable[[Sequence[ShopView]], bool]:
-    """Writes the status file and the metrics textfile from the shops' views.
+def publisher(setup: Setup) -> _publish.Publisher | None:
+    """The status file and the metrics textfile of a running daemon, each shop's pieces
+    kept between writes; ``None`` when neither is set (no shop's piece is ever rendered).
 
     Their paths are taken at start and kept across reloads, like the state folder:
     the unit made their folder for this process.
     """
-    status_file, metrics_file = setup.status_file, setup.metrics_file
+    if setup.status_file is None and setup.metrics_file is None:
+        return None
+    return _publish.Publisher(
+        status_file=setup.status_file, metrics_file=setup.metrics_file, version=__version__
+    )
 
-    def publish(views: Sequence[ShopView]) -> bool:
-        if status_file is None and metrics_file is None:
-            return True  # nothing to write: no view of every shop to build
-        return _publish.publish(
-            views,
-            time.time(),
-            status_file=status_file,
-            metrics_file=metrics_file,
-            version=__version__,
-        )
 
-    return publish
+def publish(setup: Setup, views: Sequence[ShopView]) -> bool:
+    """Write the status file and the metrics textfile once, from every shop's view."""
+    return _publish.publish(
+        views,
+        time.time(),
+        status_file=setup.status_file,
+        metrics_file=setup.metrics_file,
+        version=__version__,
+    )
 
 
 def _lock(directory: Path) -> StateLock | None:
@@ -222,7 +225,7 @@ def publish_refused(setup: Setup) -> None:
         pass  # as writable(): a folder that cannot be locked is no reason to say nothing
     try:
         make_status_folder(setup)
-        publisher(setup)(disabled_views(setup))
+        publish(setup, disabled_views(setup))
     finally:
         lock.release()  # nothing to release when it was not taken
 

@@ -16,6 +16,7 @@ from pulsed._files import (
     open_trusted_folder,
     read_regular,
     remove_leftovers,
+    replace_at,
     temp_prefix,
     write_at,
     write_atomic,
@@ -610,3 +611,97 @@ def test_write_public_that_fails_keeps_no_descriptor(tmp_path: Path) -> None:
     reason = caught.value.reason
     assert str(caught.value) == f"daemon.metrics_file {folder / 'status.json'}: {reason}"
     assert "directory" in reason.lower() and caught.value.kind == "other", reason
+
+
+# --- replace_at: the public files' write, renamed into place without fsync ---------
+
+
+def _replace(folder: Path, name: str, data: bytes, mode: int = 0o644) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        replace_at(fd, folder, name, data, mode)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_replace_at_renames_the_whole_file_in_with_its_mode_and_never_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    (tmp_path / "status.json").write_text("old")
+    before = _fds()
+    old = os.umask(0o077)
+    try:
+        _replace(tmp_path, "status.json", b"{}\n", mode)
+    finally:
+        os.umask(old)
+    assert synced == []
+    assert _fds() == before
+    assert (tmp_path / "status.json").read_bytes() == b"{}\n"
+    assert stat.S_IMODE((tmp_path / "status.json").stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_replace_at_writes_on_after_a_short_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:3])))
+    _replace(tmp_path, "pulsed.prom", b"x 1\ny 2\n")
+    assert (tmp_path / "pulsed.prom").read_bytes() == b"x 1\ny 2\n"
+
+
+def test_replace_at_never_writes_through_a_symlink_at_its_temp_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "run").mkdir()
+    monkeypatch.setattr(secrets, "token_hex", lambda nbytes=None: "0")  # a guessed name
+    (tmp_path / "run" / f"{temp_prefix(tmp_path / 'status.json')}0").symlink_to(victim)
+    with pytest.raises(FileError):
+        _replace(tmp_path / "run", "status.json", b"{}")
+    assert victim.read_text() == "precious"
+    assert not (tmp_path / "run" / "status.json").exists()
+
+
+def test_replace_at_that_cannot_write_leaves_the_old_file_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    (tmp_path / "status.json").write_text("old")
+    monkeypatch.setattr(os, "write", full)
+    before = _fds()
+    with pytest.raises(FileError) as caught:
+        _replace(tmp_path, "status.json", b"{}")
+    assert _fds() == before
+    assert (str(caught.value), caught.value.kind) == (
+        f"{tmp_path / 'status.json'}: No space left on device",
+        "other",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+    assert (tmp_path / "status.json").read_text() == "old"
+
+
+def test_replace_at_onto_a_folder_keeps_the_folder_and_no_temp_file(tmp_path: Path) -> None:
+    (tmp_path / "status.json").mkdir()
+    with pytest.raises(FileError) as caught:
+        _replace(tmp_path, "status.json", b"{}")
+    assert str(caught.value).startswith(f"{tmp_path / 'status.json'}: ")
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+    assert (tmp_path / "status.json").is_dir()
+
+
+def test_replace_at_to_a_name_with_a_nul_byte_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "a\0b"
+    with pytest.raises(FileError) as caught:
+        _replace(tmp_path, path.name, b"{}")
+    assert (str(caught.value), caught.value.kind) == (
+        f"{str(path)!r}: not a valid path",
+        "other",
+    )
+    assert list(tmp_path.iterdir()) == []

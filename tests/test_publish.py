@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pulsed import _publish, _status
+from pulsed import _metrics, _publish, _status, _timefmt
 from pulsed import _state as st
 from pulsed._status import ShopView
-from tests.support.figures import NOW, SCHEMA, VERSIONS, VIEWS
+from tests.support.figures import HOUR, NOW, SCHEMA, VERSIONS, VIEWS
 
 SHOPS = [VIEWS["healthy"], VIEWS["busy"]]
 
@@ -68,16 +70,25 @@ def test_one_file_refused_still_writes_the_other(tmp_path: Path) -> None:
     assert json.loads(status.read_text())["schema"] == 1
 
 
-def test_the_status_file_is_json_indented_by_two_and_ends_with_a_newline(tmp_path: Path) -> None:
+def test_the_status_file_is_compact_ascii_json_ending_with_a_newline(tmp_path: Path) -> None:
     status = tmp_path / "status.json"
-    _publish.publish(SHOPS, NOW, status_file=status, metrics_file=None, version="0")
-    expected = json.dumps(_status.document(SHOPS, NOW), indent=2) + "\n"
-    assert status.read_text(encoding="ascii") == expected
+    shops = [*SHOPS, replace(VIEWS["fresh"], name="zz", domain="bücher.example")]
+    _publish.publish(shops, NOW, status_file=status, metrics_file=None, version="0")
+    document = _status.public(_status.document(shops, NOW))
+    # The C encoder's compact form; ASCII, the domain's ü escaped for any reader.
+    expected = json.dumps(document, separators=(",", ":")) + "\n"
+    assert status.read_bytes() == expected.encode("ascii")
+    assert '"domain":"b\\u00fccher.example"' in expected
 
 
 def test_a_value_json_cannot_hold_is_refused_not_written_as_nan() -> None:
     with pytest.raises(ValueError, match="JSON"):
-        _publish.status_bytes({"uptime": float("nan")})
+        _publish.entry({"last_error": None, "last_status": None, "uptime": float("nan")})
+
+
+def test_no_shop_is_an_empty_list() -> None:
+    empty = b'{"schema":1,"generated_at":"2027-01-15T08:00:00Z","shops":[]}\n'
+    assert _publish.status_bytes([], NOW) == empty
 
 
 @pytest.mark.parametrize("which", ["status", "metrics"])
@@ -206,3 +217,156 @@ def test_a_status_file_that_cannot_be_withdrawn_is_one_warning(
     assert warned.getMessage() == (
         f"status cannot be withdrawn ({error}); it will say pulsed runs until the next start"
     )
+
+
+# --- each shop's pieces kept between writes --------------------------------------
+
+
+def rendered_shops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the shops whose entry of the status file is made from now on."""
+    made: list[str] = []
+    real = _publish.entry
+
+    def entry(shop_doc: dict[str, Any]) -> bytes:
+        made.append(shop_doc["name"])
+        return real(shop_doc)
+
+    monkeypatch.setattr(_publish, "entry", entry)
+    return made
+
+
+def both(tmp_path: Path, clock: list[float]) -> _publish.Publisher:
+    return _publish.Publisher(
+        status_file=tmp_path / "status.json",
+        metrics_file=tmp_path / "pulsed.prom",
+        version="0.9.0",
+        clock=lambda: clock[0],
+    )
+
+
+def written(tmp_path: Path) -> tuple[dict[str, Any], str]:
+    status = json.loads((tmp_path / "status.json").read_text(encoding="ascii"))
+    return status, (tmp_path / "pulsed.prom").read_text()
+
+
+def expected(views: list[ShopView], now: float) -> tuple[dict[str, Any], str]:
+    document = _status.document(views, now)
+    return _status.public(document), _metrics.render(document, "0.9.0")
+
+
+def named(name: str, view: ShopView = VIEWS["healthy"]) -> ShopView:
+    return replace(view, name=name)
+
+
+def sent_again(view: ShopView, at: float) -> ShopView:
+    state = st.succeeded(view.state, at, 200, at + HOUR, attempts=1, elapsed=0.2)
+    return replace(view, state=state, next_due=at + HOUR)
+
+
+def test_a_write_renders_no_shop_and_a_change_renders_that_shop_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = rendered_shops(monkeypatch)
+    publisher = both(tmp_path, [NOW])
+    views = [named("a"), named("b", VIEWS["busy"]), named("c")]
+    publisher.sync(views)
+    assert made == ["a", "b", "c"]
+    assert publisher.write() and publisher.write()
+    assert made == ["a", "b", "c"]  # writes join what is kept
+    views[1] = sent_again(views[1], NOW)
+    publisher.update([views[0], views[1]])  # a as it was: nothing to render again
+    assert made == ["a", "b", "c", "b"]
+    assert publisher.write()
+    assert written(tmp_path) == expected(views, NOW)
+
+
+def test_the_files_list_the_shops_by_name_as_they_come_and_go(tmp_path: Path) -> None:
+    publisher = both(tmp_path, [NOW])
+    publisher.sync([named("c"), named("a")])
+    publisher.update([named("b")])  # a shop seen first after the start
+    publisher.write()
+    assert written(tmp_path) == expected([named("a"), named("b"), named("c")], NOW)
+    publisher.sync([named("c"), named("b")])  # a reload removed a
+    publisher.write()
+    assert written(tmp_path) == expected([named("b"), named("c")], NOW)
+
+
+def test_the_header_is_the_writes_and_a_piece_an_hour_old_is_rendered_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = rendered_shops(monkeypatch)
+    clock = [NOW]
+    publisher = both(tmp_path, clock)
+    publisher.sync([named("a"), named("b")])
+    clock[0] = NOW + 100
+    b = sent_again(named("b"), NOW + 100)
+    publisher.update([b])
+    assert made == ["a", "b", "b"]
+    # An hour less a second: the shares are as rendered, the header is now.
+    clock[0] = NOW + _publish.RENDER_AGE - 1
+    publisher.write()
+    status, _ = written(tmp_path)
+    assert status["generated_at"] == _timefmt.rfc3339(clock[0])
+    assert [s["deliveries_24h"] for s in status["shops"]] == [24, 25]
+    assert made == ["a", "b", "b"]
+    # An hour: a is rendered again (a delivery left its 24 h), b was rendered since.
+    clock[0] = NOW + _publish.RENDER_AGE
+    publisher.write()
+    assert made == ["a", "b", "b", "a"]
+    status, _ = written(tmp_path)
+    assert status["shops"][0] == expected([named("a")], clock[0])[0]["shops"][0]
+    assert status["shops"][0]["deliveries_24h"] == 23
+    publisher.write()
+    assert made == ["a", "b", "b", "a"]  # once, not at every write after
+    clock[0] = NOW + 100 + _publish.RENDER_AGE
+    publisher.write()
+    assert made == ["a", "b", "b", "a", "b"]
+    assert written(tmp_path) == expected([named("a"), b], clock[0])
+
+
+def test_a_shop_removed_is_not_brought_back_when_its_piece_is_an_hour_old(
+    tmp_path: Path,
+) -> None:
+    clock = [NOW]
+    publisher = both(tmp_path, clock)
+    publisher.sync([named("a"), named("b")])
+    publisher.sync([named("b")])
+    clock[0] = NOW + _publish.RENDER_AGE
+    publisher.write()
+    assert written(tmp_path) == expected([named("b")], clock[0])
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+def test_only_the_configured_files_pieces_are_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    def never(*_: object) -> Any:
+        raise AssertionError("a piece of a file that is not written")
+
+    other = (_metrics, "samples") if which == "status" else (_publish, "entry")
+    monkeypatch.setattr(*other, never)
+    path = tmp_path / which
+    files = {"status_file": None, "metrics_file": None, f"{which}_file": path}
+    publisher = _publish.Publisher(version="0.9.0", clock=lambda: NOW, **files)
+    publisher.sync(SHOPS)
+    assert publisher.write()
+    document = _status.document(SHOPS, NOW)
+    if which == "status":
+        assert json.loads(path.read_text()) == _status.public(document)
+    else:
+        assert path.read_text() == _metrics.render(document, "0.9.0")
+
+
+@pytest.mark.parametrize("which", ["status", "metrics"])
+def test_a_shop_removed_leaves_the_one_file_written(tmp_path: Path, which: str) -> None:
+    path = tmp_path / which
+    files = {"status_file": None, "metrics_file": None, f"{which}_file": path}
+    publisher = _publish.Publisher(version="0.9.0", clock=lambda: NOW, **files)
+    publisher.sync([named("a"), named("b")])
+    publisher.sync([named("b")])
+    assert publisher.write()
+    document = _status.document([named("b")], NOW)
+    if which == "status":
+        assert json.loads(path.read_text()) == _status.public(document)
+    else:
+        assert path.read_text() == _metrics.render(document, "0.9.0")

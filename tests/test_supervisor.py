@@ -11,7 +11,7 @@ import contextlib
 import random
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -29,7 +29,7 @@ from pulsed._notify import Notifier
 from pulsed._status import ShopView
 from pulsed._supervisor import Reloaded, Supervisor, status_line, wait_or_wake
 from pulsed.verify import signature
-from tests.support.loop import START, Clocks, fixed_facts, loop_config, stepped
+from tests.support.loop import START, Clocks, Recorded, fixed_facts, loop_config, stepped
 
 pytestmark = pytest.mark.anyio
 
@@ -418,7 +418,6 @@ async def test_status_sums_up_every_shop(tmp_path: Path) -> None:
 
 
 async def test_disabled_shops_are_published_beside_the_running_ones(tmp_path: Path) -> None:
-    published: list[list[tuple[str, str | None]]] = []
     cycle = Cycle(
         loop_config(tmp_path, name="b"),
         st.StateStore(tmp_path),
@@ -427,24 +426,27 @@ async def test_disabled_shops_are_published_beside_the_running_ones(tmp_path: Pa
         environ={},
     )
     off = ShopView("a", None, st.State(), None, "disabled", "shop.root")
+    files = Recorded()
     sup = Supervisor(
         [cycle],
         ScriptedSender(Clocks(), []),
         RecordingNotifier(),
         reload_config=lambda: Reloaded([], [off, replace(off, name="c")]),
-        publish=lambda views: published.append([(v.name, v.problem) for v in views]),
+        files=files,
         disabled=[off],
     )
     notifier = sup.notifier
     assert isinstance(notifier, RecordingNotifier)
-    sup._cycled()
-    assert published == [[("a", "disabled"), ("b", None)]]
+    sup._publish_all()
+    assert files.writes == [[("a", "disabled", 0), ("b", None, 0)]]
     # STATUS= counts it too: systemctl status must not say "1 shops" of two.
     assert notifier.messages[-1].startswith("STATUS=2 shops: 0 ok, 1 not sent yet, 1 disabled (a)")
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             sup._apply_reload(tg)
-    assert published[-1] == [("a", "disabled"), ("c", "disabled")]  # b removed, c broken
+    # b removed, c broken: written at once, and STATUS= says so too.
+    assert files.writes[-1] == [("a", "disabled", 0), ("c", "disabled", 0)]
+    assert notifier.messages[-1] == "STATUS=2 shops: 0 ok, 2 disabled (a, c); next now"
 
 
 async def test_a_reload_wakes_a_sleeping_shop_to_its_new_interval(tmp_path: Path) -> None:
@@ -480,47 +482,3 @@ async def test_a_reload_wakes_a_sleeping_shop_to_its_new_interval(tmp_path: Path
             await sender.sent.wait()
             sup.request_stop()
     assert len(sender.sent_at) == 2
-
-
-async def test_shops_due_together_publish_once_after_the_last_of_them(tmp_path: Path) -> None:
-    both_sending, release, all_sent = anyio.Event(), anyio.Event(), anyio.Event()
-
-    class Together:
-        calls = 0
-
-        async def send(self, body: bytes, headers: Mapping[str, str]) -> Delivered:
-            self.calls += 1
-            if self.calls == 2:
-                both_sending.set()
-            await release.wait()
-            return Delivered(status=200, attempts=1, elapsed=0.01)
-
-    published: list[list[int]] = []
-
-    def publish(views: Sequence[ShopView]) -> None:
-        published.append([v.state.counters.heartbeats_sent for v in views])
-        if all(v.state.counters.heartbeats_sent for v in views):
-            all_sent.set()
-
-    cycles = [
-        Cycle(
-            loop_config(tmp_path / name, name=name),
-            st.StateStore(tmp_path / name),
-            st.State(),
-            writable=True,
-            environ={},
-            collect=fixed_facts,
-        )
-        for name in ("a", "b")
-    ]
-    sup = Supervisor(
-        cycles, Together(), RecordingNotifier(), reload_config=lambda: None, publish=publish
-    )
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(sup.run)
-            await both_sending.wait()
-            release.set()
-            await all_sent.wait()
-            sup.request_stop()
-    assert published == [[0, 0], [1, 1]]  # at start, then once both were done

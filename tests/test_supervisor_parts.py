@@ -3,6 +3,7 @@ turns into requests, the watchdog's edge, and a reload that adds or removes a sh
 
 from __future__ import annotations
 
+import random
 import signal
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -17,7 +18,8 @@ from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._logging import SHOP
 from pulsed._notify import Notifier
-from pulsed._supervisor import Reloaded, Supervisor, Waiter, status_line, wait_or_wake
+from pulsed._supervisor import Reloaded, Supervisor, Tally, Waiter, status_line, wait_or_wake
+from pulsed._timefmt import maybe
 from tests.support.loop import START, Clocks, fixed_facts, loop_config, stepped
 
 pytestmark = pytest.mark.anyio
@@ -160,6 +162,74 @@ def test_the_status_line_names_five_disabled_shops_at_most(tmp_path: Path) -> No
 def test_shops_with_no_due_time_yet_are_next_now(tmp_path: Path) -> None:
     cycles = [a_cycle(tmp_path, "a"), a_cycle(tmp_path, "b")]
     assert status_line(cycles) == "2 shops: 0 ok, 2 not sent yet; next now"
+
+
+# --- STATUS= kept as shops change ------------------------------------------------------
+
+
+def summed(states: dict[str, st.State], disabled: list[str]) -> str:
+    """STATUS= made from every shop at once, the way it was before it was kept."""
+    if len(states) == 1 and not disabled:
+        return Tally(states).line()
+    failing = sorted(name for name, s in states.items() if s.consecutive_failures)
+    waiting = [n for n, s in states.items() if s.last_success is None and n not in failing]
+    dues = [s.next_due for s in states.values() if s.next_due is not None]
+    parts = [f"{len(states) + len(disabled)} shops: {len(states) - len(failing) - len(waiting)} ok"]
+    if failing:
+        parts.append(f"{len(failing)} failing ({', '.join(failing[:5])})")
+    if waiting:
+        parts.append(f"{len(waiting)} not sent yet")
+    if disabled:
+        parts.append(f"{len(disabled)} disabled ({', '.join(sorted(disabled)[:5])})")
+    return ", ".join(parts) + f"; next {maybe(min(dues)) if dues else 'now'}"
+
+
+def a_state(rng: random.Random) -> st.State:
+    kind = rng.choice(["ok", "failing", "failing-never-sent", "waiting", "no-due"])
+    due = START + rng.randrange(-3, 30) * 60.0
+    if kind == "ok":
+        return st.State(last_success=START - HOUR, next_due=due)
+    if kind == "failing":
+        return st.State(last_success=START - HOUR, consecutive_failures=2, next_due=due)
+    if kind == "failing-never-sent":
+        return st.State(consecutive_failures=1, next_due=due)
+    return st.State(next_due=due if kind == "waiting" else None)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_kept_line_is_the_line_made_from_every_shop(seed: int) -> None:
+    rng = random.Random(seed)
+    names = [f"s{i}" for i in range(rng.randrange(1, 12))]
+    disabled = rng.sample(["d1", "d2", "d3", "d4", "d5", "d6", "d7"], rng.randrange(0, 8))
+    states = {name: a_state(rng) for name in names if rng.random() < 0.7}
+    tally = Tally(states, disabled)
+    for _ in range(60):
+        name = rng.choice(names)
+        if rng.random() < 0.2:
+            tally.drop(name)
+            states.pop(name, None)
+        else:
+            states[name] = a_state(rng)
+            tally.keep(name, states[name])
+        assert tally.line() == summed(states, disabled)
+
+
+def test_a_due_time_that_moved_or_left_is_not_the_next() -> None:
+    tally = Tally(
+        {
+            "a": st.State(last_success=START, next_due=START + 60),
+            "b": st.State(last_success=START, next_due=START + 120),
+        }
+    )
+    assert tally.line().endswith("; next 2027-01-15T08:01:00Z")
+    tally.keep("a", st.State(last_success=START, next_due=START + 600))  # a sent again
+    assert tally.line().endswith("; next 2027-01-15T08:02:00Z")
+    tally.drop("b")
+    tally.keep("c", st.State(last_success=START, last_status=200))
+    assert tally.line() == "2 shops: 2 ok; next 2027-01-15T08:10:00Z"
+    tally.drop("a")
+    tally.drop("a")  # gone already: nothing changes
+    assert tally.line() == "last heartbeat 2027-01-15T08:00:00Z (HTTP 200); next now"
 
 
 # --- signals ----------------------------------------------------------------------------

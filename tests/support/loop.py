@@ -1,10 +1,11 @@
 """Stand-ins for the supervisor loop's inputs, shared by the tests that drive it on an
 injected clock: a minimal valid configuration, a collector that returns fixed facts,
-the two clocks, and the real loop whose every sleep moves them."""
+the two clocks, the real loop whose every sleep moves them, and status files that
+note what each write would hold."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -13,6 +14,7 @@ from pulsed._body import ShopFacts
 from pulsed._config import Config, Secret
 from pulsed._cycle import Cycle, Transport
 from pulsed._notify import Notifier
+from pulsed._status import ShopView
 from pulsed._supervisor import Supervisor
 
 HOUR = 3600.0
@@ -87,3 +89,26 @@ def loop_config(state_dir: Path, interval: float = HOUR, name: str = "default") 
         log_level="info",
         config_file=None,
     )
+
+
+class Recorded:
+    """Status and metrics files that note, at each write, every shop they would list:
+    its name, its problem and its heartbeats sent, by name."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, ShopView] = {}
+        self.writes: list[list[tuple[str, str | None, int]]] = []
+        self.written = anyio.Event()
+
+    def update(self, views: Iterable[ShopView]) -> None:
+        self.views.update((view.name, view) for view in views)
+
+    def sync(self, views: Sequence[ShopView]) -> None:
+        self.views = {view.name: view for view in views}
+
+    def write(self) -> bool:
+        shops = sorted(self.views.values(), key=lambda v: v.name)
+        self.writes.append([(v.name, v.problem, v.state.counters.heartbeats_sent) for v in shops])
+        self.written.set()
+        self.written = anyio.Event()
+        return True
