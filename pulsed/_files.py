@@ -290,7 +290,7 @@ def replace_at(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> 
     write to a disk folder costs the page cache, not a wait for the disk while the
     event loop waits (docs/status.md has the figures).
     """
-    tmp = f"{temp_prefix(Path(name))}{secrets.token_hex(8)}"
+    tmp = f"{temp_prefix(name)}{secrets.token_hex(8)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(tmp, flags, mode, dir_fd=dir_fd)

@@ -660,7 +660,7 @@ def test_replace_at_never_writes_through_a_symlink_at_its_temp_name(
     victim.write_text("precious")
     (tmp_path / "run").mkdir()
     monkeypatch.setattr(secrets, "token_hex", lambda nbytes=None: "0")  # a guessed name
-    (tmp_path / "run" / f"{temp_prefix(tmp_path / 'status.json')}0").symlink_to(victim)
+    (tmp_path / "run" / f"{temp_prefix('status.json')}0").symlink_to(victim)
     with pytest.raises(FileError):
         _replace(tmp_path / "run", "status.json", b"{}")
     assert victim.read_text() == "precious"
