@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
+import resource
+import signal
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -374,28 +374,22 @@ def test_the_rows_shown_in_docs_status_are_what_pulsed_writes() -> None:
     assert json.loads("{" + example + "}")["history"] == json.loads(json.dumps(written))
 
 
-WRITE_UNDER_A_FILE_SIZE_LIMIT = """
-import resource, signal, sys
-from pathlib import Path
-from pulsed import _state as st
-from pulsed._errors import StateError
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death, as root too
-resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
-try:
-    st.StateStore(Path(sys.argv[1])).write(st.encoded(st.State()))
-except StateError as exc:
-    print(exc, "|", exc.why)
-"""
-
-
 def test_a_write_that_fails_in_the_folder_it_made_says_why(tmp_path: Path) -> None:
     folder = tmp_path / "new"
-    done = subprocess.run(
-        [sys.executable, "-c", WRITE_UNDER_A_FILE_SIZE_LIMIT, str(folder)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    # In this process, so the code under test is the code measured: a file size limit
+    # turns the write into EFBIG (SIGXFSZ ignored, as root too), then both are restored.
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16, limit[1]))
+    try:
+        with pytest.raises(StateError) as caught:
+            st.StateStore(folder).write(st.encoded(st.State()))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
     path = folder / "state.json"
-    assert done.stdout == f"{path}: cannot be written (File too large) | File too large\n"
+    assert (str(caught.value), caught.value.why) == (
+        f"{path}: cannot be written (File too large)",
+        "File too large",
+    )
     assert folder.is_dir() and list(folder.iterdir()) == []
