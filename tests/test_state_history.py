@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
+import signal
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,12 @@ def test_since_counts_the_deliveries_from_a_moment_on_and_those_sent() -> None:
     assert history.since(NOW - 4.999999) == (2, 1)
     assert history.since(NOW + 0.000001) == (1, 0)
     assert history.since(NOW + 1) == (0, 0)
+
+
+def test_since_counts_times_before_1970_and_a_send_that_names_a_reason() -> None:
+    history = st.History.of([sent(-10.0), st.Delivery(NOW, "sent", 200, 1, 5, "tls")])
+    assert history.since(0) == (1, 1)  # a time before the epoch is no huge one
+    assert history.since(-20) == (2, 2)  # what matters is the outcome, not the reason
 
 
 def test_since_takes_the_moment_to_the_microsecond() -> None:
@@ -285,6 +293,7 @@ SENT = {"at": "2027-01-15T08:00:00Z", "outcome": "sent", "status": 200, "attempt
         ({**SENT, "elapsed_ms": 2**32}, "history.elapsed_ms is over 4294967295"),
         ({**SENT, "at": "9999-12-31T23:00:00-02:00"}, "history.at is out of range"),
         ({**SENT, "at": "0001-01-01T00:00:00+14:00"}, "history.at is out of range"),
+        ({**SENT, "at": "9999-12-31T23:59:00-00:01"}, "history.at is out of range"),  # year 10000
         ({**SENT, "at": 5}, "history.at is not a time string"),
         ({**SENT, "at": "yesterday"}, "history.at is not an RFC 3339 time"),
         ({**SENT, "at": "2027-01-15T08:00:00"}, "history.at has no time zone"),
@@ -301,9 +310,12 @@ def test_a_version_2_entry_that_version_3_cannot_hold_is_corrupt(
 
 
 def test_a_version_2_entry_is_read_to_the_microsecond_whatever_the_year() -> None:
-    entry = {**SENT, "at": "9999-12-31T23:59:59.999999Z"}
-    state = st.from_json({"version": 2, "history": [entry]})
-    assert state.history.rows() == [(st.END_US - 1, "sent", 200, 1, 0, None)]
+    first, last = (
+        {**SENT, "at": "0001-01-01T00:00:00Z"},
+        {**SENT, "at": "9999-12-31T23:59:59.999999Z"},
+    )
+    state = st.from_json({"version": 2, "history": [first, last]})
+    assert [row[0] for row in state.history.rows()] == [st.FIRST_US, st.END_US - 1]
 
 
 # --- the save: one write, the folder made only when missing ---------------------------------
@@ -330,6 +342,7 @@ def test_a_save_into_a_missing_folder_makes_it_and_writes_once(
     store.write(st.encoded(st.State(last_success=NOW)))
     assert (len(seen), store.read()) == (1, st.State(last_success=NOW))
     assert oct((tmp_path / "a" / "b").stat().st_mode & 0o777) == oct(0o700)
+    assert oct(store.path.stat().st_mode & 0o777) == oct(0o600)
 
 
 def test_a_save_that_fails_for_another_reason_is_tried_once(
@@ -359,3 +372,24 @@ def test_the_rows_shown_in_docs_status_are_what_pulsed_writes() -> None:
     ]
     written = st.to_json(st.State(history=st.History.of(deliveries)))["history"]
     assert json.loads("{" + example + "}")["history"] == json.loads(json.dumps(written))
+
+
+def test_a_write_that_fails_in_the_folder_it_made_says_why(tmp_path: Path) -> None:
+    folder = tmp_path / "new"
+    # In this process, so the code under test is the code measured: a file size limit
+    # turns the write into EFBIG (SIGXFSZ ignored, as root too), then both are restored.
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16, limit[1]))
+    try:
+        with pytest.raises(StateError) as caught:
+            st.StateStore(folder).write(st.encoded(st.State()))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    path = folder / "state.json"
+    assert (str(caught.value), caught.value.why) == (
+        f"{path}: cannot be written (File too large)",
+        "File too large",
+    )
+    assert folder.is_dir() and list(folder.iterdir()) == []
