@@ -705,3 +705,21 @@ def test_replace_at_to_a_name_with_a_nul_byte_is_a_file_error(tmp_path: Path) ->
         "other",
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_replace_at_into_a_removed_folder_is_a_file_error_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder.rmdir()  # no temp file can be made, so there is none to remove either
+        with pytest.raises(FileError) as caught:
+            replace_at(fd, folder, "status.json", b"{}", 0o644)
+    finally:
+        os.close(fd)
+    assert (str(caught.value), caught.value.kind) == (
+        f"{folder / 'status.json'}: not found",
+        "missing",
+    )

@@ -385,3 +385,30 @@ async def test_without_files_status_follows_the_last_of_the_shops_due_together(
             assert [m[:22] for m in notes.messages[said:]] == ["STATUS=last heartbeat "]
             sup.request_stop()
     assert set(clock.asked) == {HOUR}  # the shops' sleeps; no timer without files
+
+
+async def test_after_a_long_window_the_shops_due_together_still_get_the_rest_of_the_latest(
+    tmp_path: Path,
+) -> None:
+    clock = Manual()
+    sup, files, sender, _ = looped(tmp_path, ("a", "b"), clock)
+    recorded = files.write
+
+    def slow() -> bool:
+        clock.now += 0.0045  # a window of 4.5 s follows, half a second short of the latest
+        return recorded()
+
+    files.write = slow  # type: ignore[method-assign]
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await sender.sending["b"].wait()
+            sender.release["a"].set()
+            await clock.until_asleep(publish_window(0.0045))
+            clock.advance(publish_window(0.0045))
+            await anyio.wait_all_tasks_blocked()
+            assert len(files.writes) == 1  # b still sends, and there is time left
+            sender.release["b"].set()
+            await files.written.wait()
+            assert files.writes[1:] == [sent("a", "b")]
+            sup.request_stop()
