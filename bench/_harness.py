@@ -63,7 +63,7 @@ class Plan:
     steady_warm: int = 5
     steady_beats: int = 30
     steady_spacing: float = 1.5
-    steady_lead: float = 3.0
+    steady_lead: float = 5.0
     steady_start_runs: int = 3
     floor_rounds: int = 200
 

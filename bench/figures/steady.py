@@ -189,7 +189,9 @@ def spread_cpu(bench: Bench, host: SteadyHost, n: int) -> tuple[float, Memory, t
     ``spacing`` apart, the rest an hour later; and the daemon's memory after them."""
     plan = bench.plan
     warm, beats, spacing = plan.steady_warm, plan.steady_beats, plan.steady_spacing
-    lead = plan.steady_lead + n / 500  # a large host takes longer to start
+    # A large host takes longer to start: with 2,000 shops reading version-2 files on
+    # a busy machine, tens of seconds.
+    lead = plan.steady_lead + n / 50
     first = time.time() + lead
 
     def state(i: int, name: str) -> dict[str, Any]:
@@ -232,7 +234,9 @@ def burst_cpu(bench: Bench, host: SteadyHost, n: int) -> float:
     """CPU per heartbeat with ``n`` shops due together (a few earlier, to warm it)."""
     plan = bench.plan
     warm = plan.shops_cpu_warm
-    later = time.time() + plan.shops_cpu_delay
+    # After the warm-up, which waits for a start that reads version-2 files.
+    delay = plan.shops_cpu_delay + plan.steady_lead + n / 50
+    later = time.time() + delay
 
     def state(i: int, name: str) -> dict[str, Any]:
         return lived_state(name, time.time() - 1 if i < warm else later)
@@ -439,7 +443,7 @@ def measure(bench: Bench) -> list[Section]:
         f"#{warm} and after #{warm + beats}, so the window holds {beats} heartbeats and "
         f"every write they caused; divided by {beats}. Each size is a daemon of its own.",
         f"Due at once: {small:,} shops, {plan.shops_cpu_warm} due at start to warm the "
-        f"daemon, the rest together {plan.shops_cpu_delay:g} s later; CPU from after the "
+        f"daemon, the rest together once it had started and sent those; CPU from after the "
         f"warm-up until {spacing / 2:g} s after the last `heartbeat.sent`.",
         f"I/O floor (`bench/io_floor.py`, in this run): an `httpx.AsyncClient` POST of a "
         f"signed heartbeat (no keep-alive, as the daemon) and two atomic writes (temp "
