@@ -340,7 +340,13 @@ async def test_a_write_that_takes_long_widens_the_next_window(tmp_path: Path) ->
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
             sender.release["a"].set()
-            await clock.until_asleep(0.003 / 0.001)
+            await clock.until_asleep(publish_window(0.003))  # three seconds, not one
+            clock.advance(PUBLISH_WINDOW)
+            await anyio.wait_all_tasks_blocked()
+            assert len(files.writes) == 1
+            clock.advance(publish_window(0.003) - PUBLISH_WINDOW)
+            await files.written.wait()
+            assert files.writes[1:] == [sent("a")]
             sup.request_stop()
 
 
