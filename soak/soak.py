@@ -72,6 +72,8 @@ MONTH_SHOPS = 200
 MONTH_BEATS = 1_000_000
 MONTH_QUICK_BEATS = 20_000
 MONTH_RSS_LIMIT_KIB = 1024
+# Seconds the receiver is up, down, and between two looks at the daemon, by --quick.
+MONTH_PACE = {False: (45, 15, 5), True: (20, 10, 2)}
 GIT = shutil.which("git") or "git"
 
 
@@ -160,20 +162,22 @@ def month_in_an_hour(soak: Soak, row: Row, beats: int | None, quick: bool) -> No
             "soak (docs/testing.md)"
         )
         return
+    up, down, every = MONTH_PACE[quick]
     figures = soak.in_lab(
         "month",
         lambda lab: month.month(
             lab,
             shops=MONTH_SHOPS,
             beats=beats,
-            ok_seconds=20 if quick else 45,
-            failing_seconds=10 if quick else 15,
-            sample_every=2 if quick else 5,
+            ok_seconds=up,
+            failing_seconds=down,
+            sample_every=every,
             rss_limit_kib=MONTH_RSS_LIMIT_KIB,
         ),
     )
     row.runs = 1
-    row.failures += figures.problems
+    if figures.problems:
+        row.failures.append("; ".join(figures.problems))
     tally = figures.tally
     warm = figures.warm
     time_share, beats_share = figures.failing_share
@@ -206,7 +210,7 @@ def month_in_an_hour(soak: Soak, row: Row, beats: int | None, quick: bool) -> No
         "threads start / end": ends("threads"),
         "daemon CPU per heartbeat": f"{figures.cpu_ms_per_beat:.1f} ms",
         "state folder": f"{figures.state_bytes / 1024:,.0f} KiB in {figures.state_files} files",
-        "samples after warm-up": f"{len(warm)}, every {2 if quick else 5} s",
+        "samples after warm-up": f"{len(warm)}, every {every} s",
         "SIGTERM to exit": f"{figures.stop_seconds:.2f} s",
     }
 
@@ -615,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         month_beats = MONTH_QUICK_BEATS
     elif month_beats is None and "month" in [o.lower() for o in args.only or []]:
         month_beats = MONTH_BEATS
+    month_up, month_down, _ = MONTH_PACE[quick]
     with tempfile.TemporaryDirectory(prefix="pulsed-soak-") as scratch:
         soak = Soak(args.seed, args.workers, Path(scratch), rounds)
 
@@ -739,7 +744,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"one `pulsed run` for {MONTH_SHOPS} shops at a 1 s interval, each with its "
                 "own heartbeat secret, the status and metrics files on, each shop's state "
                 "starting with a full week of history; the receiver answering 200, then 503, "
-                "then 200, then refusing connections, by turns (45 s up, 15 s down); VmRSS, "
+                "then 200, then refusing connections, by turns "
+                f"({month_up} s up, {month_down} s down); VmRSS, "
                 "threads and open fds read from /proc every few seconds: after a warm-up (one "
                 "turn and a tenth of the deliveries) RSS grew at most "
                 f"{MONTH_RSS_LIMIT_KIB // 1024} MiB over the run (fitted and first to last), "
