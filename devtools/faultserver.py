@@ -4,7 +4,7 @@ This module owns the byte-level behaviour every other local server builds on: th
 request parser, the planned replies (:func:`ok`, :func:`status`, :func:`silent`,
 :func:`trickle`, :func:`reset`, :func:`huge`, :func:`dated`, :func:`delayed`) and
 the record of what clients did (:attr:`FaultServer.requests`,
-:attr:`FaultServer.connections`).
+:attr:`FaultServer.connections`, or only their counts for a long run).
 
 The server runs its own asyncio loop in a daemon thread, so a synchronous test and
 a test that runs its own event loop can use it alike; the test thread blocks on a
@@ -216,6 +216,10 @@ class FaultServer:
     handler, else :func:`ok`. ``keep_alive=True`` lets ordinary replies keep a
     persistent connection open when the client wants one; by default every
     reply says ``Connection: close``, so each client attempt is one connection.
+    ``record=False`` keeps only the counts (:attr:`request_count`,
+    :attr:`connection_count`): a soak's million requests would otherwise be kept
+    whole in memory. :meth:`refuse_connections` closes the listener and opens it
+    again on the same port, for a receiver that is down for a while.
     """
 
     def __init__(
@@ -226,12 +230,16 @@ class FaultServer:
         host: str = "127.0.0.1",
         port: int = 0,
         keep_alive: bool = False,
+        record: bool = True,
     ) -> None:
         self._ssl_context = ssl_context
         self._handler = handler
         self._host = host
         self._wanted_port = port
         self._keep_alive = keep_alive
+        self._record = record
+        self._request_count = 0
+        self._connection_count = 0
         self._cond = threading.Condition()
         self._planned: deque[Reply] = deque()
         self._then: Reply | None = None
@@ -241,6 +249,7 @@ class FaultServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
+        self._listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------
@@ -327,6 +336,29 @@ class FaultServer:
         with self._cond:
             return [Connection(c.opened_at, c.closed_at) for c in self._connections]
 
+    @property
+    def request_count(self) -> int:
+        """Requests read so far, kept whether or not the requests themselves are."""
+        with self._cond:
+            return self._request_count
+
+    @property
+    def connection_count(self) -> int:
+        """Connections accepted so far, kept whether or not they are recorded."""
+        with self._cond:
+            return self._connection_count
+
+    def refuse_connections(self, refuse: bool = True) -> None:
+        """Stop listening, so a connect is refused at once; ``False`` listens again.
+
+        The port stays this server's: it is bound again, not picked anew. Connections
+        already open are served to their end either way.
+        """
+        loop = self._loop
+        if loop is None or self._thread is None:
+            raise RuntimeError("FaultServer not started")
+        asyncio.run_coroutine_threadsafe(self._listen(not refuse), loop).result(timeout=10.0)
+
     def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[Request]:
         """Block until at least ``n`` requests have been read; return them all."""
         with self._cond:
@@ -373,25 +405,41 @@ class FaultServer:
     async def _serve_until_stopped(self, ready: concurrent.futures.Future[int]) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        server = await asyncio.start_server(
+        server = self._listener = await asyncio.start_server(
             self._on_connection, self._host, self._wanted_port, limit=MAX_HEAD_BYTES
         )
         ready.set_result(server.sockets[0].getsockname()[1])
         try:
             await self._stop_event.wait()
         finally:
-            server.close()
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                listener.close()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await server.wait_closed()
+            if listener is not None:
+                await listener.wait_closed()
+
+    async def _listen(self, on: bool) -> None:
+        if on and self._listener is None:
+            self._listener = await asyncio.start_server(
+                self._on_connection, self._host, self.port, limit=MAX_HEAD_BYTES
+            )
+        elif not on and self._listener is not None:
+            # Only the listening socket closes; not waited for, since open connections
+            # keep a closed server waiting until they end.
+            self._listener.close()
+            self._listener = None
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         record = _ConnRecord(opened_at=time.monotonic())
         with self._cond:
-            self._connections.append(record)
+            self._connection_count += 1
+            if self._record:
+                self._connections.append(record)
             self._cond.notify_all()
         task = asyncio.current_task()
         assert task is not None
@@ -442,7 +490,9 @@ class FaultServer:
             return False
         request, version = parsed
         with self._cond:
-            self._requests.append(request)
+            self._request_count += 1
+            if self._record:
+                self._requests.append(request)
             self._cond.notify_all()
         reply = self._choose(request)
         persistent = _client_wants_persistence(version, request.headers)

@@ -6,6 +6,8 @@ the raw body bytes and answered 200 ``{"ok":true}``, 401 (unsigned or bad
 signature), 400 (malformed or stale) or 404 (any other path). Accepted
 heartbeats are kept, and duplicates (same ``domain`` and ``timestamp``, as a
 retry produces) are dropped from :attr:`Receiver.unique_accepted`.
+With ``keep=False`` only counts are kept (:meth:`Receiver.tally`), for a run of
+a million heartbeats.
 
 As a script it serves until SIGINT/SIGTERM and prints one line per heartbeat::
 
@@ -21,7 +23,9 @@ import signal
 import ssl
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -39,7 +43,7 @@ from pulsed.verify import (
     verify_heartbeat,
 )
 
-__all__ = ["Receiver", "main"]
+__all__ = ["Receiver", "Tally", "main"]
 
 HEARTBEAT_PATH = "/heartbeat"
 _STATUS_FOR_REASON = {"unsigned": 401, "bad_signature": 401, "malformed": 400, "stale": 400}
@@ -47,6 +51,21 @@ _STATUS_FOR_REASON = {"unsigned": 401, "bad_signature": 401, "malformed": 400, "
 
 def _json_reply(code: int, payload: dict[str, Any]) -> Reply:
     return status(code, {"Content-Type": "application/json"}, json.dumps(payload).encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a receiver has seen so far, in counts (kept with or without the heartbeats)."""
+
+    requests: int  # every request read, on any path, answered by a plan or not
+    accepted: int  # verified heartbeats, duplicates included
+    duplicates: int  # accepted again with their domain's latest timestamp: a lost answer's retry
+    rejected: dict[str, int]  # by reason, as :attr:`Receiver.rejected` words it
+
+    @property
+    def planned(self) -> int:
+        """Requests the server answered from its plan (a 503 phase), never verified."""
+        return self.requests - self.accepted - sum(self.rejected.values())
 
 
 def describe(beat: dict[str, Any], *, duplicate: bool = False) -> str:
@@ -74,6 +93,9 @@ class Receiver:
 
     ``out``, when given, gets one line per request to ``/heartbeat`` (flushed).
     ``now`` stands in for the receiver's clock, for tests of clock skew.
+    ``keep=False`` keeps no heartbeat and no request, only :meth:`tally`: a soak
+    sends a million, and keeping each would cost gigabytes and make the run about
+    the receiver's memory.
     """
 
     def __init__(
@@ -88,6 +110,7 @@ class Receiver:
         max_skew: float = MAX_SKEW_SECONDS,
         secrets: Mapping[str, str] | None = None,
         hold: Mapping[str, float] | None = None,
+        keep: bool = True,
     ) -> None:
         self.secret = secret
         # A receiver of many shops keys each by its domain; ``secret`` serves the rest.
@@ -99,10 +122,17 @@ class Receiver:
         self._now = now
         self._max_skew = max_skew
         self._cond = threading.Condition()
-        self._accepted: list[dict[str, Any]] = []
-        self._rejected: list[tuple[str, Request]] = []
+        # None when not kept (keep=False): only the counts below are.
+        self._accepted: list[dict[str, Any]] | None = [] if keep else None
+        self._rejected: list[tuple[str, Request]] | None = [] if keep else None
+        self._accepted_count = 0
+        self._duplicates = 0
+        self._rejected_counts: Counter[str] = Counter()
+        # A retry repeats its shop's latest body (one delivery at a time per shop), so
+        # the latest timestamp per domain finds every duplicate in bounded memory.
+        self._latest: dict[str, Any] = {}
         self.server = FaultServer(
-            ssl_context=ssl_context, handler=self._handle, host=host, port=port
+            ssl_context=ssl_context, handler=self._handle, host=host, port=port, record=keep
         )
 
     def start(self) -> Receiver:
@@ -132,40 +162,66 @@ class Receiver:
         """The ``api_host`` to configure; heartbeats go to ``url + "/heartbeat"``."""
         return self.server.url
 
+    @staticmethod
+    def _kept(kept: list[Any] | None) -> list[Any]:
+        if kept is None:
+            raise RuntimeError("this receiver keeps counts only (keep=False): read tally()")
+        return kept
+
     @property
     def accepted(self) -> list[dict[str, Any]]:
         """Every verified heartbeat, duplicates included, in arrival order."""
         with self._cond:
-            return list(self._accepted)
+            return list(self._kept(self._accepted))
 
     @property
     def unique_accepted(self) -> list[dict[str, Any]]:
         """The first of each (``domain``, ``timestamp``): what a receiver would store."""
         with self._cond:
-            return self._unique()
+            return self._unique(self._kept(self._accepted))
 
     @property
     def rejected(self) -> list[tuple[str, Request]]:
         """(reason, request) for every refused request; reasons are verify's words or
         ``not_found`` / ``method_not_allowed``."""
         with self._cond:
-            return list(self._rejected)
+            return list(self._kept(self._rejected))
+
+    def tally(self) -> Tally:
+        """The counts so far; all a receiver with ``keep=False`` offers."""
+        with self._cond:
+            return self._tally()
+
+    def _tally(self) -> Tally:
+        return Tally(
+            self.server.request_count,
+            self._accepted_count,
+            self._duplicates,
+            dict(self._rejected_counts),
+        )
 
     def wait_for_accepted(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until ``n`` heartbeats (duplicates included) were accepted; return them."""
+        self._kept(self._accepted)
+        self.wait_for_count(n, timeout)
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self._accepted) >= n, timeout):
-                reasons = [reason for reason, _ in self._rejected]
+            return list(self._kept(self._accepted))
+
+    def wait_for_count(self, n: int, timeout: float = 10.0) -> Tally:
+        """Block until ``n`` heartbeats (duplicates included) were accepted; the counts then."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._accepted_count >= n, timeout):
                 raise TimeoutError(
                     f"expected {n} accepted heartbeat(s) on {self.url} within {timeout} s, "
-                    f"got {len(self._accepted)}; rejected: {reasons}"
+                    f"got {self._accepted_count}; rejected: {dict(self._rejected_counts)}"
                 )
-            return list(self._accepted)
+            return self._tally()
 
-    def _unique(self) -> list[dict[str, Any]]:
+    @staticmethod
+    def _unique(accepted: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen: set[tuple[Any, Any]] = set()
         unique = []
-        for beat in self._accepted:
+        for beat in accepted:
             key = (beat["domain"], beat["timestamp"])
             if key not in seen:
                 seen.add(key)
@@ -178,7 +234,9 @@ class Receiver:
 
     def _reject(self, reason: str, request: Request, code: int, detail: str) -> Reply:
         with self._cond:
-            self._rejected.append((reason, request))
+            self._rejected_counts[reason] += 1
+            if self._rejected is not None:
+                self._rejected.append((reason, request))
             self._cond.notify_all()
         if request.path.split("?", 1)[0] == HEARTBEAT_PATH:
             self._emit(f"rejected: {reason} {request.method} {request.path} ({detail})")
@@ -203,11 +261,12 @@ class Receiver:
                 exc.reason, request, _STATUS_FOR_REASON.get(exc.reason, 400), detail
             )
         with self._cond:
-            duplicate = any(
-                (b["domain"], b["timestamp"]) == (beat["domain"], beat["timestamp"])
-                for b in self._accepted
-            )
-            self._accepted.append(beat)
+            duplicate = self._latest.get(beat["domain"]) == beat["timestamp"]
+            self._latest[beat["domain"]] = beat["timestamp"]
+            self._accepted_count += 1
+            self._duplicates += duplicate
+            if self._accepted is not None:
+                self._accepted.append(beat)
             self._cond.notify_all()
         self._emit(describe(beat, duplicate=duplicate))
         # A duplicate is a retry whose first answer was lost: it must still look delivered.

@@ -230,6 +230,39 @@ def test_tls_is_verified_against_the_test_ca() -> None:
         assert len(srv.requests) == 1
 
 
+def test_without_record_only_the_counts_are_kept() -> None:
+    with FaultServer(record=False) as srv:
+        assert [fetch(srv.port, path=f"/r{i}")[0] for i in range(3)] == [200, 200, 200]
+        assert (srv.request_count, srv.connection_count) == (3, 3)
+        assert (srv.requests, srv.connections) == ([], [])
+
+
+def test_refusing_connections_closes_the_port_and_reopens_the_same_one(
+    server: FaultServer,
+) -> None:
+    assert fetch(server.port)[0] == 200
+    server.refuse_connections()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+    server.refuse_connections()  # already refusing: still refusing, no error
+    server.refuse_connections(False)
+    server.refuse_connections(False)  # already listening: nothing changes
+    assert fetch(server.port)[0] == 200
+    assert server.request_count == 2
+
+
+@pytest.mark.parametrize("refusing", [False, True])
+def test_stop_closes_the_port_whether_listening_or_refusing(refusing: bool) -> None:
+    srv = FaultServer().start()
+    srv.refuse_connections(refusing)
+    srv.stop()
+    assert not srv.running
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+    with pytest.raises(RuntimeError, match="not started"):
+        srv.refuse_connections(False)
+
+
 def test_waits_time_out_with_a_message(server: FaultServer) -> None:
     with pytest.raises(TimeoutError, match=r"expected 1 request\(s\) on http://127\.0\.0\.1:"):
         server.wait_for_requests(1, timeout=0.05)
@@ -375,6 +408,41 @@ def test_receiver_drops_duplicates_by_domain_and_timestamp() -> None:
             assert post(rx.port, body, signature(SECRET, body)) == 200
         assert len(rx.wait_for_accepted(3)) == 3
         assert [b["domain"] for b in rx.unique_accepted] == ["a.example", "b.example"]
+
+
+def test_receiver_that_keeps_nothing_still_counts_everything() -> None:
+    with Receiver(SECRET, secrets={"own.example": "own-secret-0123456789"}, keep=False) as rx:
+        first, other = heartbeat("a.example"), heartbeat("own.example")
+        for body, secret in ((first, SECRET), (first, SECRET), (other, "own-secret-0123456789")):
+            assert post(rx.port, body, signature(secret, body)) == 200
+        assert post(rx.port, other, signature(SECRET, other)) == 401  # not its secret
+        assert post(rx.port, first, None) == 401
+        assert post(rx.port, first, signature(SECRET, first), path="/x") == 404
+        rx.server.plan(then=status(503))
+        assert post(rx.port, first, signature(SECRET, first)) == 503
+        tally = rx.wait_for_count(3)
+        assert (tally.requests, tally.accepted, tally.duplicates, tally.planned) == (7, 3, 1, 1)
+        assert tally.rejected == {"bad_signature": 1, "unsigned": 1, "not_found": 1}
+        assert rx.server.requests == []
+        for kept in ("accepted", "unique_accepted", "rejected"):
+            with pytest.raises(RuntimeError, match="keeps counts only"):
+                getattr(rx, kept)
+        with pytest.raises(RuntimeError, match="keeps counts only"):
+            rx.wait_for_accepted(1)
+        with pytest.raises(TimeoutError, match=r"got 3; rejected: \{'bad_signature': 1"):
+            rx.wait_for_count(4, timeout=0.05)
+
+
+def test_receiver_counts_a_retry_as_a_duplicate_of_its_domains_latest() -> None:
+    with Receiver(SECRET) as rx:
+        a1 = heartbeat("a.example", datetime.now(timezone.utc) - timedelta(seconds=5))
+        a2, b = heartbeat("a.example"), heartbeat("b.example")
+        # A retry repeats its shop's latest body; an older one again is not a retry, and
+        # only unique_accepted, which keeps every key, drops it.
+        for body in (a1, a1, a2, b, a2, a1):
+            assert post(rx.port, body, signature(SECRET, body)) == 200
+        assert rx.tally().duplicates == 2
+        assert len(rx.accepted) == 6 and len(rx.unique_accepted) == 3
 
 
 def test_receiver_script_prints_each_heartbeat_and_stops_on_sigint(tmp_path: Path) -> None:
