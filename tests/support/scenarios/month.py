@@ -38,6 +38,7 @@ after the warm-up, fitted and first to last sample, each at most that.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -555,7 +556,8 @@ def month(
     assert tally.accepted >= figures.sent, (
         f"the daemon counts {figures.sent} sent, the receiver accepted only {tally.accepted}"
     )
-    assert f'"name": "{names[-1]}"'.encode() in status_blob, "the status file lacks a shop"
+    listed = [shop["name"] for shop in json.loads(status_blob)["shops"]]
+    assert listed == sorted(names), "the status file does not list every shop"
 
     warm = figures.warm
     assert len(warm) >= 2 * FLAT_WINDOW, (
