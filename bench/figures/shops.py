@@ -13,6 +13,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from _harness import SECRET, TOKEN, Bench, due_in, event_is, stop, wait_idle
@@ -93,13 +94,19 @@ class Host:
             path.chmod(0o600)
 
     def env(self) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "PULSED_CONFIG": str(self.config),
-            "CREDENTIALS_DIRECTORY": str(self.credentials),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-        }
+        return host_env(self.config, self.credentials)
+
+
+def host_env(config: Path, credentials: Path) -> dict[str, str]:
+    """The environment of a daemon serving the shops of ``config``, its secrets in
+    ``credentials``."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PULSED_CONFIG": str(config),
+        "CREDENTIALS_DIRECTORY": str(credentials),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+    }
 
 
 def sent_count(child: Process) -> int:

@@ -33,7 +33,7 @@ from _measure import Memory, cpu_between, cpu_seconds, median_memory, memory_kib
 from _report import Row, Section, fmt_mib, in_ms, ratio, verdict
 
 from figures.cpu import curl_cpu
-from figures.shops import Host
+from figures.shops import host_env
 from tests.support.process import Process
 
 FLOOR_TARGET = 1.3  # CPU per heartbeat against the I/O floor
@@ -120,8 +120,8 @@ class SteadyHost:
             path.write_text(json.dumps(state(i, name)))
             path.chmod(0o600)
 
-    # The daemon's environment is a host's of figure 7: its config and credentials.
-    env = Host.env
+    def env(self) -> dict[str, str]:
+        return host_env(self.config, self.credentials)
 
 
 def lived_state(name: str, due: float) -> dict[str, Any]:
