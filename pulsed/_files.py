@@ -196,16 +196,9 @@ def open_trusted_folder(folder: Path, setting: str, *, euid: int | None = None) 
 
 
 def _write_temp(
-    dir_fd: int,
-    tmp: str,
-    data: bytes,
-    mode: int,
-    owner: tuple[int, int] | None,
-    *,
-    durable: bool = True,
+    dir_fd: int, tmp: str, data: bytes, mode: int, owner: tuple[int, int] | None
 ) -> None:
-    """A new file ``tmp`` in the folder open at ``dir_fd``, holding ``data`` (on disk
-    when ``durable``)."""
+    """A new file ``tmp`` in the folder open at ``dir_fd``, holding ``data`` on disk."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
     try:
@@ -215,8 +208,7 @@ def _write_temp(
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if durable:
-            os.fsync(fd)
+        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -228,18 +220,14 @@ def write_at(
     data: bytes,
     mode: int,
     owner: tuple[int, int] | None = None,
-    *,
-    durable: bool = True,
 ) -> None:
     """:func:`write_atomic` of ``name`` inside the folder open at ``dir_fd``; ``owner``
-    (uid, gid) is given to the temp file's descriptor before the rename, never by path.
-    ``durable=False`` leaves out both fsyncs (:func:`replace_at`)."""
+    (uid, gid) is given to the temp file's descriptor before the rename, never by path."""
     tmp = _temp_name(name)
     try:
-        _write_temp(dir_fd, tmp, data, mode, owner, durable=durable)
+        _write_temp(dir_fd, tmp, data, mode, owner)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        if durable:
-            os.fsync(dir_fd)
+        os.fsync(dir_fd)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dir_fd)
@@ -302,4 +290,21 @@ def replace_at(dir_fd: int, folder: Path, name: str, data: bytes, mode: int) -> 
     write to a disk folder costs the page cache, not a wait for the disk while the
     event loop waits (docs/status.md has the figures).
     """
-    write_at(dir_fd, folder, name, data, mode, durable=False)
+    tmp = f"{temp_prefix(name)}{secrets.token_hex(8)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise _error(folder / name, exc, False) from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise FileError(repr(str(folder / name)), "not a valid path", "other") from exc
