@@ -55,6 +55,10 @@ class Recorder:
         self.store = store
         self.state = state
         self.writable = writable
+        # The state its file holds, as far as this process knows: what the store read
+        # (when in today's version) or what was last written. A stop saves only a state
+        # that differs, so an idle daemon of 2,000 shops stops without 4,000 fsyncs.
+        self._saved = store.held
 
     def keep_identity(self, identity: _state.Identity) -> None:
         self.state = replace(self.state, identity=identity)
@@ -71,15 +75,18 @@ class Recorder:
         memory, which a process that ends at once would lose.
         """
         before = self.state
-        self.state = _state.with_pending(self.state, request.body, request.at, request.signature)
+        self.state = pending = _state.with_pending(
+            self.state, request.body, request.at, request.signature
+        )
         if not (must_keep and self.writable):
             await self.save_aside()
             return
         try:
-            await anyio.to_thread.run_sync(self.store.write, _state.encoded(self.state))
+            await anyio.to_thread.run_sync(self.store.write, _state.encoded(pending))
         except StateError as exc:
             self.state = before
             raise StateUnwritableError(str(self.store.directory), exc.why) from exc
+        self._saved = pending
 
     async def sent(self, done: Delivered, now: float, next_due: float) -> None:
         before = self.state
@@ -144,8 +151,9 @@ class Recorder:
         )
 
     def save(self) -> None:
-        if self.writable:
-            self._write(_state.encoded(self.state))
+        """Write the state unless its file already holds it (a stop's save)."""
+        if self.writable and self.state != self._saved:
+            self._write(self.state)
 
     async def save_aside(self) -> None:
         """:meth:`save` in a worker thread, which gets the encoded bytes.
@@ -155,11 +163,14 @@ class Recorder:
         dropped in a worker thread's own malloc arena, only the writes wait there.
         """
         if self.writable:
-            await anyio.to_thread.run_sync(self._write, _state.encoded(self.state))
+            state = self.state
+            data = _state.encoded(state)
+            await anyio.to_thread.run_sync(self._write, state, data)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, state: _state.State, data: bytes | None = None) -> None:
         try:
-            self.store.write(data)
+            self.store.write(_state.encoded(state) if data is None else data)
+            self._saved = state
         except StateError as exc:
             log.warning(
                 "state cannot be written (%s); kept in memory, so a restart now could send "

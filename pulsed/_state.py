@@ -555,6 +555,9 @@ class StateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / STATE_FILE
+        # What the file held when :meth:`read` last parsed it, if it was in today's
+        # version: a state equal to it need not be written again (see Recorder.save).
+        self.held: State | None = None
 
     def read(self) -> State | None:
         """The state as it is on disk, or ``None`` when there is none; never changes a file.
@@ -574,9 +577,12 @@ class StateStore:
         if got.cut:
             raise self._corrupt(f"over {MAX_STATE_BYTES} bytes")
         try:
-            return from_json(json.loads(got.data))
+            raw = json.loads(got.data)
+            state = from_json(raw)
         except (ValueError, RecursionError) as exc:
             raise self._corrupt(str(exc)) from exc
+        self.held = state if raw.get("version") == STATE_VERSION else None
+        return state
 
     def _corrupt(self, why: str) -> StateError:
         return StateError(f"{self.path}: cannot be parsed ({why})", corrupt=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -276,3 +277,73 @@ def test_how_long_a_shop_was_failing_reads_in_the_unit_that_fits(
     seconds: float, shown: str
 ) -> None:
     assert _duration(seconds) == shown
+
+
+class CountingStore(st.StateStore):
+    """The real store, counting the files it writes."""
+
+    writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        super().write(data)
+
+
+async def test_a_stop_writes_no_state_that_its_file_already_holds(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    recorder = Recorder(store, st.State(), writable=True)
+    await recorder.started(REQUEST)
+    await recorder.sent(Delivered(200, 1, 0.1), NOW, NOW + 3600)
+    assert store.writes == 2
+    recorder.save()
+    assert store.writes == 2
+    assert on_disk(tmp_path) == recorder.state
+
+
+async def test_a_body_that_must_be_kept_is_not_written_again_at_the_stop(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    recorder = Recorder(store, st.State(), writable=True)
+    await recorder.started(REQUEST, must_keep=True)
+    recorder.save()
+    assert store.writes == 1
+
+
+async def test_a_state_read_in_todays_version_and_unchanged_is_not_written_at_the_stop(
+    tmp_path: Path,
+) -> None:
+    await Recorder(st.StateStore(tmp_path), st.State(), writable=True).sent(
+        Delivered(200, 1, 0.1), NOW, NOW + 3600
+    )
+    store = CountingStore(tmp_path)
+    recorder = Recorder(store, store.load(NOW), writable=True)
+    recorder.save()
+    assert store.writes == 0
+    recorder.keep_identity(st.Identity("acme_shop_bot", NOW, FINGERPRINT))
+    recorder.save()
+    assert store.writes == 1
+    recorder.save()
+    assert store.writes == 1
+
+
+def test_a_state_read_in_an_older_version_is_written_in_todays_at_the_stop(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / st.STATE_FILE).write_text('{"version": 1, "next_due": "2027-01-15T09:00:00Z"}')
+    store = CountingStore(tmp_path)
+    recorder = Recorder(store, store.load(NOW), writable=True)
+    recorder.save()
+    assert store.writes == 1
+    assert json.loads((tmp_path / st.STATE_FILE).read_text())["version"] == st.STATE_VERSION
+
+
+def test_a_state_that_could_not_be_written_is_tried_again_at_the_stop(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the state folder should be
+    recorder = Recorder(st.StateStore(blocked), st.State(), writable=True)
+    recorder.save()
+    blocked.unlink()
+    recorder.save()
+    assert on_disk(blocked) == recorder.state
+    store = CountingStore(blocked)
+    Recorder(store, store.load(NOW), writable=True).save()
+    assert store.writes == 0

@@ -42,6 +42,7 @@ CURL_TARGET = 0.5
 PSS_TARGETS = {200: 1.25, 2000: 2.0}
 START_SLACK = 0.400
 RELOAD_TARGET = 0.300
+STOP_TARGET = 3.0  # contract §8: SIGTERM to exit 0 within 3 s
 HISTORY = 168
 HOUR = 3600.0
 BOT = "steady_bench_bot"
@@ -279,9 +280,10 @@ def io_floor(bench: Bench, state: bytes) -> float:
 
 def start_and_reload(
     bench: Bench, host: SteadyHost
-) -> tuple[float, list[float], list[float], list[float]]:
-    """READY=1 after start (pulsed and floor, alternated) and after SIGHUP, in seconds;
-    first, the start that reads today's state files (an upgraded host's first)."""
+) -> tuple[float, list[float], list[float], list[float], list[float]]:
+    """READY=1 after start (pulsed and floor, alternated) and after SIGHUP, and SIGTERM
+    to exit, in seconds; first, the start that reads today's state files (an upgraded
+    host's first)."""
     plan = bench.plan
     host.serve(host.names, lambda _i, name: lived_state(name, time.time() + HOUR - 60))
     # The first start after an upgrade reads state files of today's format; a clean
@@ -296,6 +298,7 @@ def start_and_reload(
         notify.close()
     ready: dict[str, list[float]] = {"pulsed": [], "floor": []}
     reloads: list[float] = []
+    stops: list[float] = []
     for _ in range(plan.steady_start_runs):
         for who in ("floor", "pulsed"):
             notify = bench.notify_socket(f"steady-start-{who}")
@@ -311,9 +314,12 @@ def start_and_reload(
                     notify.wait_for("RELOADING=1", after=asked, timeout=60)
                     reloads.append(notify.wait_for("READY=1", after=asked, timeout=60) - asked)
             finally:
+                asked = time.monotonic()
                 stop(child)
+                if who == "pulsed":
+                    stops.append(time.monotonic() - asked)
                 notify.close()
-    return upgraded, ready["pulsed"], ready["floor"], reloads
+    return upgraded, ready["pulsed"], ready["floor"], reloads, stops
 
 
 def measure(bench: Bench) -> list[Section]:
@@ -338,7 +344,7 @@ def measure(bench: Bench) -> list[Section]:
     status_size, metrics_size = sizes
     burst = burst_cpu(bench, host, plan.steady_sizes[0])
     floor_cpu = io_floor(bench, saved)
-    upgraded, started, floor_started, reloads = start_and_reload(bench, host)
+    upgraded, started, floor_started, reloads, stops = start_and_reload(bench, host)
 
     small = plan.steady_sizes[0]
     for n in plan.steady_sizes:
@@ -391,7 +397,7 @@ def measure(bench: Bench) -> list[Section]:
             )
         )
     p, f = statistics.median(started), statistics.median(floor_started)
-    r = statistics.median(reloads)
+    r, s = statistics.median(reloads), statistics.median(stops)
     section.rows += [
         Row(
             f"10 start to READY=1, {largest:,} shops with their own secrets",
@@ -408,6 +414,14 @@ def measure(bench: Bench) -> list[Section]:
             "—",
             f"≤ {RELOAD_TARGET * 1000:.0f} ms",
             verdict(r <= RELOAD_TARGET),
+        ),
+        Row(
+            f"10 SIGTERM to exit, {largest:,} shops idle",
+            f"{s * 1000:.0f} ms",
+            "—",
+            "—",
+            f"≤ {STOP_TARGET * 1000:.0f} ms (§8)",
+            verdict(s <= STOP_TARGET),
         ),
         Row(
             f"10 first start after an upgrade, {largest:,} shops (today's state files)",
@@ -455,6 +469,7 @@ def measure(bench: Bench) -> list[Section]:
         f"the measured tree writes it: medians of "
         f"{plan.steady_start_runs} runs, floor and pulsed alternated; READY ms — pulsed: "
         f"{in_ms(started)}, floor: {in_ms(floor_started)}; SIGHUP to the next READY=1 "
-        f"after RELOADING=1: {in_ms(reloads)}.",
+        f"after RELOADING=1: {in_ms(reloads)}; SIGTERM to the process's exit: "
+        f"{in_ms(stops)}.",
     ]
     return [section]
