@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as hyp
 
 from pulsed import _state as st
 from pulsed._errors import REASONS, StateError
@@ -393,3 +395,71 @@ def test_a_write_that_fails_in_the_folder_it_made_says_why(tmp_path: Path) -> No
         "File too large",
     )
     assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+# --- the rows read a column at a time ------------------------------------------------------
+
+# What a hand or another program may put in a row: each column's bounds and one past
+# them, the other columns' values, and what JSON has that pulsed never writes there.
+EDGES = [
+    *(st.FIRST_US - 1, st.FIRST_US, st.END_US - 1, st.END_US),
+    *(-1, 0, 1, st.MOST_ATTEMPTS, st.MOST_ATTEMPTS + 1),
+    *(st.MOST_ELAPSED_MS, st.MOST_ELAPSED_MS + 1),
+    *(st.FIRST_STATUS - 1, st.FIRST_STATUS, st.LAST_STATUS, st.LAST_STATUS + 1),
+    *(None, True, False, 200.0, 1.5, "200", "sent", "failed", "lost", [], {}, [1], {"a": 1}),
+    *REASONS,
+]
+VALUES = hyp.one_of(hyp.sampled_from(EDGES), hyp.integers(st.FIRST_US, st.END_US))
+GOOD_ROWS = hyp.tuples(
+    hyp.integers(st.FIRST_US, st.END_US - 1),
+    hyp.sampled_from(["sent", "failed"]),
+    hyp.one_of(hyp.none(), hyp.integers(st.FIRST_STATUS, st.LAST_STATUS)),
+    hyp.integers(0, st.MOST_ATTEMPTS),
+    hyp.integers(0, st.MOST_ELAPSED_MS),
+    hyp.sampled_from([None, *REASONS]),
+).map(list)
+ROW_VALUES = hyp.one_of(VALUES, hyp.lists(VALUES, min_size=5, max_size=7))
+
+
+def changed(rows: list[list[Any]], change: tuple[int, int, Any, Any]) -> list[Any]:
+    """``rows`` with one value, or one whole row, changed to something else."""
+    at, column, value, row = change
+    rows = [list(r) for r in rows]
+    if column < len(COLUMNS):
+        rows[at % len(rows)][column] = value
+    else:
+        rows[at % len(rows)] = row
+    return rows
+
+
+ANY_ROWS = hyp.one_of(
+    hyp.lists(GOOD_ROWS, max_size=6),
+    hyp.tuples(
+        hyp.lists(GOOD_ROWS, min_size=1, max_size=6),
+        hyp.tuples(hyp.integers(0, 5), hyp.integers(0, len(COLUMNS)), VALUES, ROW_VALUES),
+    ).map(lambda pair: changed(*pair)),
+)
+
+
+def read_one_at_a_time(rows: list[Any]) -> st.History | None:
+    try:
+        return st._kept(rows, st._row)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_ROWS)
+@example([[*ROW[:5], "lost"]])
+@example([[*ROW[:5], []]])
+@example([ROW, [ROW[0], {}, *ROW[2:]]])
+def test_the_rows_read_a_column_at_a_time_are_those_read_one_at_a_time(rows: list[Any]) -> None:
+    assert st._columns(rows) == read_one_at_a_time(rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hyp.lists(GOOD_ROWS, max_size=8))
+def test_every_history_pulsed_writes_is_read_a_column_at_a_time(rows: list[Any]) -> None:
+    history = st._columns(rows)
+    assert history is not None and history == read_one_at_a_time(rows)
+    assert st._columns(json.loads(json.dumps(history.rows()))) == history
