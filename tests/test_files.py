@@ -282,8 +282,10 @@ def test_remove_leftovers_in_a_missing_folder_does_nothing_and_keeps_no_descript
     assert list(tmp_path.iterdir()) == []
 
 
+# The public files' writer makes its temp name itself, so it is held to the same form.
+@pytest.mark.parametrize("writer", ["write_atomic", "replace_at"])
 def test_each_write_has_a_new_temp_name_that_is_a_plain_string(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
 ) -> None:
     seen: list[object] = []
     real_replace = os.replace
@@ -294,7 +296,10 @@ def test_each_write_has_a_new_temp_name_that_is_a_plain_string(
 
     monkeypatch.setattr(os, "replace", spy)
     for _ in range(3):
-        write_atomic(tmp_path / "status.json", b"{}", 0o644)
+        if writer == "write_atomic":
+            write_atomic(tmp_path / "status.json", b"{}", 0o644)
+        else:
+            _replace(tmp_path, "status.json", b"{}")
     assert all(type(n) is str for n in seen) and len(set(seen)) == 3
     assert all(
         len(n) == len(temp_prefix("status.json")) + 16 and n.startswith(temp_prefix("status.json"))
