@@ -130,3 +130,18 @@ def cpu_between(before: dict[int, float], after: dict[int, float]) -> float | No
     if any(tid not in after for tid in before):
         return None
     return sum(seconds - before.get(tid, 0.0) for tid, seconds in after.items())
+
+
+def settle(pid: int, window: float = 0.5, most: float = 0.010, timeout: float = 60.0) -> None:
+    """Until ``pid`` spends under ``most`` CPU seconds in ``window``: a daemon past its
+    start's work (the first status file, every shop's first look at its schedule),
+    as an operator's SIGHUP finds it."""
+    deadline = time.monotonic() + timeout
+    before = sum(thread_cpu(pid).values())
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = sum(thread_cpu(pid).values())
+        if now - before < most:
+            return
+        before = now
+    raise RuntimeError(f"pid {pid} still busy after {timeout} s")

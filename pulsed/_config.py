@@ -179,7 +179,8 @@ def read_credential(environ: Mapping[str, str], name: str) -> str | None:
     directory = environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return None
-    path = Path(directory) / name
+    # A string, not a Path: two reads a shop, 4,000 at a reload of 2,000 shops.
+    path = f"{directory.rstrip('/')}/{name}"
     try:
         text = read_regular(path, MAX_CONFIG_BYTES).data.decode("utf-8")
     except FileError as exc:
@@ -498,6 +499,8 @@ def _one_shop(
     environ: Mapping[str, str],
     *,
     secrets: bool,
+    config_file: Path | None,
+    sources: dict[str, str],
 ) -> Config:
     """Validate one shop's raw values against the shared ones; ConfigError names the setting.
 
@@ -517,7 +520,12 @@ def _one_shop(
         values["shop.composer_json"] = root / MODULE_COMPOSER
     values["shop.domain"] = resolve_domain(values["shop.domain"], root)
     values["daemon.state_dir"] = shop_state_dir(top, name)
-    return Config(name=name, **{s.field: values[s.key] for s in SETTINGS})
+    return Config(
+        name=name,
+        config_file=config_file,
+        sources=sources,
+        **{s.field: values[s.key] for s in SETTINGS},
+    )
 
 
 # The world-readable files pulsed writes; neither may be (or sit beside) a state file.
@@ -586,12 +594,21 @@ def load_setup(
     shops: list[Config] = []
     for name, raw, own in raws:
         try:
-            cfg = _one_shop(name, raw, shared, top, environ, secrets=secrets)
+            cfg = _one_shop(
+                name,
+                raw,
+                shared,
+                top,
+                environ,
+                secrets=secrets,
+                config_file=path,
+                sources={**sources, **own},
+            )
         except ConfigError as exc:
             root = raw.get("shop.root")
             disabled.append(Disabled(name, exc, Path(root) if isinstance(root, str) else None))
         else:
-            shops.append(replace(cfg, config_file=path, sources={**sources, **own}))
+            shops.append(cfg)
     return Setup(
         shops=tuple(sorted(shops, key=lambda c: c.name)),
         disabled=tuple(sorted(disabled, key=lambda d: d.name)),
@@ -686,9 +703,10 @@ def _readable_credentials(
     names += [s.removeprefix(mine) for own in owns for s in own.values() if s.startswith(mine)]
     warnings = []
     for name in dict.fromkeys(names):
-        path = Path(directory) / name
+        path = f"{directory.rstrip('/')}/{name}"
         try:
-            readable = bool(path.stat().st_mode & stat.S_IROTH)
+            # A string path, as read_credential's: no Path parsed for each of 2,000.
+            readable = bool(os.stat(path).st_mode & stat.S_IROTH)  # noqa: PTH116
         except OSError:
             continue  # read a moment ago; gone now, nothing to warn of
         if readable:

@@ -56,8 +56,12 @@ def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> Reloade
                 extra=event("config.warning", setting=f"daemon.{setting}"),
             )
     pinned = replace(new, state_dir=setup.state_dir)
+    kept = new.state_dir == setup.state_dir  # as it is unless someone edited it
     return Reloaded(
-        [replace(c, state_dir=shop_state_dir(setup.state_dir, c.name)) for c in new.shops],
+        [
+            c if kept else replace(c, state_dir=shop_state_dir(setup.state_dir, c.name))
+            for c in new.shops
+        ],
         _wiring.disabled_views(pinned),
     )
 

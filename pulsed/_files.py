@@ -59,7 +59,7 @@ class Read:
     info: os.stat_result
 
 
-def _error(path: Path, exc: OSError, follow: bool) -> FileError:
+def _error(path: str | Path, exc: OSError, follow: bool) -> FileError:
     code = exc.errno or 0
     kind: FileKind
     if code == errno.ELOOP:  # O_NOFOLLOW met a symlink; without it, a loop
@@ -93,7 +93,7 @@ def check_owner_only(
         )
 
 
-def read_regular(path: Path, limit: int, *, follow: bool = True) -> Read:
+def read_regular(path: str | Path, limit: int, *, follow: bool = True) -> Read:
     """At most ``limit`` bytes of the regular file at ``path``."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     if not follow:

@@ -701,7 +701,7 @@ def shop_state_dir(top: Path, name: str) -> Path:
     The one-shop configuration's shop, ``default``, keeps ``top/state.json`` where it
     always was, so an upgrade moves nothing; every other shop has ``top/shops/<name>/``.
     """
-    return top if name == DEFAULT_SHOP else top / SHOPS_FOLDER / name
+    return top if name == DEFAULT_SHOP else top.joinpath(SHOPS_FOLDER, name)
 
 
 def shops_on_disk(top: Path) -> list[str]:
