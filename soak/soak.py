@@ -181,6 +181,7 @@ def month_in_an_hour(soak: Soak, row: Row, beats: int | None, quick: bool) -> No
     tally = figures.tally
     warm = figures.warm
     time_share, beats_share = figures.failing_share
+    age, oldest = figures.status_ages
 
     def ends(what: str) -> str:
         (first, last), (low, high) = figures.ends(what), figures.spread(what)
@@ -209,6 +210,7 @@ def month_in_an_hour(soak: Soak, row: Row, beats: int | None, quick: bool) -> No
         "open fds start / end": ends("fds"),
         "threads start / end": ends("threads"),
         "daemon CPU per heartbeat": f"{figures.cpu_ms_per_beat:.1f} ms",
+        "status file's age at the looks": f"median {age:.0f} s, most {oldest:.0f} s",
         "state folder": f"{figures.state_bytes / 1024:,.0f} KiB in {figures.state_files} files",
         "samples after warm-up": f"{len(warm)}, every {every} s",
         "SIGTERM to exit": f"{figures.stop_seconds:.2f} s",

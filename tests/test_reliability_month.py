@@ -39,6 +39,7 @@ def test_a_month_in_miniature_keeps_descriptors_and_threads_flat(lab: Lab) -> No
     assert figures.per_shop[0] > 0
     assert all(figures.compared(what)[1] > 0 for what in ("fds", "threads"))  # looked at
     assert figures.rate > 0 and 0 < figures.failing_share[0] < 1
+    assert 0 <= figures.status_ages[0] <= figures.status_ages[1]
 
 
 def test_the_fitted_line_is_the_least_squares_one() -> None:

@@ -91,6 +91,7 @@ class Sample:
     cpu: float  # seconds of user and system time so far
     fds: tuple[str, ...]  # what each open descriptor points at (/proc/<pid>/fd links)
     threads: int
+    status_age: float = 0.0  # seconds since the status file was last written
 
 
 @dataclass
@@ -170,6 +171,16 @@ class MonthFigures:
             return lasting(first), lasting(last)
         before = [s for s in self.samples if s.beats < self.warm_beats] + first
         return max(s.threads for s in before), min(s.threads for s in last)
+
+    @property
+    def status_ages(self) -> tuple[float, float]:
+        """The status file's age at the looks after the warm-up: the median and the most.
+
+        The daemon writes it once for the cycles that end within a window, and never
+        later than 5 s after a change (``PUBLISH_LATEST``): a daemon that is never idle
+        must still keep it fresh."""
+        ages = sorted(s.status_age for s in self.warm)
+        return ages[len(ages) // 2], ages[-1]
 
     @property
     def cpu_ms_per_beat(self) -> float:
@@ -254,8 +265,9 @@ def fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     return slope, my - slope * mx
 
 
-def look(pid: int, seconds: float, beats: int) -> Sample:
-    """The daemon as /proc shows it now: VmRSS, CPU time, descriptors and threads."""
+def look(pid: int, seconds: float, beats: int, status_file: Path) -> Sample:
+    """The daemon as /proc shows it now: VmRSS, CPU time, descriptors and threads; and
+    how old its status file is."""
     rss = -1
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
@@ -272,7 +284,8 @@ def look(pid: int, seconds: float, beats: int) -> Sample:
         except FileNotFoundError:
             continue  # closed between the listing and the look: it was in flight
     threads = sum(1 for _ in Path(f"/proc/{pid}/task").iterdir())
-    return Sample(seconds, beats, rss, cpu, tuple(sorted(fds)), threads)
+    age = time.time() - status_file.stat().st_mtime
+    return Sample(seconds, beats, rss, cpu, tuple(sorted(fds)), threads, age)
 
 
 class CountingPulsed(Pulsed):
@@ -476,7 +489,7 @@ def month(
             if now_m >= phases.ends:
                 phases.next(now_m)
             if now_m >= next_sample:
-                figures.samples.append(look(daemon.pid, now_m - daemon.started, done))
+                figures.samples.append(look(daemon.pid, now_m - daemon.started, done, status_file))
                 if now_m < daemon.started + turn or done < beats // 10:
                     figures.warm_beats = done + 1
                 next_sample += sample_every
@@ -493,7 +506,7 @@ def month(
         end = time.monotonic()
         # The last look, at the very end, and the status file while it is still there:
         # a clean stop takes it back.
-        figures.samples.append(look(daemon.pid, end - daemon.started, daemon.beats))
+        figures.samples.append(look(daemon.pid, end - daemon.started, daemon.beats, status_file))
         figures.phases = phases.close(end)
         figures.seconds = end - daemon.started
         status_blob = status_file.read_bytes()
