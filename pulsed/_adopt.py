@@ -116,9 +116,8 @@ def move(source: Path, target: Path, domain: str, *, unrecorded: bool = False) -
                     SETTING, f"{target} already has a state.json; refusing to replace it"
                 )
             moved = replace(state, domain=domain)
-            text = json.dumps(_state.to_json(moved), separators=(",", ":"), sort_keys=True)
             owner = (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
-            write_at(dst_fd, target, _state.STATE_FILE, text.encode() + b"\n", 0o600, owner)
+            write_at(dst_fd, target, _state.STATE_FILE, _state.encoded(moved), 0o600, owner)
         finally:
             os.close(dst_fd)
         os.unlink(_state.STATE_FILE, dir_fd=src_fd)
