@@ -59,6 +59,8 @@ CONCURRENT = 8
 PUBLISH_WINDOW = 1.0
 PUBLISH_SHARE = 0.001
 PUBLISH_LATEST = 5.0
+# Replaced due times kept beyond twice the shops, before STATUS='s heap is made again.
+SPARE_DUES = 64
 
 
 async def wait_or_wake(delay: float, wake: anyio.Event) -> bool:
@@ -123,6 +125,13 @@ class Tally:
             self._waiting += 1
         if state.next_due is not None:
             heapq.heappush(self._dues, (state.next_due, name))
+            # Replaced ones leave only from the top: a state kept again with the same
+            # due time (a failure's pending body, then its outcome) stays below it.
+            if len(self._dues) > 2 * len(self._states) + SPARE_DUES:
+                self._dues = [
+                    (s.next_due, n) for n, s in self._states.items() if s.next_due is not None
+                ]
+                heapq.heapify(self._dues)
 
     def drop(self, name: str) -> None:
         """The shop is gone (a reload removed it)."""

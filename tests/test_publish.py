@@ -370,3 +370,27 @@ def test_a_shop_removed_leaves_the_one_file_written(tmp_path: Path, which: str) 
         assert json.loads(path.read_text()) == _status.public(document)
     else:
         assert path.read_text() == _metrics.render(document, "0.9.0")
+
+
+def test_a_shop_rendered_every_second_keeps_the_renewals_to_the_shops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shop at a 1 s interval renders 3,600 times before its first piece is an hour
+    # old: each rendering's entry kept until then grew the daemon by 50 KiB a minute.
+    made = rendered_shops(monkeypatch)
+    clock = [NOW]
+    publisher = both(tmp_path, clock)
+    publisher.sync([named("a"), named("b")])
+    b = named("b")
+    for second in range(1, 5000):
+        clock[0] = NOW + second
+        b = sent_again(b, clock[0])
+        publisher.update([b])
+        assert len(publisher._renewals) <= 2 * 2 + _publish.SPARE_RENEWALS + 1
+    # What was dropped was only what newer renderings replaced: a, rendered once,
+    # still comes up an hour after.
+    made.clear()
+    clock[0] = NOW + _publish.RENDER_AGE
+    publisher.write()
+    assert made == ["a"]
+    assert written(tmp_path) == expected([named("a"), b], clock[0])

@@ -18,7 +18,15 @@ from pulsed._cycle import Cycle
 from pulsed._delivery import Delivered
 from pulsed._logging import SHOP
 from pulsed._notify import Notifier
-from pulsed._supervisor import Reloaded, Supervisor, Tally, Waiter, status_line, wait_or_wake
+from pulsed._supervisor import (
+    SPARE_DUES,
+    Reloaded,
+    Supervisor,
+    Tally,
+    Waiter,
+    status_line,
+    wait_or_wake,
+)
 from pulsed._timefmt import maybe
 from tests.support.loop import START, Clocks, fixed_facts, loop_config, stepped
 
@@ -474,3 +482,15 @@ async def test_a_stop_during_a_delivery_lets_it_finish_and_be_recorded(tmp_path:
             release.set()
     saved = st.StateStore(cycle.cfg.state_dir).read()
     assert saved is not None and saved.counters.heartbeats_sent == 1
+
+
+def test_a_state_kept_again_and_again_keeps_the_due_times_to_the_shops() -> None:
+    tally = Tally({"a": st.State(last_success=START, next_due=START + 60)})
+    for i in range(5000):
+        # A failure keeps its due time for the pending body, then its outcome moves it.
+        state = st.State(consecutive_failures=1, next_due=START + 30 + i // 2)
+        tally.keep("b", state)
+        assert len(tally._dues) <= 2 * 2 + SPARE_DUES + 1
+    assert tally.line() == "2 shops: 1 ok, 1 failing (b); next 2027-01-15T08:01:00Z"
+    tally.keep("b", st.State(last_success=START, next_due=START + 10))
+    assert tally.line() == "2 shops: 2 ok; next 2027-01-15T08:00:10Z"
