@@ -201,11 +201,14 @@ def test_a_credential_file_others_may_read_is_a_warning(shop: Shop, tmp_path: Pa
     env.update(CREDENTIALS_DIRECTORY=str(folder), PULSED_CONFIG=str(conf))
     for path in (secret, own):
         path.chmod(0o644)
-    warnings = _config.load_setup({}, env, user=ALICE).warnings
-    assert [w for w in warnings if "credential" in w] == [
-        f"credential {secret} holds a secret but others may read it (chmod 600)",
-        f"credential {own} holds a secret but others may read it (chmod 600)",
-    ]
+    # The folder typed with a slash at its end names the same files, with one slash.
+    for named in (str(folder), f"{folder}/"):
+        env["CREDENTIALS_DIRECTORY"] = named
+        warnings = _config.load_setup({}, env, user=ALICE).warnings
+        assert [w for w in warnings if "credential" in w] == [
+            f"credential {secret} holds a secret but others may read it (chmod 600)",
+            f"credential {own} holds a secret but others may read it (chmod 600)",
+        ]
     for path in (secret, own):
         path.chmod(0o600)
     assert _config.load_setup({}, env, user=ALICE).warnings == ()

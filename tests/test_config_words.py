@@ -352,6 +352,20 @@ def test_a_credential_that_cannot_be_read_is_refused_naming_it(tmp_path: Path) -
     )
 
 
+def test_a_credentials_folder_with_a_slash_at_its_end_names_a_file_with_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pulse_api_key").write_text("the-key\n")
+    (tmp_path / "pulse_heartbeat_secret").write_bytes(b"\xff\xfe")
+    environ = {"CREDENTIALS_DIRECTORY": f"{tmp_path}/"}
+    assert _config.read_credential(environ, "pulse_api_key") == "the-key"
+    with pytest.raises(ConfigError) as caught:
+        _config.read_credential(environ, "pulse_heartbeat_secret")
+    assert caught.value.reason == (
+        f"credential {tmp_path / 'pulse_heartbeat_secret'} cannot be read (not UTF-8)"
+    )
+
+
 def test_a_domain_that_cannot_be_one_is_refused_as_the_shop_domain() -> None:
     with pytest.raises(ConfigError) as caught:
         _config.resolve_domain("bad host!", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,24 @@ def unwritable(tmp_path: Path) -> Path:
     """A state folder that cannot be made, whoever runs the test (root included)."""
     (tmp_path / "a-file").write_text("")
     return tmp_path / "a-file" / "state"
+
+
+async def test_a_state_is_encoded_in_the_loops_thread_and_only_written_in_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # save_aside's reason: no state's JSON made and dropped in a worker thread's arena.
+    encoded_in = []
+    encode = st.encoded
+
+    def encoded(state: st.State) -> bytes:
+        encoded_in.append(threading.current_thread())
+        return encode(state)
+
+    monkeypatch.setattr(st, "encoded", encoded)
+    recorder = Recorder(st.StateStore(tmp_path), st.State(), writable=True)
+    await recorder.sent(Delivered(200, 1, 0.1), NOW, NOW + 3600)
+    assert encoded_in == [threading.current_thread()]
+    assert on_disk(tmp_path) == recorder.state
 
 
 async def test_a_body_that_must_be_kept_is_on_disk_before_it_is_sent(tmp_path: Path) -> None:

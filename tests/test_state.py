@@ -55,6 +55,17 @@ def test_round_trip_keeps_every_field_to_the_microsecond(tmp_path: Path) -> None
     assert store.read() == full_state()
 
 
+def test_a_store_holds_the_state_it_last_read_in_todays_version_only(tmp_path: Path) -> None:
+    store = st.StateStore(tmp_path)
+    assert store.held is None
+    store.save(full_state())
+    assert store.held is None  # what was written is the writer's to know
+    assert store.read() == store.held == full_state()
+    store.path.write_text('{"version": 1, "next_due": "2027-01-15T09:00:00Z"}')
+    assert store.read() == st.State(next_due=NOW + 3600)
+    assert store.held is None  # to be written again in today's version
+
+
 def test_file_has_a_version_and_mode_0600(tmp_path: Path) -> None:
     store = st.StateStore(tmp_path)
     store.save(st.State(last_success=NOW))
