@@ -143,7 +143,8 @@ soak-month: $(STAMP)
 
 ## mutate: mutation testing per module (issue 8, not in CI); prints a table, writes docs/mutation-results.md
 # Two workers, as for pytest; MUTATE_WORKERS=1 leaves a core free on a shared machine.
-# MUTATE_ONLY=pulsed/_schedule.py runs one module (its table is printed, not written).
+# MUTATE_ONLY=pulsed/_schedule.py runs one module (paths, not names); its row replaces
+# that module's in docs/mutation-results.md and the others' rows stay.
 MUTATE_WORKERS ?= 2
 mutate: $(STAMP)
 	$(BIN)/python devtools/mutate.py --workers $(MUTATE_WORKERS) $(MUTATE_ONLY)
