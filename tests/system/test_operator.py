@@ -299,6 +299,10 @@ def test_one_service_serves_several_shops_each_with_its_own_secret(
         steps.wait_event(host, "pulsed", "heartbeat.sent", after=1)
         sent = [e for e in steps.journal(host, "pulsed") if e.get("event") == "heartbeat.sent"]
         assert sorted(e["shop"] for e in sent) == ["alpha", "beta"]
+        # The files are written for the cycles that end within a window (§11), then
+        # STATUS= is sent: once it tells of both shops, the status file holds them.
+        ok = "2 shops: 2 ok"
+        wait_until(lambda: ok in steps.show(host, "pulsed", "StatusText"), 30, ok)
 
         # The admin page's function the package ships, as the web server's user, on the
         # file pulsed wrote.
