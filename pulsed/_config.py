@@ -175,12 +175,17 @@ def read_config_file(path: Path) -> ConfigFile:
     return ConfigFile(path, values, shops, warnings, others)
 
 
+def _credential_path(directory: str, name: str) -> str:
+    """The file of credential ``name``: a string, not a Path, as a reload of 2,000
+    shops reads and checks 4,000 of them."""
+    return f"{directory.rstrip('/')}/{name}"
+
+
 def read_credential(environ: Mapping[str, str], name: str) -> str | None:
     directory = environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return None
-    # A string, not a Path: two reads a shop, 4,000 at a reload of 2,000 shops.
-    path = f"{directory.rstrip('/')}/{name}"
+    path = _credential_path(directory, name)
     try:
         text = read_regular(path, MAX_CONFIG_BYTES).data.decode("utf-8")
     except FileError as exc:
@@ -703,10 +708,9 @@ def _readable_credentials(
     names += [s.removeprefix(mine) for own in owns for s in own.values() if s.startswith(mine)]
     warnings = []
     for name in dict.fromkeys(names):
-        path = f"{directory.rstrip('/')}/{name}"
+        path = _credential_path(directory, name)
         try:
-            # A string path, as read_credential's: no Path parsed for each of 2,000.
-            readable = bool(os.stat(path).st_mode & stat.S_IROTH)  # noqa: PTH116
+            readable = bool(os.stat(path).st_mode & stat.S_IROTH)  # noqa: PTH116 -- _credential_path: no Path each
         except OSError:
             continue  # read a moment ago; gone now, nothing to warn of
         if readable:

@@ -335,6 +335,7 @@ async def test_a_state_read_in_todays_version_and_unchanged_is_not_written_at_th
     )
     store = CountingStore(tmp_path)
     recorder = Recorder(store, store.load(NOW), writable=True)
+    assert store.held is None  # the recorder's now: the store keeps no second week
     recorder.save()
     assert store.writes == 0
     recorder.keep_identity(st.Identity("acme_shop_bot", NOW, FINGERPRINT))
