@@ -1,13 +1,16 @@
 """The loop of ``pulsed run``: when each shop's cycle runs, and what a signal means.
 
-:class:`Supervisor` only schedules. Each shop has a task of its own that sleeps
-until its cycle says it is due, runs it, and sleeps again, so one shop's slow
-receiver, broken tree or failure never delays another's heartbeat; at most
-:data:`CONCURRENT` cycles run at once, so two hundred shops due together never open
-two hundred connections or children. Signals arrive through anyio's signal receiver
-and only set a flag and wake the loop (:meth:`Supervisor.request_stop`,
-:meth:`Supervisor.request_reload`); the loop decides what happens next. A reload
-adds, removes and changes shops without moving the others' schedules.
+:class:`Supervisor` only schedules. It keeps every idle shop's next due time on the
+monotonic clock in one heap and sleeps until the earliest; a shop that comes due
+gets a task for that one cycle, so one shop's slow receiver, broken tree or failure
+never delays another's heartbeat, and a sleeping shop is a heap entry, not a task
+(a task, its frames and its cancel scopes cost a few KiB, and a host has thousands
+of shops asleep). At most :data:`CONCURRENT` cycles run at once, so two hundred
+shops due together never open two hundred connections or children. Signals arrive
+through anyio's signal receiver and only set a flag and wake the loop
+(:meth:`Supervisor.request_stop`, :meth:`Supervisor.request_reload`); the loop
+decides what happens next. A reload adds, removes and changes shops without moving
+the others' schedules.
 
 While a cycle runs it carries a deadline, the cycle's own allowance: the watchdog
 pings systemd only while every running cycle meets it, so a stuck cycle gets the
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 import signal
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
@@ -193,10 +197,10 @@ def _one_shop_line(s: State) -> str:
     return f"no heartbeat yet; next {nxt}"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Shop:
     cycle: Cycle
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    scope: anyio.CancelScope | None = None  # while its cycle runs
     deadline: float | None = None  # monotonic; while its cycle runs
 
 
@@ -238,9 +242,10 @@ class Supervisor:
         self.tally = self._tallied()
         self._limiter = anyio.CapacityLimiter(concurrent)
         self._wake = anyio.Event()
-        # Set by a reload, then replaced: every sleeping shop looks at its schedule
-        # again. One for all shops, not one each (an asyncio.Event is 0.9 KiB).
-        self._reconfigured = anyio.Event()
+        # (due, name) of every sleeping shop, the earliest first: one entry each, as a
+        # start and a reload make it again and a cycle's end adds its shop's next.
+        self._dues: list[tuple[float, str]] = []
+        self._until = -math.inf  # when the loop's sleep ends
         self._stop = False
         self._reload = False
         self._running = 0  # cycles running now
@@ -337,36 +342,68 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             if self.files is not None:
                 tg.start_soon(self._write_later)
-            for shop in self.shops.values():
-                tg.start_soon(self._shop_loop, shop)
+            self._plan_all()
             while not self._stop:
-                await self._wake.wait()
-                self._wake = anyio.Event()  # the flags, not the event, say what was asked
-                if self._reload and not self._stop:
-                    self._apply_reload(tg)
-            tg.cancel_scope.cancel()  # sleeps and builds end; deliveries finish (shielded)
+                if self._reload:
+                    self._apply_reload()
+                self._start_due(tg)
+                # Made before the next due time is read, with no await between: a cycle
+                # that ends, or a signal, from here on sets this one.
+                self._wake = anyio.Event()
+                self._until = self._dues[0][0] if self._dues else math.inf
+                # A checkpoint each turn: a stand-in wait that never blocks must still
+                # let a stop through and the started cycles run.
+                await anyio.lowlevel.checkpoint()
+                # The flags too: a stop or reload asked before the event was made.
+                if self._stop or self._reload or self._wake.is_set():
+                    continue
+                if self._dues:
+                    # Slept on the monotonic clock: a wall clock set back while asleep
+                    # must not stretch the interval (nor set forward, shorten it).
+                    await self.wait(self._until - self.monotonic(), self._wake)
+                else:  # every shop runs, or there is none: only an event brings work
+                    await self._wake.wait()
+            tg.cancel_scope.cancel()  # builds end; deliveries finish (shielded)
         if self._unwritten:  # cycles that ended within the window before the stop
             self._publish()
         self.notifier.stopping()
         for cycle in self.cycles:
             cycle.recorder.save()
 
-    async def _shop_loop(self, shop: _Shop) -> None:
+    def _plan(self, shop: _Shop) -> None:
+        """The shop's next due time, from its schedule now; the loop wakes if it is the
+        earliest."""
+        due = self._due(shop)
+        heapq.heappush(self._dues, (due, shop.cycle.name))
+        if due < self._until:
+            self._wake.set()
+
+    def _plan_all(self) -> None:
+        """Every idle shop's due time looked at again (a start, a reload); a running one
+        is planned when its cycle ends."""
+        self._dues = [(self._due(s), name) for name, s in self.shops.items() if s.scope is None]
+        heapq.heapify(self._dues)
+
+    def _due(self, shop: _Shop) -> float:
+        """When the shop's next cycle is due, on the monotonic clock."""
+        return self.monotonic() + shop.cycle.wait_time()
+
+    def _start_due(self, tg: TaskGroup) -> None:
+        """A task for the cycle of every shop due now, in the order they came due."""
+        now = self.monotonic()
+        while self._dues and self._dues[0][0] <= now:
+            shop = self.shops[heapq.heappop(self._dues)[1]]
+            shop.scope = anyio.CancelScope()
+            tg.start_soon(self._shop_cycle, shop, shop.scope)
+
+    async def _shop_cycle(self, shop: _Shop, scope: anyio.CancelScope) -> None:
         SHOP.set(shop.cycle.name)  # this task's log lines name their shop
-        with shop.scope:
-            while True:
-                # A checkpoint each turn: a stand-in wait that never blocks must still
-                # let a stop through.
-                await anyio.lowlevel.checkpoint()
-                # Taken before the schedule is read: a reload in between has set it.
-                reconfigured = self._reconfigured
-                delay = shop.cycle.wait_time()
-                # Slept on the monotonic clock, then sent: a wall clock set back while
-                # asleep must not stretch the interval (nor set forward, shorten it).
-                if delay > 0 and await self.wait(delay, reconfigured):
-                    continue  # reconfigured: look again
-                async with self._limiter:
-                    await self._run_cycle(shop)
+        with scope:  # a reload that removes the shop cancels it
+            async with self._limiter:
+                await self._run_cycle(shop)
+        shop.scope = None
+        if self.shops.get(shop.cycle.name) is shop and not self._stop:
+            self._plan(shop)
 
     async def _run_cycle(self, shop: _Shop) -> None:
         cycle = shop.cycle
@@ -389,27 +426,27 @@ class Supervisor:
                 self._idle.set()
         self._ended(shop)
 
-    def _apply_reload(self, tg: TaskGroup) -> None:
+    def _apply_reload(self) -> None:
         self._reload = False
         self.notifier.reloading()
         reloaded = self.reload_config()
         if reloaded is not None:
             wanted = {cfg.name: cfg for cfg in reloaded.shops}
             for name in [n for n in self.shops if n not in wanted]:
-                # Its sleep or build ends now; a delivery in flight finishes first.
-                self.shops.pop(name).scope.cancel()
+                # Its build ends now; a delivery in flight finishes first.
+                scope = self.shops.pop(name).scope
+                if scope is not None:
+                    scope.cancel()
                 if self.opener is not None:
                     self.opener.close(name)
             for name, cfg in wanted.items():
                 if name in self.shops:
                     self.shops[name].cycle.reconfigure(cfg)
                 elif self.opener is not None:
-                    added = self.shops[name] = _Shop(self.opener.open(cfg))
-                    tg.start_soon(self._shop_loop, added)
+                    self.shops[name] = _Shop(self.opener.open(cfg))
             self.disabled = {view.name: view for view in reloaded.disabled}
             self.tally = self._tallied()
             # Their intervals may have changed: each looks again.
-            self._reconfigured.set()
-            self._reconfigured = anyio.Event()
+            self._plan_all()
         self.notifier.ready()
         self._publish_all()  # at once, whatever runs: the files show what it changed
