@@ -11,10 +11,16 @@ password the URL may carry.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import idna
 
 from pulsed._errors import CollectError
+
+# A label: 1 to 63 letters, digits, "-" and "_", not starting or ending with "-".
+# One expression for the whole name: a reload reads a domain for every shop.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 def normalize_domain(value: str) -> str:
@@ -68,13 +74,7 @@ def _host_name(host: str) -> str:
             host = idna.encode(host, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
             raise CollectError(f"{host[:80]!r} is not a host name ({exc})") from None
-    labels = host.lower().split(".")
-    if len(host) > 253 or not all(
-        0 < len(label) <= 63
-        and label[0] != "-"
-        and label[-1] != "-"
-        and all(c.isalnum() or c in "-_" for c in label)
-        for label in labels
-    ):
+    name = host.lower()
+    if len(name) > 253 or not _HOST_NAME.fullmatch(name):
         raise CollectError(f"{host[:80]!r} is not a host name of at most 253 characters")
-    return ".".join(labels) + ("." if rooted else "")
+    return name + ("." if rooted else "")
