@@ -4,10 +4,16 @@ Signals are taken before the configuration loads, so a stop that comes while the
 states load is not lost. A reload (SIGHUP) loads the configuration again and
 hands the supervisor the shops' new settings, each pinned to its state folder as
 opened at start: ``daemon.state_dir`` changes only on restart.
+
+What start and each reload build lives until the next reload replaces it, and is
+frozen out of the cyclic collector's sight (:func:`_long_lived`): a full collection
+would otherwise walk every shop's configuration, state and history again, about
+75 ms at 2,000 shops, inside a reload or a heartbeat.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -28,8 +34,18 @@ from pulsed._version import __version__
 log = logging.getLogger("pulsed")
 
 
+def _long_lived() -> None:
+    """Everything alive now is kept until a reload replaces it: the cyclic collector
+    looks at it no more. What it replaces is freed all the same, by its count of
+    references (no shop's objects refer to each other in a cycle); the young
+    generations are collected first, so that no cyclic garbage is kept with them."""
+    gc.collect(1)
+    gc.freeze()
+
+
 def _reloader(flags: Mapping[str, str], setup: Setup, sender: Sender) -> Reloaded | None:
     """The shops' configurations after a reload; ``None`` when it was refused."""
+    _long_lived()  # what the last reload built, before this one builds anew
     try:
         new = _wiring.configure(flags)
     except ConfigError as exc:
@@ -84,6 +100,7 @@ async def run(flags: Mapping[str, str], notifier: Notifier) -> int:
                 files=_wiring.publisher(setup),
                 disabled=_wiring.disabled_views(setup),
             )
+            _long_lived()
             cycles = supervisor.cycles
             first = cycles[0].cfg
             one = len(cycles) == 1
