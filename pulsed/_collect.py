@@ -12,6 +12,7 @@ Every warning is given again at each heartbeat, kept or not.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -194,10 +195,9 @@ def binary_key(binary: str, env: Mapping[str, str]) -> BinaryKey | None:
     runs from ``/`` (:func:`pulsed._proc.run`), so a relative path, or a relative
     folder on that PATH, names what it names from there, not from pulsed's own folder.
     """
-    search = env.get("PATH", os.defpath).split(os.pathsep)
     found = shutil.which(
         _from_root(binary) if os.sep in binary else binary,
-        path=os.pathsep.join(_from_root(folder) for folder in search),
+        path=_search_from_root(env.get("PATH", os.defpath)),
     )
     if found is None:
         return None
@@ -211,7 +211,14 @@ def binary_key(binary: str, env: Mapping[str, str]) -> BinaryKey | None:
 
 def _from_root(path: str) -> str:
     """``path`` as a child running from ``/`` reads it (an empty PATH entry is its folder)."""
-    return str(Path("/") / path)
+    return os.path.join(os.sep, path)  # noqa: PTH118 -- a str in and out, at every heartbeat
+
+
+@functools.lru_cache(maxsize=8)
+def _search_from_root(search: str) -> str:
+    """A PATH as a child running from ``/`` searches it: asked at every heartbeat, and a
+    host's shops share one or two."""
+    return os.pathsep.join(_from_root(folder) for folder in search.split(os.pathsep))
 
 
 class PhpVersions:
@@ -260,11 +267,18 @@ async def collect(
     # CPU, and every other shop's heartbeat would wait for it (a stat of a file kept
     # can hang on a network file system too). The worker thread keeps this task's
     # context, so its warnings still name the shop.
-    ecommerce, core = await anyio.to_thread.run_sync(shop_versions, root, files)
+    # Both files in one trip to the thread: each trip costs the loop more than a stat.
+    (ecommerce, core), module = await anyio.to_thread.run_sync(_files_facts, root, composer, files)
     asked = php.version if php is not None else php_version
     return ShopFacts(
         php_version=await asked(php_binary, timeout, env),
-        module_version=await anyio.to_thread.run_sync(module_version, composer, files),
+        module_version=module,
         ecommerce_version=ecommerce,
         ecommerce_core_version=core,
     )
+
+
+def _files_facts(
+    root: Path | None, composer: Path | None, files: ShopFiles | None
+) -> tuple[tuple[str | None, str | None], str | None]:
+    return shop_versions(root, files), module_version(composer, files)
