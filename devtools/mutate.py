@@ -60,6 +60,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_supervisor.py",
         "tests/test_supervisor_parts.py",
         "tests/test_supervisor_files.py",
+        "tests/test_supervisor_schedule.py",
     ),
     "pulsed/_delivery.py": ("tests/test_delivery.py",),
     "pulsed/_phpdefine.py": ("tests/test_phpdefine.py",),
