@@ -386,7 +386,13 @@ class Supervisor:
 
     def _due(self, shop: _Shop) -> float:
         """When the shop's next cycle is due, on the monotonic clock."""
-        return self.monotonic() + shop.cycle.wait_time()
+        # What its schedule says here (a clock that went back) names the shop, as its
+        # cycle's lines do: a start or a reload plans every shop from the loop's task.
+        named = SHOP.set(shop.cycle.name)
+        try:
+            return self.monotonic() + shop.cycle.wait_time()
+        finally:
+            SHOP.reset(named)
 
     def _start_due(self, tg: TaskGroup) -> None:
         """A task for the cycle of every shop due now, in the order they came due."""

@@ -6,6 +6,7 @@ moves it (:class:`~tests.support.manual.Manual`)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import anyio
 import pytest
 
 from pulsed import _state as st
+from pulsed._logging import SHOP
 from pulsed._supervisor import Reloaded, Supervisor
 from tests.support.loop import START
 from tests.support.manual import Held, Manual, Notes, config, shop
@@ -23,13 +25,18 @@ SENT_AT_START = st.State(last_success=START, last_status=200)  # due an interval
 
 
 def supervised(
-    tmp_path: Path, shops: dict[str, float], clock: Manual, *, reload: Reloaded | None = None
+    tmp_path: Path,
+    shops: dict[str, float],
+    clock: Manual,
+    *,
+    reload: Reloaded | None = None,
+    state: st.State = SENT_AT_START,
 ) -> tuple[Supervisor, Held]:
     """A supervisor of ``shops`` (name: interval), each of which sent at ``START``."""
     sender = Held(*shops)
     cycles = []
     for name, interval in shops.items():
-        cycle = shop(tmp_path, name, SENT_AT_START)
+        cycle = shop(tmp_path, name, state)
         cycle.reconfigure(replace(cycle.cfg, interval=interval))
         cycles.append(cycle)
     sup = Supervisor(
@@ -117,3 +124,30 @@ async def test_a_reload_that_lengthens_an_interval_moves_the_sleep_later(tmp_pat
             sender.release["a"].set()
             await clock.until_asleep(HOUR)
             sup.request_stop()
+
+
+async def test_a_warning_while_the_loop_plans_a_shop_names_that_shop(tmp_path: Path) -> None:
+    # A start plans every shop from the loop's own task: a clock that went back is
+    # still said of the shop it concerns, as journalctl's readers filter by shop.
+    named: list[str | None] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "event", None) == "state.clock_future":
+                named.append(SHOP.get())
+
+    seen = Seen()
+    logging.getLogger("pulsed").addHandler(seen)
+    clock = Manual()
+    ahead = st.State(last_success=START + 86400.0, last_status=200)  # the clock went back
+    sup, sender = supervised(tmp_path, {"a": HOUR}, clock, state=ahead)
+    try:
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sup.run)
+                await sender.sending["a"].wait()
+                sup.request_stop()
+                sender.release["a"].set()
+    finally:
+        logging.getLogger("pulsed").removeHandler(seen)
+    assert named == ["a"]
