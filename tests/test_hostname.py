@@ -69,6 +69,7 @@ def test_normalize_domain(value: str, expected: str) -> None:
         ("http://shop.com:80a/", "not a number"),
         ("http://[::g]/", "not an IPv6 address"),
         ("http://[::1]x/", "not an IPv6 address"),
+        (".", "^'.' is not a host name"),  # the root alone: no name, and said as written
     ],
 )
 def test_normalize_domain_refuses_what_is_not_a_host(value: str, why: str) -> None:
@@ -125,6 +126,7 @@ def test_normalize_domain_never_repeats_a_password() -> None:
         ("www.Shop.example.com.", "www.shop.example.com."),
         ("https://Shop.example.:8443/x", "shop.example.:8443"),
         ("b\u00fccher.example.", "xn--bcher-kva.example."),
+        ("a.", "a."),  # the shortest name written with its root dot
         ("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61 + ".", None),
     ],
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,13 +31,14 @@ def supervised(
     clock: Manual,
     *,
     reload: Reloaded | None = None,
-    state: st.State = SENT_AT_START,
+    states: Mapping[str, st.State] | None = None,
 ) -> tuple[Supervisor, Held]:
-    """A supervisor of ``shops`` (name: interval), each of which sent at ``START``."""
+    """A supervisor of ``shops`` (name: interval), each of which sent at ``START``
+    unless ``states`` gives it another state."""
     sender = Held(*shops)
     cycles = []
     for name, interval in shops.items():
-        cycle = shop(tmp_path, name, state)
+        cycle = shop(tmp_path, name, (states or {}).get(name, SENT_AT_START))
         cycle.reconfigure(replace(cycle.cfg, interval=interval))
         cycles.append(cycle)
     sup = Supervisor(
@@ -140,7 +142,7 @@ async def test_a_warning_while_the_loop_plans_a_shop_names_that_shop(tmp_path: P
     logging.getLogger("pulsed").addHandler(seen)
     clock = Manual()
     ahead = st.State(last_success=START + 86400.0, last_status=200)  # the clock went back
-    sup, sender = supervised(tmp_path, {"a": HOUR}, clock, state=ahead)
+    sup, sender = supervised(tmp_path, {"a": HOUR}, clock, states={"a": ahead})
     try:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
@@ -151,3 +153,26 @@ async def test_a_warning_while_the_loop_plans_a_shop_names_that_shop(tmp_path: P
     finally:
         logging.getLogger("pulsed").removeHandler(seen)
     assert named == ["a"]
+
+
+async def test_a_shop_a_reload_removes_while_it_sends_is_not_planned_again(
+    tmp_path: Path,
+) -> None:
+    clock = Manual()
+    only_a = Reloaded([replace(config(tmp_path, "a"), interval=HOUR)])
+    due_now = {"b": st.State()}
+    sup, sender = supervised(tmp_path, {"a": HOUR, "b": HOUR}, clock, reload=only_a, states=due_now)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.run)
+            await sender.sending["b"].wait()
+            sup.request_reload()
+            await clock.until_asleep(HOUR)
+            sender.release["b"].set()  # its delivery ends after its shop is gone
+            await anyio.wait_all_tasks_blocked()
+            sender.release["a"].set()
+            clock.advance(HOUR)  # a is due, and b would be, had it been planned
+            await sender.sending["a"].wait()
+            await clock.until_asleep(HOUR)
+            sup.request_stop()
+    assert list(sup.shops) == ["a"]
