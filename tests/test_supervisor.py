@@ -30,6 +30,7 @@ from pulsed._status import ShopView
 from pulsed._supervisor import Reloaded, Supervisor, status_line, wait_or_wake
 from pulsed.verify import signature
 from tests.support.loop import START, Clocks, Recorded, fixed_facts, loop_config, stepped
+from tests.support.manual import Notes
 
 pytestmark = pytest.mark.anyio
 
@@ -56,15 +57,6 @@ class ScriptedSender:
         return Delivered(status=200, attempts=1, elapsed=0.01)
 
 
-class RecordingNotifier(Notifier):
-    def __init__(self) -> None:
-        super().__init__(None)
-        self.messages: list[str] = []
-
-    def notify(self, *lines: str) -> None:
-        self.messages.append("\n".join(lines))
-
-
 def make(
     tmp_path: Path,
     script: list[Any],
@@ -73,7 +65,7 @@ def make(
     state: st.State | None = None,
     interval: float = HOUR,
     jump: dict[int, float] | None = None,
-) -> tuple[Supervisor, ScriptedSender, Clocks, RecordingNotifier]:
+) -> tuple[Supervisor, ScriptedSender, Clocks, Notes]:
     clock = Clocks()
     sender = ScriptedSender(clock, script)
     store = st.StateStore(tmp_path)
@@ -87,7 +79,7 @@ def make(
         rng=random.Random(42),
         collect=fixed_facts,
     )
-    notifier = RecordingNotifier()
+    notifier = Notes()
     supervisor = stepped(cycle, sender, notifier, clock, until=until, jumps=jump)
     return supervisor, sender, clock, notifier
 
@@ -200,7 +192,7 @@ async def test_stop_while_asleep_ends_the_loop_and_saves(tmp_path: Path) -> None
         wall=clock.now,
         collect=fixed_facts,
     )
-    sup = Supervisor([cycle], sender, RecordingNotifier(), reload_config=lambda: None)
+    sup = Supervisor([cycle], sender, Notes(), reload_config=lambda: None)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
@@ -229,7 +221,7 @@ async def test_reload_applies_new_config_and_a_refused_one_is_kept(tmp_path: Pat
         asked[len(asked) - len(offered)].set()
         return offered.pop(0)
 
-    notifier = RecordingNotifier()
+    notifier = Notes()
     sup = Supervisor([cycle], sender, notifier, reload_config=reload)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
@@ -384,7 +376,7 @@ async def test_a_shop_whose_disk_hangs_never_holds_up_another(tmp_path: Path) ->
             return Delivered(status=200, attempts=1, elapsed=0.01)
 
     sender = Sender()
-    sup = Supervisor([stuck, fine], sender, RecordingNotifier(), reload_config=lambda: None)
+    sup = Supervisor([stuck, fine], sender, Notes(), reload_config=lambda: None)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
@@ -404,7 +396,7 @@ async def test_status_sums_up_every_shop(tmp_path: Path) -> None:
     sup = Supervisor(
         [cycle("a", ok), cycle("b", failing), cycle("c", st.State())],
         ScriptedSender(Clocks(), []),
-        RecordingNotifier(),
+        Notes(),
         reload_config=lambda: None,
     )
     assert status_line(sup.cycles) == (
@@ -430,13 +422,13 @@ async def test_disabled_shops_are_published_beside_the_running_ones(tmp_path: Pa
     sup = Supervisor(
         [cycle],
         ScriptedSender(Clocks(), []),
-        RecordingNotifier(),
+        Notes(),
         reload_config=lambda: Reloaded([], [off, replace(off, name="c")]),
         files=files,
         disabled=[off],
     )
     notifier = sup.notifier
-    assert isinstance(notifier, RecordingNotifier)
+    assert isinstance(notifier, Notes)
     sup._publish_all()
     assert files.writes == [[("a", "disabled", 0), ("b", None, 0)]]
     # STATUS= counts it too: systemctl status must not say "1 shops" of two.
@@ -467,7 +459,7 @@ async def test_a_reload_wakes_a_sleeping_shop_to_its_new_interval(tmp_path: Path
     sup = Supervisor(
         [cycle],
         sender,
-        RecordingNotifier(),
+        Notes(),
         reload_config=lambda: Reloaded([loop_config(tmp_path, 0.01)]),
         wait=wait,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 from pulsed import _state as st
 from pulsed._logging import SHOP
@@ -59,6 +60,17 @@ async def sleeps_at_most(clock: Manual, most: float) -> None:
         await clock.asleep.wait()
 
 
+async def reloaded_past_the_old_due_time(sup: Supervisor, clock: Manual, tg: TaskGroup) -> None:
+    """Runs ``sup``, whose shop ``a`` sleeps 60 s, reloads it into an hourly interval,
+    and moves the clock past the old due time."""
+    tg.start_soon(sup.run)
+    await clock.until_asleep(60.0)
+    sup.request_reload()
+    await clock.until_asleep(HOUR)
+    clock.advance(60.0)
+    await anyio.wait_all_tasks_blocked()
+
+
 async def test_sleeping_shops_are_one_sleep_not_a_task_each(tmp_path: Path) -> None:
     # A host has thousands of shops asleep; a task each, with its frames and cancel
     # scopes, costs a few KiB a shop.
@@ -97,12 +109,7 @@ async def test_a_sleeping_shop_a_reload_removes_never_runs(tmp_path: Path) -> No
     sup, sender = supervised(tmp_path, {"a": 60.0, "b": HOUR}, clock, reload=only_b)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(sup.run)
-            await clock.until_asleep(60.0)
-            sup.request_reload()
-            await clock.until_asleep(HOUR)
-            clock.advance(60.0)
-            await anyio.wait_all_tasks_blocked()
+            await reloaded_past_the_old_due_time(sup, clock, tg)
             assert [name for name, ev in sender.sending.items() if ev.is_set()] == []
             sup.request_stop()
     assert [c.name for c in sup.cycles] == ["b"]
@@ -114,12 +121,7 @@ async def test_a_reload_that_lengthens_an_interval_moves_the_sleep_later(tmp_pat
     sup, sender = supervised(tmp_path, {"a": 60.0}, clock, reload=longer)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(sup.run)
-            await clock.until_asleep(60.0)
-            sup.request_reload()
-            await clock.until_asleep(HOUR)
-            clock.advance(60.0)  # the old due time: nothing runs
-            await anyio.wait_all_tasks_blocked()
+            await reloaded_past_the_old_due_time(sup, clock, tg)
             assert not sender.sending["a"].is_set()
             clock.advance(HOUR - 60.0)
             await sender.sending["a"].wait()
