@@ -244,6 +244,18 @@ def both(tmp_path: Path, clock: list[float]) -> _publish.Publisher:
     )
 
 
+def a_and_b_rendered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[str], list[float], _publish.Publisher]:
+    """Both files kept for shops a and b, rendered at ``NOW``; the names of the shops
+    rendered from now on, and the clock, which the test moves."""
+    made = rendered_shops(monkeypatch)
+    clock = [NOW]
+    publisher = both(tmp_path, clock)
+    publisher.sync([named("a"), named("b")])
+    return made, clock, publisher
+
+
 def written(tmp_path: Path) -> tuple[dict[str, Any], str]:
     status = json.loads((tmp_path / "status.json").read_text(encoding="ascii"))
     return status, (tmp_path / "pulsed.prom").read_text()
@@ -294,10 +306,7 @@ def test_the_files_list_the_shops_by_name_as_they_come_and_go(tmp_path: Path) ->
 def test_the_header_is_the_writes_and_a_piece_an_hour_old_is_rendered_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made = rendered_shops(monkeypatch)
-    clock = [NOW]
-    publisher = both(tmp_path, clock)
-    publisher.sync([named("a"), named("b")])
+    made, clock, publisher = a_and_b_rendered(tmp_path, monkeypatch)
     clock[0] = NOW + 100
     b = sent_again(named("b"), NOW + 100)
     publisher.update([b])
@@ -377,10 +386,7 @@ def test_a_shop_rendered_every_second_keeps_the_renewals_to_the_shops(
 ) -> None:
     # A shop at a 1 s interval renders 3,600 times before its first piece is an hour
     # old: each rendering's entry kept until then grew the daemon by 50 KiB a minute.
-    made = rendered_shops(monkeypatch)
-    clock = [NOW]
-    publisher = both(tmp_path, clock)
-    publisher.sync([named("a"), named("b")])
+    made, clock, publisher = a_and_b_rendered(tmp_path, monkeypatch)
     b = named("b")
     for second in range(1, 5000):
         clock[0] = NOW + second
