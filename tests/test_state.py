@@ -639,6 +639,18 @@ def test_round_trip_keeps_every_microsecond_digit(tmp_path: Path) -> None:
     assert store.read() == st.State(last_success=NOW + 0.123456)
 
 
+def test_a_hand_edited_time_before_the_year_1000_is_written_back_readable(
+    tmp_path: Path,
+) -> None:
+    store = st.StateStore(tmp_path)
+    store.path.write_text('{"version": 3, "last_success": "0999-06-01T00:00:00Z"}')
+    read = store.read()
+    assert read is not None
+    store.save(read)
+    assert json.loads(store.path.read_text())["last_success"] == "0999-06-01T00:00:00.000000Z"
+    assert store.read() == read  # not moved aside as unreadable at the next start
+
+
 def test_a_time_with_an_explicit_offset_is_read() -> None:
     doc = {"version": 1, "last_success": "2027-01-15T10:00:00+02:00"}
     assert st.from_json(doc).last_success == NOW

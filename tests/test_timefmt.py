@@ -82,6 +82,22 @@ def test_a_written_time_reads_back_exactly() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "precision"),
+    [
+        ("0001-01-01T00:00:00Z", "s"),
+        ("0999-06-01T12:00:00.250Z", "ms"),
+        ("0042-02-28T23:59:59.500000Z", "us"),  # halves: exact in a float of any year
+        ("9999-12-31T23:59:59.500000Z", "us"),
+    ],
+)
+def test_every_year_is_written_with_four_digits_and_reads_back(
+    text: str, precision: tf.Precision
+) -> None:
+    # glibc's strftime writes the year 999 as "999": no RFC 3339 reader takes it back.
+    assert tf.rfc3339(tf.parse_us(text) / 1_000_000, precision) == text
+
+
+@pytest.mark.parametrize(
     ("text", "micros"),
     [
         ("2026-11-29T05:42:28.123456Z", 1_795_930_948_123_456),
