@@ -11,6 +11,8 @@ MOMENT = 1_795_930_948.123456
 
 def test_whole_seconds_truncate_and_end_in_z() -> None:
     assert tf.rfc3339(MOMENT) == "2026-11-29T05:42:28Z"
+    # Within a microsecond of the next second: a datetime rounds it up, a second truncates.
+    assert tf.rfc3339(1_795_930_948.9999996) == "2026-11-29T05:42:28Z"
 
 
 def test_milliseconds_and_microseconds() -> None:
