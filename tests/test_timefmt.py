@@ -27,6 +27,7 @@ def test_maybe_passes_none_through() -> None:
 
 def test_compact_is_for_file_names() -> None:
     assert tf.compact(MOMENT) == "20261129T054228Z"
+    assert tf.compact(tf.parse("0999-06-01T12:00:00Z")) == "09990601T120000Z"
 
 
 @pytest.mark.parametrize(
