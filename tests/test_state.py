@@ -554,7 +554,7 @@ def test_a_version_1_state_is_carried_forward_whole(tmp_path: Path, name: str) -
     assert (state.counters, state.history) == (st.Counters(), st.History())
     # Written back, it is a file of today's version that reads as the same state.
     store.save(state)
-    assert json.loads(store.path.read_text())["version"] == st.STATE_VERSION == 3
+    assert json.loads(store.path.read_text())["version"] == st.STATE_VERSION == 4
     assert store.read() == state
 
 

@@ -1,13 +1,17 @@
-"""The delivery history: how a state keeps it, how state.json writes it as rows, and how
-the files of earlier versions are read into it (contract §5, §11)."""
+"""The delivery history: how a state keeps it, how state.json writes it (its packed
+entries, in base64), and how the files of earlier versions are read into it (contract
+§5, §11)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import resource
 import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -146,19 +150,37 @@ def test_the_rows_are_what_the_file_holds() -> None:
 # --- in the file -------------------------------------------------------------------------
 
 
-def test_the_file_holds_the_history_as_rows_under_its_columns(tmp_path: Path) -> None:
+def entry(at_us: int, kind: int, status: int, attempts: int, elapsed_ms: int) -> bytes:
+    """One entry as docs/status.md lays it out, made without pulsed's struct."""
+    return b"".join(
+        value.to_bytes(size, "little", signed=size == 8)
+        for value, size in ((at_us, 8), (kind, 1), (status, 2), (attempts, 1), (elapsed_ms, 4))
+    )
+
+
+def test_the_file_holds_the_history_as_its_entries_in_base64(tmp_path: Path) -> None:
     store = st.StateStore(tmp_path)
     state = st.State(history=st.History.of([sent(NOW - 3600.25, 204, 2, 457), failed(NOW)]))
     store.save(state)
     text = store.path.read_text()
-    assert (
-        '"history":{"columns":["at_us","outcome","status","attempts","elapsed_ms","reason"],'
-        '"rows":[[1799996399750000,"sent",204,2,457,null],'
-        '[1800000000000000,"failed",null,3,2000,"timeout"]]}'
-    ) in text
+    timeout = 1 | 2 << 1  # failed, for the second reason
+    packed = entry(1_799_996_399_750_000, 0, 204, 2, 457) + entry(
+        1_800_000_000_000_000, timeout, 0, 3, 2000
+    )
+    written = base64.b64encode(packed).decode()
+    assert f'"history":{{"entries":"{written}","layout":"<qBHBI"}}' in text
     assert text == st.encoded(state).decode()
-    assert json.loads(text)["version"] == st.STATE_VERSION == 3
+    assert json.loads(text)["version"] == st.STATE_VERSION == 4
     assert store.read() == state
+
+
+def test_each_reason_has_the_number_the_files_hold() -> None:
+    """The numbers are in every version-4 file: a new reason goes at the end."""
+    numbered = ["connect", "timeout", "network", "tls", "status", "redirect", "protocol"]
+    assert list(REASONS) == [*numbered, "internal"]
+    for number, reason in enumerate(REASONS, start=1):
+        history = st.History.of([st.Delivery(0, "sent", None, 0, 0, reason)])
+        assert history.packed == entry(0, number << 1, 0, 0, 0)
 
 
 def test_the_first_and_last_times_are_those_rfc_3339_writes() -> None:
@@ -181,7 +203,9 @@ def test_the_bounds_of_every_column_are_read_and_written_back_exactly(tmp_path: 
     assert state is not None
     assert state.history.rows() == [tuple(row) for row in rows]  # type: ignore[arg-type]
     store.save(state)
-    assert json.loads(store.path.read_text())["history"]["rows"] == rows
+    assert json.loads(store.path.read_text())["version"] == 4
+    again = st.StateStore(tmp_path).read()
+    assert again is not None and again.history.rows() == [tuple(row) for row in rows]  # type: ignore[arg-type]
 
 
 def test_a_longer_list_of_rows_keeps_its_newest() -> None:
@@ -197,7 +221,7 @@ def test_a_version_3_document_without_a_history_has_none() -> None:
 
 def test_a_version_2_state_is_carried_forward_whole(tmp_path: Path) -> None:
     """A file of the version-2 writer, a week of deliveries and a body in flight: every
-    field and every delivery survives to the microsecond, and the next save is version 3."""
+    field and every delivery survives to the microsecond, and the next save is version 4."""
     raw = json.loads((DATA / "state-v2.json").read_text())
     assert raw["version"] == 2 and len(raw["history"]) == 168
     assert {e["reason"] for e in raw["history"]} == {None, *REASONS}
@@ -216,13 +240,101 @@ def test_a_version_2_state_is_carried_forward_whole(tmp_path: Path) -> None:
 
     store.save(state)
     doc = json.loads(store.path.read_text())
-    assert doc["version"] == 3
-    assert doc["history"] == {"columns": COLUMNS, "rows": [list(row) for row in written]}
+    assert doc["version"] == 4
+    assert doc["history"]["entries"] == base64.b64encode(state.history.packed).decode()
     # Every other field is written exactly as version 2 wrote it.
     assert {k: v for k, v in doc.items() if k not in ("version", "history")} == {
         k: v for k, v in raw.items() if k not in ("version", "history")
     }
     assert store.read() == state
+
+
+def test_a_version_3_state_is_carried_forward_whole(tmp_path: Path) -> None:
+    """The version-3 writer's file (tests/data/state-v3.json: state-v2.json as it
+    wrote it back): every field and every row survives, and the next save is version 4."""
+    raw = json.loads((DATA / "state-v3.json").read_text())
+    assert raw["version"] == 3 and len(raw["history"]["rows"]) == 168
+    (tmp_path / "state.json").write_bytes((DATA / "state-v3.json").read_bytes())
+    store = st.StateStore(tmp_path)
+    state = store.load(NOW)
+    assert not list(tmp_path.glob("*.corrupt-*"))
+    assert store.held is None  # not today's version: the next save writes it
+    assert state.history.rows() == [tuple(row) for row in raw["history"]["rows"]]
+
+    store.save(state)
+    doc = json.loads(store.path.read_text())
+    assert doc["version"] == 4
+    assert {k: v for k, v in doc.items() if k not in ("version", "history")} == {
+        k: v for k, v in raw.items() if k not in ("version", "history")
+    }
+    again = st.StateStore(tmp_path)
+    assert again.read() == state and again.held == state
+
+
+def packed(*entries: bytes, layout: object = "<qBHBI") -> dict[str, Any]:
+    return {"entries": base64.b64encode(b"".join(entries)).decode(), "layout": layout}
+
+
+GOOD = entry(1_800_000_000_000_000, 0, 200, 1, 312)
+
+MALFORMED_PACKED = [
+    ([], "history is not an object"),
+    ({"entries": ""}, "history.layout is not <qBHBI"),
+    (packed(GOOD, layout=">qBHBI"), "history.layout is not <qBHBI"),
+    ({"layout": "<qBHBI"}, "history.entries is not a string"),
+    ({"layout": "<qBHBI", "entries": [1]}, "history.entries is not a string"),
+    ({"layout": "<qBHBI", "entries": "AAAA*AAA"}, "history.entries is not base64"),
+    ({"layout": "<qBHBI", "entries": "AAA"}, "history.entries is not base64"),
+    # Whole entries once the character that is not base64's is dropped: still refused.
+    ({**packed(GOOD), "entries": "*" + packed(GOOD)["entries"]}, "history.entries is not base64"),
+    ({"layout": "<qBHBI", "entries": "AAAAé"}, "history.entries is not base64"),
+    (packed(GOOD[:-1]), "history.entries is not a whole number of 16-byte entries"),
+    (packed(GOOD, b"\0"), "history.entries is not a whole number of 16-byte entries"),
+    (packed(entry(st.FIRST_US - 1, 0, 200, 1, 1)), "history.entries holds a time out of range"),
+    (packed(GOOD, entry(st.END_US, 0, 200, 1, 1)), "history.entries holds a time out of range"),
+    (packed(entry(0, 2 * 9, 200, 1, 1)), "history.entries holds a reason pulsed does not know"),
+    (packed(GOOD, entry(0, 255, 0, 1, 1)), "history.entries holds a reason pulsed does not know"),
+    (packed(entry(0, 0, 99, 1, 1)), "history.entries holds a status that is not HTTP's"),
+    (packed(GOOD, entry(0, 1, 1000, 1, 1)), "history.entries holds a status that is not HTTP's"),
+    (packed(entry(0, 0, 0xFFFF, 1, 1), GOOD), "history.entries holds a status that is not HTTP's"),
+]
+
+
+@pytest.mark.parametrize(("history", "problem"), MALFORMED_PACKED)
+def test_malformed_entries_are_corrupt_and_moved_aside_with_a_warning(
+    tmp_path: Path, history: object, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    content = json.dumps({"version": 4, "history": history}).encode()
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(content)
+    assert store.load(NOW) == st.State()
+    (aside,) = tmp_path.glob("state.json.corrupt-*")
+    assert aside.read_bytes() == content
+    (record,) = caplog.records
+    assert record.event == "state.corrupt"  # type: ignore[attr-defined]
+    assert record.error == f"{store.path}: cannot be parsed ({problem})"  # type: ignore[attr-defined]
+
+
+def test_the_bounds_of_every_field_of_an_entry_are_read() -> None:
+    entries = [
+        entry(st.FIRST_US, 0, 100, 0, 0),
+        entry(st.END_US - 1, 2 * 9 - 1, 999, 255, 2**32 - 1),  # failed, the last reason
+        entry(-1, 1, 0, 3, 2000),
+    ]
+    history = st.from_json({"version": 4, "history": packed(*entries)}).history
+    assert history.rows() == [
+        (st.FIRST_US, "sent", 100, 0, 0, None),
+        (st.END_US - 1, "failed", 999, 255, 2**32 - 1, "internal"),
+        (-1, "failed", None, 3, 2000, None),
+    ]
+
+
+def test_longer_entries_keep_their_newest_and_none_are_none() -> None:
+    entries = [entry(1_800_000_000_000_000 + n, 0, 200, 1, n) for n in range(170)]
+    state = st.from_json({"version": 4, "history": packed(*entries)})
+    assert [d.elapsed_ms for d in state.history] == list(range(2, 170))
+    assert st.from_json({"version": 4, "history": packed()}).history == st.History()
+    assert st.from_json({"version": 4, "history": None}).history == st.History()
 
 
 def rows(*entries: object) -> dict[str, Any]:
@@ -466,3 +578,63 @@ def test_every_history_pulsed_writes_is_read_a_column_at_a_time(rows: list[Any])
     history = st._columns(rows)
     assert history is not None and history == read_one_at_a_time(rows)
     assert st._columns(json.loads(json.dumps(history.rows()))) == history
+
+
+# --- the entries checked in C ----------------------------------------------------------------
+
+TIME_EDGES = [st.FIRST_US - 1, st.FIRST_US, st.END_US - 1, st.END_US]
+ENTRIES = hyp.lists(
+    hyp.tuples(
+        hyp.one_of(hyp.sampled_from(TIME_EDGES), hyp.integers(-(2**63), 2**63 - 1)),
+        hyp.one_of(hyp.sampled_from([0, 1, 2 * 9 - 1, 2 * 9]), hyp.integers(0, 255)),
+        hyp.one_of(hyp.sampled_from([0, 99, 100, 999, 1000]), hyp.integers(0, 2**16 - 1)),
+        hyp.integers(0, 255),
+        hyp.integers(0, 2**32 - 1),
+    ),
+    max_size=6,
+)
+
+
+def read_each(fields: list[tuple[int, int, int, int, int]]) -> st.History | None:
+    """What a history of these entries is, each one checked by itself; None if one is bad."""
+    for at_us, kind, status, _, _ in fields:
+        if not st.FIRST_US <= at_us < st.END_US or kind >= 2 * 9:
+            return None
+        if status != 0 and not 100 <= status <= 999:
+            return None
+    return st.History(b"".join(entry(*f) for f in fields))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ENTRIES)
+@example([(0, 0, 0, 0, 0), (0, 0, 1000, 0, 0)])  # a bad status after a good one
+@example([(st.END_US, 0, 200, 1, 1), (0, 0, 200, 1, 1)])
+def test_entries_checked_at_once_are_those_checked_one_at_a_time(
+    fields: list[tuple[int, int, int, int, int]],
+) -> None:
+    doc = packed(*(entry(*f) for f in fields))
+    try:
+        history: st.History | None = st._entries(doc)
+    except ValueError:
+        history = None
+    assert history == read_each(fields)
+    if history is not None:
+        assert st._entries(st.to_json(st.State(history=history))["history"]) == history
+
+
+def test_the_command_in_docs_status_reads_a_history_as_rows(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "status.md").read_text("utf-8")
+    (command,) = re.findall(r"```\npython3 -c '(.*?)' state\.json\n```", page, re.DOTALL)
+    first, second = re.findall(r"prints `(.*?)` and `(.*?)` for the\nexample", page)[0]
+    deliveries = [
+        st.Delivery(1_800_000_000.123456, "sent", 200, 1, 312),
+        st.Delivery(1_800_003_600.25, "failed", None, 3, 2000, "timeout"),
+    ]
+    st.StateStore(tmp_path).save(st.State(history=st.History.of(deliveries)))
+    shown = subprocess.run(
+        [sys.executable, "-c", command, str(tmp_path / "state.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.splitlines() == [first, second]
