@@ -389,7 +389,7 @@ def to_json(state: State) -> dict[str, Any]:
             "delivery_attempts": state.counters.delivery_attempts,
         },
         "history": {
-            "entries": base64.b64encode(state.history.packed).decode("ascii"),
+            "entries": base64.b64encode(state.history.packed).decode(),
             "layout": HISTORY_LAYOUT,
         },
     }
