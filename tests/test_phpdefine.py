@@ -8,12 +8,14 @@ PULSED_HYPOTHESIS_EXAMPLES sets the examples per property (``make soak``: 10000)
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pulsed import _phpdefine
 from pulsed._errors import CollectError
 from pulsed._phpdefine import scan, value_of
 
@@ -456,3 +458,15 @@ def test_a_hostile_mebibyte_is_read_in_linear_time(name: str) -> None:
     assert read("<?php " + HOSTILE[name]) is None
     # Each takes well under 2 s of CPU here; anything quadratic would take minutes.
     assert time.process_time() - started < 5.0
+
+
+def test_a_label_is_ascii_letters_underscore_and_anything_beyond_ascii() -> None:
+    """The label classes are written as the ASCII they are not (they compile in a
+    fraction of the time); each code point's answer is PHP's, ASCII and beyond."""
+    first, next_ = re.compile(_phpdefine._FIRST), re.compile(_phpdefine._NEXT)
+    beyond = [0x80, 0xFF, 0x100, 0x7FF, 0xD7FF, 0xD800, 0xDFFF, 0xFFFF, 0x10000, 0x10FFFF]
+    for code in [*range(0x80), *beyond]:
+        char = chr(code)
+        letter = not char.isascii() or char.isalpha() or char == "_"
+        assert bool(first.fullmatch(char)) is letter, hex(code)
+        assert bool(next_.fullmatch(char)) is (letter or char in "0123456789"), hex(code)
