@@ -56,7 +56,7 @@ log = logging.getLogger("pulsed.state")
 STATE_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
 # A week of hourly heartbeats: enough for the 7-day share, and it keeps the file
-# small (each row is about 40 bytes as written) however long the daemon runs.
+# small (each delivery is 16 bytes, 22 characters as written) however long it runs.
 HISTORY_LIMIT = 168
 # What each row of a version-3 history holds, in order; the file names them too.
 HISTORY_COLUMNS = ("at_us", "outcome", "status", "attempts", "elapsed_ms", "reason")
