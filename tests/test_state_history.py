@@ -271,6 +271,20 @@ def test_a_version_3_state_is_carried_forward_whole(tmp_path: Path) -> None:
     assert again.read() == state and again.held == state
 
 
+def moved_aside(tmp_path: Path, doc: object, caplog: pytest.LogCaptureFixture) -> str:
+    """Start on a state file holding ``doc``: it reads as no state and is moved aside,
+    its bytes kept, with one ``state.corrupt`` warning, whose error is returned."""
+    content = json.dumps(doc).encode()
+    store = st.StateStore(tmp_path)
+    store.path.write_bytes(content)
+    assert store.load(NOW) == st.State()
+    (aside,) = tmp_path.glob("state.json.corrupt-*")
+    assert aside.read_bytes() == content
+    (record,) = caplog.records
+    assert record.event == "state.corrupt"  # type: ignore[attr-defined]
+    return str(record.error)  # type: ignore[attr-defined]
+
+
 def packed(*entries: bytes, layout: object = "<qBHBI") -> dict[str, Any]:
     return {"entries": base64.b64encode(b"".join(entries)).decode(), "layout": layout}
 
@@ -304,15 +318,8 @@ MALFORMED_PACKED = [
 def test_malformed_entries_are_corrupt_and_moved_aside_with_a_warning(
     tmp_path: Path, history: object, problem: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    content = json.dumps({"version": 4, "history": history}).encode()
-    store = st.StateStore(tmp_path)
-    store.path.write_bytes(content)
-    assert store.load(NOW) == st.State()
-    (aside,) = tmp_path.glob("state.json.corrupt-*")
-    assert aside.read_bytes() == content
-    (record,) = caplog.records
-    assert record.event == "state.corrupt"  # type: ignore[attr-defined]
-    assert record.error == f"{store.path}: cannot be parsed ({problem})"  # type: ignore[attr-defined]
+    error = moved_aside(tmp_path, {"version": 4, "history": history}, caplog)
+    assert error == f"{tmp_path / 'state.json'}: cannot be parsed ({problem})"
 
 
 def test_the_bounds_of_every_field_of_an_entry_are_read() -> None:
@@ -383,16 +390,9 @@ MALFORMED = [
 def test_a_malformed_history_is_corrupt_and_moved_aside_with_a_warning(
     tmp_path: Path, history: object, problem: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    content = json.dumps({"version": 3, "history": history}).encode()
-    store = st.StateStore(tmp_path)
-    store.path.write_bytes(content)
-    assert store.load(NOW) == st.State()
-    (aside,) = tmp_path.glob("state.json.corrupt-*")
-    assert aside.read_bytes() == content
-    (record,) = caplog.records
-    assert record.event == "state.corrupt"  # type: ignore[attr-defined]
-    assert record.error.startswith(f"{store.path}: cannot be parsed ({problem}")  # type: ignore[attr-defined]
-    assert record.error.endswith(")")  # type: ignore[attr-defined]
+    error = moved_aside(tmp_path, {"version": 3, "history": history}, caplog)
+    assert error.startswith(f"{tmp_path / 'state.json'}: cannot be parsed ({problem}")
+    assert error.endswith(")")
 
 
 SENT = {"at": "2027-01-15T08:00:00Z", "outcome": "sent", "status": 200, "attempts": 1}
