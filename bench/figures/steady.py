@@ -11,6 +11,8 @@ and shops due one at a time, spread apart as an hourly interval spreads them.
   (``bench/io_floor.py``: an httpx POST and two atomic state writes, measured in
   the same run) and against one curl run; 2,000 shops against 200.
 - CPU per heartbeat with 200 shops due at once, full histories, against the floor.
+- Both also against the floor with its saves in a worker thread (info): pulsed runs
+  its saves there, so what is left over that floor is pulsed's own code.
 - Total PSS with full histories against one idle floor process.
 - Start to ``READY=1`` with 2,000 shops and their own secrets, against the floor;
   ``SIGHUP`` to ``READY=1`` (the reload reads every shop and secret again).
