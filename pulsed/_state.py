@@ -138,9 +138,9 @@ MOST_ELAPSED_MS = 0xFFFF_FFFF
 FIRST_US, END_US = -62_135_596_800_000_000, 253_402_300_800_000_000
 
 
-# One field of each entry of a whole history, read in one call so that it stays in C: the
-# times (the first eight bytes) and the statuses (two bytes after the kind's). A shorter
-# history is read padded with zeros, and only its own entries kept.
+# The bytes of a whole history; and one field of each of its entries, read in one call so
+# that it stays in C: the times (the first eight bytes) and the statuses (two bytes after
+# the kind's). A shorter history is read padded with zeros, and only its own entries kept.
 _FULL = _ENTRY.size * HISTORY_LIMIT
 _TIMES = struct.Struct("<" + "q8x" * HISTORY_LIMIT)
 _STATUSES = struct.Struct("<" + "9xH5x" * HISTORY_LIMIT)
@@ -211,7 +211,7 @@ class History:
             delivery.elapsed_ms,
             delivery.reason,
         )
-        return History((self.packed + entry)[-_ENTRY.size * HISTORY_LIMIT :])
+        return History((self.packed + entry)[-_FULL:])
 
     def __len__(self) -> int:
         return len(self.packed) // _ENTRY.size
@@ -557,7 +557,7 @@ def _entries(raw: dict[str, Any]) -> History:
     if len(packed) % _ENTRY.size:
         raise ValueError(f"history.entries is not a whole number of {_ENTRY.size}-byte entries")
     # A longer one was not written by pulsed; its newest entries are still true.
-    packed = packed[-_ENTRY.size * HISTORY_LIMIT :]
+    packed = packed[-_FULL:]
     if not packed:
         return History()
     times = _column(_TIMES, packed)
